@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Topiary",
+    products: [
+        .library(name: "Topiary", targets: ["Topiary"]),
+        .executable(name: "topiary", targets: ["topiary"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Public API.
+        .target(
+            name: "Topiary",
+            dependencies: ["CBLAS", "CZlib", "CSparseKernels"]
+        ),
+        .executableTarget(
+            name: "topiary",
+            dependencies: [
+                "Topiary",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Implementation details: system libraries and C kernels (not API).
+        .systemLibrary(
+            name: "CBLAS",
+            path: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "CSparseKernels"),
+
+        // Benchmarks (a dependency-free harness: warm-up, repeated runs, medians and percentiles).
+        .executableTarget(
+            name: "TopiaryBenchmarks",
+            dependencies: ["Topiary"],
+            path: "Benchmarks/TopiaryBenchmarks"
+        ),
+
+        // Tests.
+        .testTarget(name: "TopiaryTests", dependencies: ["Topiary"]),
+        .testTarget(name: "topiaryTests", dependencies: ["topiary"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

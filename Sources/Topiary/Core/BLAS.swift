@@ -1,0 +1,89 @@
+import CBLAS
+
+/// The thin wrapper over OpenBLAS: every dense product in Topiary goes through here.
+///
+/// This is the only file that calls CBLAS. All matrices are row-major `Float`.
+public enum BLAS {
+    /// Whether an operand is used as stored or transposed.
+    public enum Transpose: Sendable {
+        /// Use the operand as stored.
+        case none
+        /// Use the operand's transpose.
+        case transpose
+
+        @usableFromInline var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+    }
+
+    /// The number of threads OpenBLAS uses.
+    ///
+    /// The corresponding C functions are `openblas_get_num_threads` and `openblas_set_num_threads`.
+    public static var threadCount: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// `C ← alpha · op(A) · op(B) + beta · C` on raw row-major buffers.
+    ///
+    /// `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`. `lda`, `ldb`, `ldc` are the row
+    /// strides of the stored matrices (the stored column count when dense).
+    ///
+    /// The corresponding C function is `cblas_sgemm`.
+    @inlinable
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    beta, c, Int32(ldc))
+    }
+
+    /// `y ← alpha · op(A) · x + beta · y` on a raw row-major `rows × columns` buffer `A`.
+    ///
+    /// The corresponding C function is `cblas_sgemv`.
+    @inlinable
+    public static func gemv(
+        _ trans: Transpose, rows: Int, columns: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        x: UnsafePointer<Float>, incX: Int = 1,
+        beta: Float = 0,
+        y: UnsafeMutablePointer<Float>, incY: Int = 1
+    ) {
+        guard rows > 0, columns > 0 else { return }
+        cblas_sgemv(CblasRowMajor, trans.cblas, Int32(rows), Int32(columns), alpha, a, Int32(lda),
+                    x, Int32(incX), beta, y, Int32(incY))
+    }
+
+    /// Returns `alpha · op(A) · op(B)` for matrices.
+    ///
+    /// - Precondition: the inner dimensions agree.
+    public static func matmul(_ a: Matrix, _ transA: Transpose = .none,
+                              _ b: Matrix, _ transB: Transpose = .none,
+                              alpha: Float = 1) -> Matrix {
+        let m = transA == .none ? a.rows : a.columns
+        let k = transA == .none ? a.columns : a.rows
+        let kb = transB == .none ? b.rows : b.columns
+        let n = transB == .none ? b.columns : b.rows
+        precondition(k == kb, "BLAS.matmul: inner dimensions differ (\(k) and \(kb))")
+        var c = Matrix(rows: m, columns: n)
+        if k == 0 { return c }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    gemm(transA, transB, m: m, n: n, k: k, alpha: alpha,
+                         a: pa.baseAddress!, lda: max(1, a.columns),
+                         b: pb.baseAddress!, ldb: max(1, b.columns),
+                         c: pc.baseAddress!, ldc: max(1, n))
+                }
+            }
+        }
+        return c
+    }
+}

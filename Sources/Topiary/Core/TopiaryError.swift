@@ -1,0 +1,37 @@
+/// An error caused by input that a user controls: files, data, options.
+///
+/// Programmer errors (a shape mismatch in a library call) trap with a `precondition` instead.
+public struct TopiaryError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What kind of problem this is.
+    public enum Kind: String, Sendable {
+        /// A file or folder does not exist or cannot be read.
+        case fileNotFound
+        /// A file exists but its content is not what was expected (bad magic, truncated, malformed header).
+        case corruptFile
+        /// A shape or size does not fit (mismatched tensors, absurd sizes refused before allocating).
+        case invalidShape
+        /// An option or argument is out of range or inconsistent.
+        case invalidOption
+        /// Data contains NaN or infinity, or training diverged.
+        case nonFinite
+        /// Writing a file failed.
+        case writeFailed
+    }
+
+    /// What kind of problem this is.
+    public let kind: Kind
+    /// A sentence a user can act on.
+    public let message: String
+
+    /// Creates an error of `kind` with a readable `message`.
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+
+    /// Whether two errors are of the same kind (messages are ignored).
+    public static func ~= (lhs: Kind, rhs: TopiaryError) -> Bool { lhs == rhs.kind }
+}

@@ -1,0 +1,92 @@
+/// A dense layer times a binary mask: the article's `PrunableDense`.
+///
+/// The invariant `weight == weight ⊙ mask` always holds: pruned weights are stored as exact
+/// zeros, so the forward pass is still one `sgemm`; the weight gradient is masked after every
+/// backward pass, and optimizers mask their update and state, so a pruned weight stays exactly
+/// `0.0` through any number of steps, weight decay included.
+///
+/// ```swift
+/// var rng = SeededRandom(seed: 0)
+/// let layer = PrunableDense(784, 300, activation: .relu, using: &rng)
+/// layer.prune { i in abs(layer.weight.storage[i]) < 0.01 }
+/// ```
+public final class PrunableDense: Dense {
+    /// The mask, `[out, in]`, with entries exactly `0` (pruned) or `1` (kept).
+    public private(set) var mask: Matrix
+
+    /// Creates a layer with the given parameters and mask (all ones when `mask` is `nil`).
+    ///
+    /// Weights at masked positions are set to zero.
+    /// - Precondition: the mask has the weight's shape and holds only `0` and `1`.
+    public init(weight: Matrix, bias: [Float], mask: Matrix? = nil, activation: Activation = .identity) {
+        let m = mask ?? Matrix(rows: weight.rows, columns: weight.columns, repeating: 1)
+        precondition(m.rows == weight.rows && m.columns == weight.columns,
+                     "PrunableDense: mask is \(m.rows)×\(m.columns), expected \(weight.rows)×\(weight.columns)")
+        precondition(m.storage.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense: mask entries must be 0 or 1")
+        self.mask = m
+        super.init(weight: weight, bias: bias, activation: activation)
+        applyMask()
+    }
+
+    /// Creates an `inputSize → outputSize` layer initialised as ``Dense`` is, with nothing pruned.
+    public convenience init(_ inputSize: Int, _ outputSize: Int, activation: Activation = .identity,
+                            using rng: inout SeededRandom) {
+        let dense = Dense(inputSize, outputSize, activation: activation, using: &rng)
+        self.init(dense)
+    }
+
+    /// Wraps a dense layer (copying its parameters) with a full mask.
+    public convenience init(_ dense: Dense) {
+        self.init(weight: dense.weight, bias: dense.bias, mask: (dense as? PrunableDense)?.mask,
+                  activation: dense.activation)
+    }
+
+    /// The number of weights kept by the mask.
+    public var keptCount: Int { mask.storage.reduce(0) { $0 + Int($1) } }
+
+    /// The fraction of weights pruned, `1 − kept / count`.
+    public var sparsity: Double { weight.count == 0 ? 0 : 1 - Double(keptCount) / Double(weight.count) }
+
+    /// Prunes every weight at flat index `i` (row-major in `[out, in]`) for which `shouldPrune(i)` is true.
+    ///
+    /// Masks only shrink: already-pruned weights stay pruned.
+    public func prune(where shouldPrune: (Int) -> Bool) {
+        for i in 0..<mask.count where mask.storage[i] != 0 && shouldPrune(i) {
+            mask.storage[i] = 0
+            weight.storage[i] = 0
+        }
+    }
+
+    /// Replaces the mask. Weights at newly masked positions become zero.
+    ///
+    /// - Precondition: same shape, entries `0` or `1`.
+    public func setMask(_ newMask: Matrix) {
+        precondition(newMask.rows == mask.rows && newMask.columns == mask.columns,
+                     "PrunableDense.setMask: expected \(mask.rows)×\(mask.columns), got \(newMask.rows)×\(newMask.columns)")
+        precondition(newMask.storage.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense.setMask: entries must be 0 or 1")
+        mask = newMask
+        applyMask()
+    }
+
+    /// Restores the invariant `weight == weight ⊙ mask` (call after writing `weight` directly).
+    public func applyMask() {
+        mask.storage.withUnsafeBufferPointer { m in
+            weight.storage.withUnsafeMutableBufferPointer { w in
+                for i in 0..<w.count { w[i] *= m[i] }
+            }
+        }
+    }
+
+    override func didComputeGradients() {
+        mask.storage.withUnsafeBufferPointer { m in
+            weightGradient.storage.withUnsafeMutableBufferPointer { g in
+                for i in 0..<g.count { g[i] *= m[i] }
+            }
+        }
+    }
+
+    /// A deep copy with the same mask.
+    public override func copy() -> Dense {
+        PrunableDense(weight: weight, bias: bias, mask: mask, activation: activation)
+    }
+}
