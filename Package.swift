@@ -5,7 +5,7 @@ let package = Package(
     name: "Topiary",
     products: [
         .library(name: "Topiary", targets: ["Topiary"]),
-        .executable(name: "topiary", targets: ["topiary"]),
+        .executable(name: "topiary", targets: ["TopiaryCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,7 +17,7 @@ let package = Package(
             dependencies: ["CBLAS", "CZlib", "CSparseKernels"]
         ),
         .executableTarget(
-            name: "topiary",
+            name: "TopiaryCLI",
             dependencies: [
                 "Topiary",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -47,7 +47,7 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "TopiaryTests", dependencies: ["Topiary"]),
-        .testTarget(name: "topiaryTests", dependencies: ["topiary"]),
+        .testTarget(name: "TopiaryCLITests", dependencies: ["TopiaryCLI"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -123,3 +123,10 @@ public class Dense {
         Dense(weight: weight, bias: bias, activation: activation)
     }
 }
+
+extension Dense {
+    /// The fraction of this layer's weights that are exactly zero.
+    public var weightSparsity: Double {
+        weight.count == 0 ? 0 : 1 - Double(weight.nonzeroCount) / Double(weight.count)
+    }
+}

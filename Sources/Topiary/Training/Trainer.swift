@@ -1,0 +1,152 @@
+/// One epoch's numbers, as reported by ``Trainer/fit(_:epochs:progress:)`` and the CLI's `--json`.
+public struct EpochRecord: Codable, Sendable, Equatable {
+    /// The epoch number, from 1.
+    public var epoch: Int
+    /// The mean training loss over the epoch's batches.
+    public var trainLoss: Double
+    /// Loss on the validation split.
+    public var valLoss: Double
+    /// Accuracy on the validation split, a fraction in `0...1`.
+    public var valAccuracy: Double
+    /// Accuracy on the test split (reported, never used for decisions).
+    public var testAccuracy: Double
+    /// Seconds spent training (forward, backward, optimizer) in this epoch, evaluation excluded.
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, seconds
+        case trainLoss = "train_loss", valLoss = "val_loss"
+        case valAccuracy = "val_accuracy", testAccuracy = "test_accuracy"
+    }
+}
+
+/// Progress inside an epoch, for progress bars.
+public struct TrainingProgress: Sendable {
+    /// The epoch number, from 1.
+    public var epoch: Int
+    /// Batches done in this epoch.
+    public var batchesDone: Int
+    /// Batches in this epoch.
+    public var batchCount: Int
+    /// The mean loss of the batches done so far.
+    public var runningLoss: Double
+    /// Seconds since the epoch started.
+    public var elapsed: Double
+}
+
+/// Trains a ``Chain`` with minibatch gradient descent: for each batch, forward, loss, backward,
+/// optimizer step. Batches are drawn by a seeded shuffle; nothing is allocated per batch.
+///
+/// ```swift
+/// let data = try FashionMNIST.load()
+/// let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
+/// let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), seed: 0)
+/// let history = try trainer.fit(data, epochs: 15)
+/// ```
+public final class Trainer {
+    /// The network being trained.
+    public let network: Chain
+    /// The optimizer.
+    public let optimizer: Optimizer
+    /// The loss.
+    public var loss: Loss
+    /// The number of examples per batch.
+    public let batchSize: Int
+    /// The seed of the shuffling; epoch `e` shuffles with a generator derived from `(seed, e)`,
+    /// so a run resumed at epoch `e` draws the same batches.
+    public var seed: UInt64
+    /// The learning rate the schedule multiplies.
+    public var baseLearningRate: Float
+    /// The learning-rate schedule, evaluated at the fractional epoch before every step.
+    public var schedule: LearningRateSchedule
+    /// The number of epochs trained so far; the schedule and the shuffle use it.
+    public var epochsCompleted: Int = 0
+    private var workspace: Chain.Workspace
+
+    /// Creates a trainer. The optimizer's current learning rate becomes ``baseLearningRate``.
+    public init(network: Chain, optimizer: Optimizer, loss: Loss = .softmaxCrossEntropy,
+                batchSize: Int = 128, seed: UInt64 = 0, schedule: LearningRateSchedule = .constant) {
+        precondition(batchSize > 0, "Trainer: batch size must be positive, got \(batchSize)")
+        self.network = network
+        self.optimizer = optimizer
+        self.loss = loss
+        self.batchSize = batchSize
+        self.seed = seed
+        self.baseLearningRate = optimizer.learningRate
+        self.schedule = schedule
+        self.workspace = Chain.Workspace(for: network, batchCapacity: batchSize)
+    }
+
+    /// Trains one epoch over `data`.
+    ///
+    /// - Parameters:
+    ///   - progress: called after every batch.
+    ///   - afterStep: called after every optimizer step with the global step index (from 0);
+    ///     gradual pruning inside training uses it.
+    /// - Returns: the mean training loss and the seconds spent.
+    /// - Throws: ``TopiaryError`` `.nonFinite` when the loss becomes NaN or infinite.
+    @discardableResult
+    public func trainEpoch(_ data: LabeledData,
+                           progress: ((TrainingProgress) -> Void)? = nil,
+                           afterStep: ((Int) throws -> Void)? = nil) throws -> (loss: Double, seconds: Double) {
+        precondition(data.featureCount == network.inputSize,
+                     "Trainer: data has \(data.featureCount) features, the network expects \(network.inputSize)")
+        if !workspace.fits(network, batch: batchSize) {
+            workspace = Chain.Workspace(for: network, batchCapacity: batchSize)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var batches = Batches(data, batchSize: batchSize)
+        var rng = SeededRandom(seed: seed ^ (UInt64(epochsCompleted + 1) &* 0x9E37_79B9_7F4A_7C15))
+        batches.shuffle(using: &rng)
+        let count = batches.batchCount
+        let classes = network.outputSize
+        var total = 0.0
+        for index in 0..<count {
+            optimizer.learningRate = baseLearningRate
+                * Float(schedule(Double(epochsCompleted) + Double(index) / Double(count)))
+            let batchLoss = batches.withBatch(index) { x, labels, n -> Double in
+                let y = network.forward(x, batch: n, workspace: &workspace)
+                let (l, _) = loss.evaluate(output: y, labels: labels, batch: n, classes: classes,
+                                           gradient: workspace.outputGradient)
+                network.backward(x, batch: n, workspace: &workspace)
+                return l
+            }
+            guard batchLoss.isFinite else {
+                throw TopiaryError(.nonFinite, "Training diverged: the loss became \(batchLoss) at epoch \(epochsCompleted + 1), batch \(index + 1); try a smaller learning rate.")
+            }
+            optimizer.step(network)
+            total += batchLoss
+            try afterStep?(epochsCompleted * count + index)
+            if let progress {
+                progress(TrainingProgress(epoch: epochsCompleted + 1, batchesDone: index + 1, batchCount: count,
+                                          runningLoss: total / Double(index + 1),
+                                          elapsed: (clock.now - start).seconds))
+            }
+        }
+        epochsCompleted += 1
+        return (total / Double(max(1, count)), (clock.now - start).seconds)
+    }
+
+    /// Trains `epochs` epochs, evaluating on the validation and test splits after each.
+    public func fit(_ dataset: Dataset, epochs: Int,
+                    progress: ((TrainingProgress) -> Void)? = nil) throws -> [EpochRecord] {
+        var history: [EpochRecord] = []
+        for _ in 0..<epochs {
+            let (trainLoss, seconds) = try trainEpoch(dataset.train, progress: progress)
+            let val = network.evaluate(dataset.validation, loss: loss)
+            let test = network.evaluate(dataset.test, loss: loss)
+            history.append(EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val.loss,
+                                       valAccuracy: val.accuracy, testAccuracy: test.accuracy, seconds: seconds))
+        }
+        return history
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
+}

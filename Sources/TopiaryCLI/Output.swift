@@ -1,0 +1,60 @@
+import Foundation
+import Topiary
+
+/// Writes a value as one JSON object on standard output.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    let data = try encoder.encode(value)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// Writes a line to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A percentage with two decimals: `88.62%`.
+func percent(_ fraction: Double) -> String { String(format: "%.2f%%", 100 * fraction) }
+
+/// A progress bar on standard error, drawn only when standard error is a terminal and output is not JSON.
+final class ProgressBar {
+    private let enabled: Bool
+    private var lastDraw = 0.0
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+
+    init(enabled: Bool) {
+        self.enabled = enabled && isatty(STDERR_FILENO) != 0
+        start = clock.now
+    }
+
+    /// Draws `label [#####.....] done/total  ETA  detail`, at most 20 times a second.
+    func update(_ label: String, done: Int, total: Int, elapsed: Double, detail: String) {
+        guard enabled else { return }
+        let now = (clock.now - start).seconds
+        guard done == total || now - lastDraw >= 0.05 else { return }
+        lastDraw = now
+        let width = 30
+        let filled = total == 0 ? width : width * done / total
+        let eta = done == 0 ? 0 : elapsed / Double(done) * Double(total - done)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data(String(format: "\r%@ [%@] %d/%d  ETA %4.1fs  %@\u{1B}[K",
+                                                   label, bar, done, total, eta, detail).utf8))
+    }
+
+    /// Clears the bar's line.
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
+}

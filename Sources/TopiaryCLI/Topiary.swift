@@ -1,0 +1,16 @@
+import ArgumentParser
+import Topiary
+
+@main
+struct TopiaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topiary",
+        abstract: "Train, prune, compress and benchmark neural networks.",
+        discussion: """
+        Topiary trains multilayer perceptrons on OpenBLAS, prunes them (single weights or whole \
+        neurons, by magnitude and other saliencies, on a schedule, with fine-tuning), and runs the \
+        pruned networks with truly compressed inference. Every command takes --json for scripts.
+        """,
+        subcommands: [Train.self, Eval.self]
+    )
+}
