@@ -12,7 +12,15 @@
 /// ```
 public final class PrunableDense: Dense {
     /// The mask, `[out, in]`, with entries exactly `0` (pruned) or `1` (kept).
-    public private(set) var mask: Matrix
+    public private(set) var mask: Matrix {
+        didSet { keptCount = mask.storage.reduce(0) { $0 + Int($1) } }
+    }
+
+    /// The number of weights kept by the mask.
+    public private(set) var keptCount: Int
+
+    /// Whether any weight is pruned; when none is, masking is skipped in the hot loops.
+    public var hasPrunedWeights: Bool { keptCount < mask.count }
 
     /// Creates a layer with the given parameters and mask (all ones when `mask` is `nil`).
     ///
@@ -24,6 +32,7 @@ public final class PrunableDense: Dense {
                      "PrunableDense: mask is \(m.rows)×\(m.columns), expected \(weight.rows)×\(weight.columns)")
         precondition(m.storage.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense: mask entries must be 0 or 1")
         self.mask = m
+        self.keptCount = m.storage.reduce(0) { $0 + Int($1) }
         super.init(weight: weight, bias: bias, activation: activation)
         applyMask()
     }
@@ -41,9 +50,6 @@ public final class PrunableDense: Dense {
                   activation: dense.activation)
     }
 
-    /// The number of weights kept by the mask.
-    public var keptCount: Int { mask.storage.reduce(0) { $0 + Int($1) } }
-
     /// The fraction of weights pruned, `1 − kept / count`.
     public var sparsity: Double { weight.count == 0 ? 0 : 1 - Double(keptCount) / Double(weight.count) }
 
@@ -51,10 +57,12 @@ public final class PrunableDense: Dense {
     ///
     /// Masks only shrink: already-pruned weights stay pruned.
     public func prune(where shouldPrune: (Int) -> Bool) {
-        for i in 0..<mask.count where mask.storage[i] != 0 && shouldPrune(i) {
-            mask.storage[i] = 0
+        var newMask = mask
+        for i in 0..<newMask.count where newMask.storage[i] != 0 && shouldPrune(i) {
+            newMask.storage[i] = 0
             weight.storage[i] = 0
         }
+        mask = newMask
     }
 
     /// Replaces the mask. Weights at newly masked positions become zero.
@@ -70,6 +78,7 @@ public final class PrunableDense: Dense {
 
     /// Restores the invariant `weight == weight ⊙ mask` (call after writing `weight` directly).
     public func applyMask() {
+        guard hasPrunedWeights else { return }
         mask.storage.withUnsafeBufferPointer { m in
             weight.storage.withUnsafeMutableBufferPointer { w in
                 for i in 0..<w.count { w[i] *= m[i] }
@@ -78,6 +87,7 @@ public final class PrunableDense: Dense {
     }
 
     override func didComputeGradients() {
+        guard hasPrunedWeights else { return }
         mask.storage.withUnsafeBufferPointer { m in
             weightGradient.storage.withUnsafeMutableBufferPointer { g in
                 for i in 0..<g.count { g[i] *= m[i] }

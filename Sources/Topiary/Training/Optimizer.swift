@@ -52,7 +52,7 @@ struct OptimizerState {
 func forEachParameter(of layer: Dense,
                       _ body: (_ isWeight: Bool, UnsafeMutableBufferPointer<Float>,
                                UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?) -> Void) {
-    let mask = (layer as? PrunableDense)?.mask
+    let mask = (layer as? PrunableDense).flatMap { $0.hasPrunedWeights ? $0.mask : nil }
     let wg = layer.weightGradient
     let bg = layer.biasGradient
     layer.weight.storage.withUnsafeMutableBufferPointer { w in

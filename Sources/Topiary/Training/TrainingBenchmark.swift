@@ -124,18 +124,24 @@ public enum TrainingBenchmark {
 private final class SgemmReplay {
     let sizes: [Int]
     let batchSize: Int
-    var buffers: [[Float]]
+    let weight, input, output, gradient: UnsafeMutablePointer<Float>
 
     init(sizes: [Int], batchSize: Int) {
         self.sizes = sizes
         self.batchSize = batchSize
         let width = sizes.max() ?? 1
-        // weights, activations (per layer), one gradient buffer pair, weight gradient
-        buffers = [[Float](repeating: 0.01, count: width * width),
-                   [Float](repeating: 0.01, count: batchSize * width),
-                   [Float](repeating: 0.01, count: batchSize * width),
-                   [Float](repeating: 0.01, count: max(width * width, batchSize * width))]
+        func make(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            p.initialize(repeating: 0.01, count: n)
+            return p
+        }
+        weight = make(width * width)
+        input = make(batchSize * width)
+        output = make(batchSize * width)
+        gradient = make(max(width * width, batchSize * width))
     }
+
+    deinit { for p in [weight, input, output, gradient] { p.deallocate() } }
 
     func epoch(examples: Int) {
         var start = 0
@@ -143,19 +149,11 @@ private final class SgemmReplay {
             let b = min(batchSize, examples - start)
             for l in 0..<(sizes.count - 1) {
                 let (k, m) = (sizes[l], sizes[l + 1])
-                buffers[0].withUnsafeBufferPointer { w in
-                buffers[1].withUnsafeBufferPointer { x in
-                buffers[2].withUnsafeMutableBufferPointer { y in
-                buffers[3].withUnsafeMutableBufferPointer { gw in
-                    BLAS.gemm(.none, .transpose, m: b, n: m, k: k, a: x.baseAddress!, lda: k,
-                              b: w.baseAddress!, ldb: k, c: y.baseAddress!, ldc: m)
-                    BLAS.gemm(.transpose, .none, m: m, n: k, k: b, a: UnsafePointer(y.baseAddress!), lda: m,
-                              b: x.baseAddress!, ldb: k, c: gw.baseAddress!, ldc: k)
-                    if l > 0 {
-                        BLAS.gemm(.none, .none, m: b, n: k, k: m, a: UnsafePointer(y.baseAddress!), lda: m,
-                                  b: w.baseAddress!, ldb: k, c: gw.baseAddress!, ldc: k)
-                    }
-                }}}}
+                BLAS.gemm(.none, .transpose, m: b, n: m, k: k, a: input, lda: k, b: weight, ldb: k, c: output, ldc: m)
+                BLAS.gemm(.transpose, .none, m: m, n: k, k: b, a: output, lda: m, b: input, ldb: k, c: gradient, ldc: k)
+                if l > 0 {
+                    BLAS.gemm(.none, .none, m: b, n: k, k: m, a: output, lda: m, b: weight, ldb: k, c: gradient, ldc: k)
+                }
             }
             start += b
         }
