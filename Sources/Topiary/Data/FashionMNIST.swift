@@ -110,7 +110,8 @@ public enum FashionMNIST {
     public static func standardization(of pixels: UnsafeBufferPointer<UInt8>, scale: Float) -> Normalization {
         var histogram = [Int](repeating: 0, count: 256)
         histogram.withUnsafeMutableBufferPointer { h in
-            for p in pixels { h[Int(p)] += 1 }
+            guard let hb = h.baseAddress, let pb = pixels.baseAddress else { return }
+            for i in 0..<pixels.count { hb[Int(pb[i])] += 1 }
         }
         let n = Double(pixels.count)
         guard pixels.count > 0 else { return Normalization(scale: scale, mean: 0, std: 1) }

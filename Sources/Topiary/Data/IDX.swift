@@ -116,6 +116,12 @@ public struct IDX: Sendable {
         let n = gzread(file, &extra, 1)
         if n < 0 { throw streamError(file, path) }
         if n > 0 { throw TopiaryError(.corruptFile, "\(path): unexpected bytes after the data of dimensions \(dimensions)") }
+        // An incomplete gzip stream is not an error of gzread (it is deferred to gzclose): ask gzerror.
+        var code: Int32 = Z_OK
+        _ = gzerror(file, &code)
+        if code == Z_BUF_ERROR {
+            throw TopiaryError(.corruptFile, "\(path): truncated: the gzip stream ends before its checksum")
+        }
         return IDX(dimensions: dimensions, bytes: bytes)
     }
 

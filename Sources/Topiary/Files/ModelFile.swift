@@ -1,0 +1,188 @@
+/// A network with everything needed to use it: the input normalization it was trained with and
+/// free-form metadata. Saved as a safetensors file.
+///
+/// The file holds, for each layer `N` (input first), the tensors `layers.N.weight` (`F32`,
+/// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a ``PrunableDense`` layer,
+/// `layers.N.mask` (`U8`, `[out, in]`, entries 0 or 1). Its `__metadata__` holds
+/// `format` (`topiary`), `format_version` (`1`), `architecture` (`784-300-100-10`),
+/// `activations` (`relu,relu,identity`), `input_scale`, `input_mean`, `input_std` (shortest
+/// round-trip decimal `Float`s), and the user's metadata.
+///
+/// Saving and loading is exact: weights, biases and masks keep their bits, and re-saving a
+/// loaded model gives a byte-identical file.
+///
+/// ```swift
+/// let model = Model(network: Chain(sizes: [784, 300, 100, 10], seed: 0),
+///                   normalization: data.normalization, metadata: ["dataset": "fashion-mnist"])
+/// try model.save(to: "lenet.safetensors")
+/// let back = try Model.load(from: "lenet.safetensors")
+/// ```
+public struct Model {
+    /// The network.
+    public var network: Chain
+    /// The map applied to raw inputs before the network sees them.
+    public var normalization: Normalization
+    /// Free-form metadata saved with the model; keys must not be in ``reservedMetadataKeys``.
+    public var metadata: [String: String]
+
+    /// Creates a model.
+    public init(network: Chain, normalization: Normalization = .identity, metadata: [String: String] = [:]) {
+        self.network = network
+        self.normalization = normalization
+        self.metadata = metadata
+    }
+
+    /// The value of the `format` metadata entry.
+    public static let formatName = "topiary"
+    /// The value of the `format_version` metadata entry this version writes and reads.
+    public static let formatVersion = "1"
+    /// The metadata keys Topiary writes itself; user metadata cannot use them.
+    public static let reservedMetadataKeys: Set<String> = [
+        "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
+    ]
+
+    // MARK: Saving
+
+    /// The model as a safetensors container.
+    ///
+    /// - Throws: `invalidOption` when user metadata uses a reserved key or the normalization is
+    ///   not invertible; `nonFinite` when a weight or bias is NaN or infinite.
+    public func safeTensors() throws -> SafeTensors {
+        if let key = metadata.keys.filter({ Self.reservedMetadataKeys.contains($0) }).sorted().first {
+            throw TopiaryError(.invalidOption, "metadata key \"\(key)\" is reserved for Topiary's own entries")
+        }
+        guard normalization.isValid else {
+            throw TopiaryError(.invalidOption, "normalization \(normalization) is not invertible (non-finite, or zero scale or std)")
+        }
+        var file = SafeTensors(metadata: metadata)
+        file.metadata["format"] = Self.formatName
+        file.metadata["format_version"] = Self.formatVersion
+        file.metadata["architecture"] = network.sizes.map(String.init).joined(separator: "-")
+        file.metadata["activations"] = network.layers.map(\.activation.rawValue).joined(separator: ",")
+        file.metadata["input_scale"] = normalization.scale.description
+        file.metadata["input_mean"] = normalization.mean.description
+        file.metadata["input_std"] = normalization.std.description
+        for (l, layer) in network.layers.enumerated() {
+            guard layer.weight.isFinite, layer.bias.allSatisfy(\.isFinite) else {
+                throw TopiaryError(.nonFinite, "layer \(l) holds NaN or infinite parameters; the model is not saved")
+            }
+            let shape = [layer.outputSize, layer.inputSize]
+            file.tensors["layers.\(l).weight"] = .init(float32: layer.weight.storage, shape: shape)
+            file.tensors["layers.\(l).bias"] = .init(float32: layer.bias, shape: [layer.outputSize])
+            if let prunable = layer as? PrunableDense {
+                file.tensors["layers.\(l).mask"] = .init(uint8: prunable.mask.storage.map { $0 != 0 ? 1 : 0 }, shape: shape)
+            }
+        }
+        return file
+    }
+
+    /// Saves the model to `path` atomically (a temporary file in the same folder, then `rename`).
+    ///
+    /// - Throws: `writeFailed` naming `path`, or the errors of ``safeTensors()``.
+    public func save(to path: String) throws {
+        try safeTensors().write(to: path)
+    }
+
+    // MARK: Loading
+
+    /// Loads and validates the model saved at `path`.
+    ///
+    /// - Throws: `fileNotFound` if it is missing; `corruptFile` naming `path` for a damaged
+    ///   container, missing or malformed metadata, a tensor of the wrong dtype or shape, layers
+    ///   that do not chain, unexpected tensors, mask entries other than 0 and 1, or a non-zero
+    ///   weight where the mask is 0; `nonFinite` for NaN or infinite parameters.
+    public static func load(from path: String) throws -> Model {
+        try Model(safeTensors: try SafeTensors.read(from: path), source: path)
+    }
+
+    /// Builds and validates a model from a safetensors container; `source` names it in errors.
+    ///
+    /// - Throws: as ``load(from:)``.
+    public init(safeTensors file: SafeTensors, source: String = "model") throws {
+        func corrupt(_ message: String) -> TopiaryError {
+            TopiaryError(.corruptFile, "\(source): \(message)")
+        }
+        func entry(_ key: String) throws -> String {
+            guard let value = file.metadata[key] else { throw corrupt("metadata entry \"\(key)\" is missing") }
+            return value
+        }
+        let format = file.metadata["format"]
+        guard format == Self.formatName else {
+            throw corrupt(format.map { "not a Topiary model (format \"\($0)\")" } ?? "not a Topiary model (no \"format\" metadata)")
+        }
+        let version = try entry("format_version")
+        guard version == Self.formatVersion else {
+            throw corrupt("model format version \(version) is not supported (this Topiary reads version \(Self.formatVersion))")
+        }
+
+        let architecture = try entry("architecture")
+        let sizes = architecture.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard sizes.count >= 2, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw corrupt("architecture \"\(architecture)\" is not a list of positive sizes such as 784-300-100-10")
+        }
+        let widths = sizes.map { $0 ?? 0 }
+        let layerCount = widths.count - 1
+        let activationsText = try entry("activations")
+        let activations = activationsText.split(separator: ",", omittingEmptySubsequences: false).map { Activation(rawValue: String($0)) }
+        guard activations.count == layerCount else {
+            throw corrupt("activations \"\(activationsText)\" name \(activations.count) layers, the architecture has \(layerCount)")
+        }
+
+        func number(_ key: String) throws -> Float {
+            let text = try entry(key)
+            guard let value = Float(text), value.isFinite else {
+                throw corrupt("metadata \"\(key)\" is \"\(text)\", expected a finite number")
+            }
+            return value
+        }
+        let normalization = Normalization(scale: try number("input_scale"), mean: try number("input_mean"),
+                                          std: try number("input_std"))
+        guard normalization.isValid else { throw corrupt("input normalization \(normalization) has a zero scale or std") }
+
+        var expected = Set<String>()
+        var layers: [Dense] = []
+        for l in 0..<layerCount {
+            guard let activation = activations[l] else {
+                throw corrupt("layer \(l) has an unknown activation (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            let (input, output) = (widths[l], widths[l + 1])
+            func tensor(_ kind: String, _ dtype: SafeTensors.DType, _ shape: [Int], required: Bool = true) throws -> SafeTensors.Tensor? {
+                let name = "layers.\(l).\(kind)"
+                expected.insert(name)
+                guard let t = file.tensors[name] else {
+                    if required { throw corrupt("tensor \"\(name)\" is missing") }
+                    return nil
+                }
+                guard t.dtype == dtype, t.shape == shape else {
+                    throw corrupt("tensor \"\(name)\" is \(t.dtype.rawValue) \(t.shape), expected \(dtype.rawValue) \(shape) for architecture \(architecture)")
+                }
+                return t
+            }
+            guard let weightValues = try tensor("weight", .float32, [output, input])?.float32Values,
+                  let biasValues = try tensor("bias", .float32, [output])?.float32Values else {
+                throw corrupt("layer \(l) lacks its weight or bias")
+            }
+            guard weightValues.allSatisfy(\.isFinite), biasValues.allSatisfy(\.isFinite) else {
+                throw TopiaryError(.nonFinite, "\(source): layer \(l) holds NaN or infinite parameters")
+            }
+            let weight = Matrix(rows: output, columns: input, storage: weightValues)
+            if let maskBytes = try tensor("mask", .uint8, [output, input], required: false)?.uint8Values {
+                if let i = maskBytes.firstIndex(where: { $0 > 1 }) {
+                    throw corrupt("layers.\(l).mask holds \(maskBytes[i]) at index \(i); masks hold only 0 and 1")
+                }
+                if let i = maskBytes.indices.first(where: { maskBytes[$0] == 0 && weightValues[$0] != 0 }) {
+                    throw corrupt("layers.\(l).weight is \(weightValues[i]) at index \(i), where the mask prunes it (must be 0)")
+                }
+                let mask = Matrix(rows: output, columns: input, storage: maskBytes.map { Float($0) })
+                layers.append(PrunableDense(weight: weight, bias: biasValues, mask: mask, activation: activation))
+            } else {
+                layers.append(Dense(weight: weight, bias: biasValues, activation: activation))
+            }
+        }
+        if let extra = file.tensors.keys.filter({ !expected.contains($0) }).sorted().first {
+            throw corrupt("unexpected tensor \"\(extra)\" for architecture \(architecture)")
+        }
+        self.init(network: Chain(layers), normalization: normalization,
+                  metadata: file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) })
+    }
+}
