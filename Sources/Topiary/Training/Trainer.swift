@@ -13,6 +13,16 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     /// Seconds spent training (forward, backward, optimizer) in this epoch, evaluation excluded.
     public var seconds: Double
 
+    /// Creates a record.
+    public init(epoch: Int, trainLoss: Double, valLoss: Double, valAccuracy: Double, testAccuracy: Double, seconds: Double) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.valLoss = valLoss
+        self.valAccuracy = valAccuracy
+        self.testAccuracy = testAccuracy
+        self.seconds = seconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case epoch, seconds
         case trainLoss = "train_loss", valLoss = "val_loss"
@@ -129,15 +139,22 @@ public final class Trainer {
     }
 
     /// Trains `epochs` epochs, evaluating on the validation and test splits after each.
+    ///
+    /// - Parameters:
+    ///   - progress: called after every batch.
+    ///   - onEpoch: called after every epoch with its record.
     public func fit(_ dataset: Dataset, epochs: Int,
-                    progress: ((TrainingProgress) -> Void)? = nil) throws -> [EpochRecord] {
+                    progress: ((TrainingProgress) -> Void)? = nil,
+                    onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
         var history: [EpochRecord] = []
         for _ in 0..<epochs {
             let (trainLoss, seconds) = try trainEpoch(dataset.train, progress: progress)
             let val = network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
-            history.append(EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val.loss,
-                                       valAccuracy: val.accuracy, testAccuracy: test.accuracy, seconds: seconds))
+            let record = EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val.loss,
+                                     valAccuracy: val.accuracy, testAccuracy: test.accuracy, seconds: seconds)
+            history.append(record)
+            onEpoch?(record)
         }
         return history
     }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Topiary
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a dense (unpruned) network and save it.",
+        discussion: """
+        Example (LeNet-300-100 on Fashion-MNIST, the reference recipe):
+          topiary train --arch 784-300-100-10 --epochs 15 --batch-size 128 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 0 --output dense.safetensors
+        """
+    )
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var training: OptimizerOptions
+
+    @Option(help: "Layer sizes joined by '-', input first.")
+    var arch: String = "784-300-100-10"
+
+    @Option(help: "Hidden-layer activation: relu, tanh, sigmoid or identity.")
+    var activation: String = "relu"
+
+    @Option(help: "Training epochs.")
+    var epochs: Int = 15
+
+    @Flag(name: .customLong("no-standardize"), help: "Only scale pixels to [0, 1]; do not standardise with the training mean and deviation.")
+    var noStandardize = false
+
+    @Option(name: .shortAndLong, help: "Where to save the model (safetensors).")
+    var output: String = "model.safetensors"
+
+    func validate() throws {
+        let sizes = try parseArchitecture(arch)
+        guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
+            throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
+        }
+        guard Activation(rawValue: activation) != nil else {
+            throw ValidationError("Unknown activation '\(activation)': use relu, tanh, sigmoid or identity.")
+        }
+        guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000.") }
+    }
+
+    struct Report: Encodable {
+        var architecture: String
+        var parameters: Int
+        var nonzero_parameters: Int
+        var test_accuracy: Double
+        var test_loss: Double
+        var val_accuracy: Double
+        var epochs: [EpochRecord]
+        var seconds_per_epoch: Double
+        var threads: Int
+        var output: String
+    }
+
+    func run() throws {
+        common.apply()
+        let dataset = try data.load(standardize: !noStandardize)
+        let sizes = try parseArchitecture(arch)
+        let network = Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
+        let trainer = Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
+                              seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
+        let bar = ProgressBar(enabled: !common.json)
+        let history = try trainer.fit(dataset, epochs: epochs, progress: { p in
+            bar.update("epoch \(p.epoch)/\(epochs)", done: p.batchesDone, total: p.batchCount, elapsed: p.elapsed,
+                       detail: String(format: "loss %.4f", p.runningLoss))
+        }, onEpoch: { r in
+            bar.finish()
+            if !common.json {
+                print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
+                             r.epoch, epochs, r.trainLoss, percent(r.valAccuracy), percent(r.testAccuracy), r.seconds))
+            }
+        })
+        let model = Model(network: network, normalization: dataset.normalization,
+                          metadata: ["trained_with": "topiary train --arch \(arch) --epochs \(epochs) --lr \(training.lr) --optimizer \(training.optimizer) --seed \(training.seed)"])
+        try model.save(to: output)
+        let test = network.evaluate(dataset.test)
+        let val = network.evaluate(dataset.validation)
+        let report = Report(architecture: arch, parameters: network.parameterCount,
+                            nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
+                            test_loss: test.loss, val_accuracy: val.accuracy, epochs: history,
+                            seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
+                            threads: common.threads, output: output)
+        if common.json {
+            try printJSON(report)
+        } else {
+            print("test accuracy \(percent(test.accuracy)), test loss \(String(format: "%.4f", test.loss)), \(network.parameterCount) parameters; saved \(output)")
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import XCTest
+
+/// Runs the built `topiary` binary and checks its output, JSON and exit codes.
+final class CLITests: XCTestCase {
+    private var binary: URL {
+        // The test bundle sits next to the built products.
+        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL.deletingLastPathComponent()
+            ?? Bundle.main.bundleURL
+        return products.appendingPathComponent("topiary")
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    private func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    private func requireDataset() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else {
+            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        }
+    }
+
+    private func json(_ text: String) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    func testHelpListsCommands() throws {
+        let r = try run(["--help"])
+        XCTAssertEqual(r.status, 0)
+        for command in ["train", "eval"] { XCTAssert(r.stdout.contains(command), "help lacks \(command): \(r.stdout)") }
+    }
+
+    func testTrainThenEvalAgreeInJSON() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = dir.appendingPathComponent("m.safetensors").path
+        let limits = ["--train-limit", "3000", "--validation", "500", "--test-limit", "1000"]
+        let train = try run(["train", "--arch", "784-64-10", "--epochs", "2", "--lr", "0.05", "--seed", "3",
+                             "--threads", "1", "--output", model, "--json"] + limits)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let t = try json(train.stdout)
+        let accuracy = try XCTUnwrap(t["test_accuracy"] as? Double)
+        XCTAssertGreaterThan(accuracy, 0.6)
+        XCTAssertLessThanOrEqual(accuracy, 1)
+        XCTAssertEqual(t["parameters"] as? Int, 784 * 64 + 64 + 64 * 10 + 10)
+        let epochs = try XCTUnwrap(t["epochs"] as? [[String: Any]])
+        XCTAssertEqual(epochs.count, 2)
+        for key in ["epoch", "train_loss", "val_accuracy", "test_accuracy", "seconds"] {
+            XCTAssertNotNil(epochs[0][key], "epoch record lacks \(key)")
+        }
+        XCTAssert(train.stderr.isEmpty, "no progress output with --json: \(train.stderr)")
+
+        let eval = try run(["eval", "--model", model, "--json", "--threads", "1"] + limits)
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let e = try json(eval.stdout)
+        XCTAssertEqual(e["test_accuracy"] as? Double, accuracy, "eval must feed the model exactly as it was trained")
+        XCTAssertEqual(e["test_loss"] as? Double, t["test_loss"] as? Double)
+        XCTAssertEqual(e["nonzero_parameters"] as? Int, t["nonzero_parameters"] as? Int)
+    }
+
+    func testMissingModelFileIsAClearErrorNotACrash() throws {
+        let r = try run(["eval", "--model", "/nonexistent/model.safetensors"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("/nonexistent/model.safetensors"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+    }
+
+    func testCorruptModelFileIsAClearError() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("bad.safetensors").path
+        try Data([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        let r = try run(["eval", "--model", path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("bad.safetensors"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+    }
+
+    func testInvalidOptionsAreRejectedBeforeWork() throws {
+        for args in [["train", "--lr", "-1"], ["train", "--arch", "784-x-10"], ["train", "--arch", "100-10"],
+                     ["train", "--optimizer", "rmsprop"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssert(r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")
+        }
+    }
+
+    func testMissingDataDirectoryNamesTheFileAndTheFix() throws {
+        let dir = try temporaryDirectory()
+        let r = try run(["train", "--data-dir", dir.path, "--epochs", "1", "--output", dir.appendingPathComponent("m.safetensors").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("train-images-idx3-ubyte"), r.stderr)
+        XCTAssert(r.stderr.contains("dataset-fashion-mnist"), r.stderr)
+    }
+}
