@@ -70,6 +70,7 @@ struct Train: ParsableCommand {
             if !common.json {
                 print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
                              r.epoch, epochs, r.trainLoss, percent(r.valAccuracy), percent(r.testAccuracy), r.seconds))
+                fflush(stdout)
             }
         })
         let model = Model(network: network, normalization: dataset.normalization,
