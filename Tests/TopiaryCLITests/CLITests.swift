@@ -95,7 +95,7 @@ final class CLITests: XCTestCase {
 
     func testInvalidOptionsAreRejectedBeforeWork() throws {
         for args in [["train", "--lr", "-1"], ["train", "--arch", "784-x-10"], ["train", "--arch", "100-10"],
-                     ["train", "--optimizer", "rmsprop"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
+                     ["train", "--optimizer", "rmsprop"], ["train", "--arch", "784-65536-65536-10"], ["train", "--arch", "784--10"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssert(r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")
