@@ -40,6 +40,7 @@ struct Bench: ParsableCommand {
         print(String(format: "  epoch          %8.3f s  %6.1f GFLOP/s", r.epochSeconds, r.epochGflops))
         print(String(format: "  sgemm limit    %8.3f s  %6.1f GFLOP/s  (the same products as bare sgemm calls)", r.sgemmSeconds, r.sgemmGflops))
         print(String(format: "  efficiency     %8.1f %%  of the sgemm limit", 100 * r.efficiency))
+        print(String(format: "  masked epoch   %8.3f s  %6.2f× the dense epoch (90%% of weights masked)", r.maskedEpochSeconds, r.maskedEpochRatio))
         print(String(format: "  forward pass   %8.3f s  %6.1f GFLOP/s  (%d images, batch 1000)", r.forwardSeconds, r.forwardGflops, r.examples))
         print(String(format: "  peak sgemm     %17.1f GFLOP/s  (2048³)", r.peakSgemmGflops))
     }
