@@ -3,7 +3,8 @@
 // Three variants of the same row kernel, each with a batch-1 path (SpMV):
 //   scalar  the portable reference,
 //   avx2    AVX2/FMA: the batch vectorised 8 lanes wide, up to 8 accumulators (64 columns) per pass,
-//           the weight broadcast, X rows loaded straight from memory; SpMV gathers x 8 at a time,
+//           the weight broadcast, X rows loaded straight from memory; SpMV assembles x 4 at a time
+//           from scalar loads (measured 2x faster than vgatherdps on this AMD Zen machine),
 //   avx512  the same 16 lanes wide (128 columns per pass), masked tails.
 // Each vector function carries a target attribute, so the library needs no compiler flags, and
 // `tsk_best_variant` picks one once from `__builtin_cpu_supports`.
@@ -103,18 +104,14 @@ AVX2_PASS(uint32_t, 4)
 AVX2_PASS(uint32_t, 2)
 AVX2_PASS(uint32_t, 1)
 
-AVX2_INLINE __m256i avx2_load_idx_uint16_t(const uint16_t *p) {
-    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+// x[ind[0..<4]] as one vector: four 16-bit indices come in one 64-bit load.
+AVX2_INLINE __m128 avx2_x4_uint16_t(const float *x, const uint16_t *ind) {
+    uint64_t a;
+    memcpy(&a, ind, 8);
+    return _mm_set_ps(x[a >> 48], x[(a >> 32) & 0xFFFF], x[(a >> 16) & 0xFFFF], x[a & 0xFFFF]);
 }
-AVX2_INLINE __m256i avx2_load_idx_uint32_t(const uint32_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-AVX2_INLINE float avx2_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
+    return _mm_set_ps(x[ind[3]], x[ind[2]], x[ind[1]], x[ind[0]]);
 }
 
 #define DEFINE_AVX2_ROWS(NAME, IT)                                                                \
@@ -124,23 +121,23 @@ AVX2_INLINE float avx2_hsum(__m256 v) {
         const float *val = w->values;                                                             \
         const int64_t *off = w->offsets;                                                          \
         if (batch == 1 && ldx == 1) {                                                             \
-            /* SpMV: x gathered 8 at a time, two accumulators. */                                 \
+            /* SpMV: x assembled 4 at a time with scalar loads (faster than vgatherdps on AMD  */ \
+            /* Zen), 128-bit FMAs into two accumulators.                                      */ \
             for (int64_t i = r0; i < r1; i++) {                                                   \
                 const int64_t e = off[i + 1];                                                     \
                 int64_t p = off[i];                                                               \
-                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                        \
-                for (; p + 16 <= e; p += 16) {                                                    \
-                    const __m256 g0 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p), 4);     \
-                    const __m256 g1 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p + 8), 4); \
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p), g0, a0);                       \
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p + 8), g1, a1);                   \
+                __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps();                              \
+                for (; p + 8 <= e; p += 8) {                                                      \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    a1 = _mm_fmadd_ps(_mm_loadu_ps(val + p + 4), avx2_x4_##IT(x, ind + p + 4), a1); \
                 }                                                                                 \
-                if (p + 8 <= e) {                                                                 \
-                    const __m256 g0 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p), 4);     \
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p), g0, a0);                       \
-                    p += 8;                                                                       \
+                if (p + 4 <= e) {                                                                 \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    p += 4;                                                                       \
                 }                                                                                 \
-                float s = avx2_hsum(_mm256_add_ps(a0, a1));                                       \
+                __m128 h = _mm_add_ps(a0, a1);                                                    \
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
+                float s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));                       \
                 for (; p < e; p++) s += val[p] * x[ind[p]];                                       \
                 y[i * ldy] = act_scalar(s + (bias ? bias[i] : 0.0f), act);                        \
             }                                                                                     \
