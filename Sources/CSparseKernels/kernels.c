@@ -3,7 +3,8 @@
 // Three variants of the same row kernel, each with a batch-1 path (SpMV):
 //   scalar  the portable reference,
 //   avx2    AVX2/FMA: the batch vectorised 8 lanes wide, up to 8 accumulators (64 columns) per pass,
-//           the weight broadcast, X rows loaded straight from memory; SpMV gathers x 8 at a time,
+//           the weight broadcast, X rows loaded straight from memory; SpMV assembles x 4 at a time
+//           from scalar loads (measured 2x faster than vgatherdps on this AMD Zen machine),
 //   avx512  the same 16 lanes wide (128 columns per pass), masked tails.
 // Each vector function carries a target attribute, so the library needs no compiler flags, and
 // `tsk_best_variant` picks one once from `__builtin_cpu_supports`.
@@ -103,18 +104,14 @@ AVX2_PASS(uint32_t, 4)
 AVX2_PASS(uint32_t, 2)
 AVX2_PASS(uint32_t, 1)
 
-AVX2_INLINE __m256i avx2_load_idx_uint16_t(const uint16_t *p) {
-    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+// x[ind[0..<4]] as one vector: four 16-bit indices come in one 64-bit load.
+AVX2_INLINE __m128 avx2_x4_uint16_t(const float *x, const uint16_t *ind) {
+    uint64_t a;
+    memcpy(&a, ind, 8);
+    return _mm_set_ps(x[a >> 48], x[(a >> 32) & 0xFFFF], x[(a >> 16) & 0xFFFF], x[a & 0xFFFF]);
 }
-AVX2_INLINE __m256i avx2_load_idx_uint32_t(const uint32_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-AVX2_INLINE float avx2_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
+    return _mm_set_ps(x[ind[3]], x[ind[2]], x[ind[1]], x[ind[0]]);
 }
 
 #define DEFINE_AVX2_ROWS(NAME, IT)                                                                \
@@ -124,23 +121,23 @@ AVX2_INLINE float avx2_hsum(__m256 v) {
         const float *val = w->values;                                                             \
         const int64_t *off = w->offsets;                                                          \
         if (batch == 1 && ldx == 1) {                                                             \
-            /* SpMV: x gathered 8 at a time, two accumulators. */                                 \
+            /* SpMV: x assembled 4 at a time with scalar loads (faster than vgatherdps on AMD  */ \
+            /* Zen), 128-bit FMAs into two accumulators.                                      */ \
             for (int64_t i = r0; i < r1; i++) {                                                   \
                 const int64_t e = off[i + 1];                                                     \
                 int64_t p = off[i];                                                               \
-                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                        \
-                for (; p + 16 <= e; p += 16) {                                                    \
-                    const __m256 g0 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p), 4);     \
-                    const __m256 g1 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p + 8), 4); \
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p), g0, a0);                       \
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p + 8), g1, a1);                   \
+                __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps();                              \
+                for (; p + 8 <= e; p += 8) {                                                      \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    a1 = _mm_fmadd_ps(_mm_loadu_ps(val + p + 4), avx2_x4_##IT(x, ind + p + 4), a1); \
                 }                                                                                 \
-                if (p + 8 <= e) {                                                                 \
-                    const __m256 g0 = _mm256_i32gather_ps(x, avx2_load_idx_##IT(ind + p), 4);     \
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + p), g0, a0);                       \
-                    p += 8;                                                                       \
+                if (p + 4 <= e) {                                                                 \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    p += 4;                                                                       \
                 }                                                                                 \
-                float s = avx2_hsum(_mm256_add_ps(a0, a1));                                       \
+                __m128 h = _mm_add_ps(a0, a1);                                                    \
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
+                float s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));                       \
                 for (; p < e; p++) s += val[p] * x[ind[p]];                                       \
                 y[i * ldy] = act_scalar(s + (bias ? bias[i] : 0.0f), act);                        \
             }                                                                                     \
@@ -531,7 +528,54 @@ void tsk_bias_act(float *y, int64_t ldy, int64_t rows, int64_t batch, const floa
     }
 }
 
+// 8×8 block transpose in registers: rows of `src` (stride ss) become columns of `dst` (stride ds).
+AVX2_INLINE void avx2_transpose8(const float *src, int64_t ss, float *dst, int64_t ds) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * ss), r1 = _mm256_loadu_ps(src + 1 * ss);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+AVX2 static void avx2_transpose(const float *src, int64_t rows, int64_t cols, float *dst) {
+    enum { T = 64 };
+    for (int64_t i0 = 0; i0 < rows; i0 += T) {
+        const int64_t i1 = i0 + T < rows ? i0 + T : rows;
+        for (int64_t j0 = 0; j0 < cols; j0 += T) {
+            const int64_t j1 = j0 + T < cols ? j0 + T : cols;
+            int64_t i = i0;
+            for (; i + 8 <= i1; i += 8) {
+                int64_t j = j0;
+                for (; j + 8 <= j1; j += 8) avx2_transpose8(src + i * cols + j, cols, dst + j * rows + i, rows);
+                for (; j < j1; j++)
+                    for (int64_t k = 0; k < 8; k++) dst[j * rows + i + k] = src[(i + k) * cols + j];
+            }
+            for (; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) dst[j * rows + i] = src[i * cols + j];
+        }
+    }
+}
+
 void tsk_transpose(const float *src, int64_t rows, int64_t cols, float *dst) {
+    if (tsk_best_variant() >= TSK_VARIANT_AVX2) {
+        avx2_transpose(src, rows, cols, dst);
+        return;
+    }
     enum { T = 32 };
     for (int64_t i0 = 0; i0 < rows; i0 += T) {
         const int64_t i1 = i0 + T < rows ? i0 + T : rows;

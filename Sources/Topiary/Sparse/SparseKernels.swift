@@ -35,11 +35,14 @@ public enum SparseKernels {
         /// Whether this CPU can run the variant.
         ///
         /// The corresponding C function is `tsk_variant_supported`.
-        public var isSupported: Bool { tsk_variant_supported(code) != 0 }
+        public var isSupported: Bool { SparseKernels.supported[Int(code)] }
 
         /// The variant's name.
         public var description: String { rawValue }
     }
+
+    /// Whether each variant (by C code) runs on this CPU, detected once.
+    static let supported: [Bool] = (0...2).map { tsk_variant_supported(Int32($0)) != 0 }
 
     /// The variants this CPU can run, slowest first.
     public static var supportedVariants: [Variant] { Variant.allCases.filter(\.isSupported) }
