@@ -122,6 +122,28 @@ enum FileSystem {
         }
     }
 
+    /// Creates the folder `path` (and missing parents); an existing folder is fine.
+    ///
+    /// The corresponding C function is `mkdir`.
+    static func createDirectory(_ path: String) throws {
+        if case .directory = status(path) { return }
+        let (parent, _) = split(path)
+        if !parent.isEmpty, parent != "/", parent != path { try createDirectory(parent) }
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw TopiaryError(.writeFailed, "\(path): cannot create the folder (\(errorString()))")
+        }
+        guard case .directory = status(path) else {
+            throw TopiaryError(.writeFailed, "\(path): exists and is not a folder")
+        }
+    }
+
+    /// Removes the file at `path` if it exists; failures are ignored (the caller only tidies up).
+    ///
+    /// The corresponding C function is `unlink`.
+    static func removeFile(_ path: String) {
+        _ = unlink(path)
+    }
+
     /// Splits a path into its folder (`""` for the current one) and its last component.
     static func split(_ path: String) -> (folder: String, name: String) {
         guard let slash = path.lastIndex(of: "/") else { return ("", path) }

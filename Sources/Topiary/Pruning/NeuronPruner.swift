@@ -1,0 +1,191 @@
+/// How important a hidden neuron is, for structured pruning.
+public enum NeuronCriterion {
+    /// The L1 norm of the neuron's incoming weights, `Σ_j |W_l[i, j]|`.
+    case l1
+    /// The L2 norm of the neuron's incoming weights, `√(Σ_j W_l[i, j]²)`.
+    case l2
+    /// The mean absolute activation of the neuron over the first `sampleCount` examples of `data`.
+    case activation(LabeledData, sampleCount: Int)
+
+    /// A short name (`l1`, `l2`, `activation`).
+    public var name: String {
+        switch self {
+        case .l1: return "l1"
+        case .l2: return "l2"
+        case .activation: return "activation"
+        }
+    }
+}
+
+/// Structured pruning: removes whole hidden neurons, producing a physically smaller network.
+///
+/// Removing neuron `i` of layer `l` deletes row `i` of `W_l` (and of its mask), entry `i` of
+/// `b_l`, and column `i` of `W_{l+1}`. The smaller network computes exactly what the original
+/// computes with those rows and columns masked out (ReLU, tanh, sigmoid alike, because the
+/// outgoing column is gone). The output layer's neurons are never removed.
+///
+/// In each hidden layer of `m` neurons, removing a fraction `f` of the original `m₀` removes
+/// neurons until `m₀ − round(f·m₀)` remain (at least one); the lowest scores go first, ties to the
+/// lower index.
+///
+/// ```swift
+/// let pruner = NeuronPruner(criterion: .l1)
+/// let step = try pruner.prune(network, to: 0.5)   // 784-300-100-10 becomes 784-150-50-10
+/// ```
+public struct NeuronPruner {
+    /// How neurons are scored.
+    public var criterion: NeuronCriterion
+    /// Optional per-hidden-layer fractions overriding the target (one per hidden layer).
+    public var layerFractions: [Double]?
+
+    /// Creates a neuron pruner.
+    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil) {
+        self.criterion = criterion
+        self.layerFractions = layerFractions
+    }
+
+    /// What one structured step did.
+    public struct Step: Sendable, Equatable {
+        /// The layer sizes before, input first.
+        public var sizesBefore: [Int]
+        /// The layer sizes after, input first.
+        public var sizesAfter: [Int]
+        /// For each hidden layer, the indices (in the network before the step) of the neurons kept.
+        public var kept: [[Int]]
+    }
+
+    /// One score per neuron of each hidden layer (all layers but the last).
+    ///
+    /// - Throws: `invalidOption` for an empty activation sample, `invalidShape` for data of the wrong width.
+    public func scores(_ network: Chain) throws -> [[Float]] {
+        let hidden = network.layers.dropLast()
+        switch criterion {
+        case .l1, .l2:
+            let squared = criterion.name == "l2"
+            return hidden.map { layer in
+                (0..<layer.outputSize).map { i in
+                    var s: Float = 0
+                    for j in 0..<layer.inputSize {
+                        let w = layer.weight[i, j]
+                        s += squared ? w * w : abs(w)
+                    }
+                    return squared ? s.squareRoot() : s
+                }
+            }
+        case .activation(let data, let sampleCount):
+            let n = min(sampleCount, data.count)
+            guard n > 0 else { throw TopiaryError(.invalidOption, "the activation criterion needs at least one example") }
+            guard data.featureCount == network.inputSize else {
+                throw TopiaryError(.invalidShape, "activation sample has \(data.featureCount) features, the network expects \(network.inputSize)")
+            }
+            var sums = hidden.map { [Double](repeating: 0, count: $0.outputSize) }
+            let batch = min(n, 1000)
+            var workspace = Chain.Workspace(for: network, batchCapacity: batch)
+            data.images.storage.withUnsafeBufferPointer { images in
+                var start = 0
+                while start < n {
+                    let b = min(batch, n - start)
+                    network.forward(images.baseAddress! + start * network.inputSize, batch: b, workspace: &workspace)
+                    for l in sums.indices {
+                        let width = network.layers[l].outputSize
+                        let a = workspace.activations[l]
+                        for r in 0..<b {
+                            for i in 0..<width { sums[l][i] += Double(abs(a[r * width + i])) }
+                        }
+                    }
+                    start += b
+                }
+            }
+            return sums.map { $0.map { Float($0 / Double(n)) } }
+        }
+    }
+
+    /// Removes hidden neurons of `network` in place (its ``Chain/layers`` are replaced) until each
+    /// hidden layer has removed `fraction` of `originalSizes` (its hidden widths before any
+    /// structured pruning; the current widths by default).
+    ///
+    /// - Throws: `invalidOption` for a fraction outside `[0, 1]` or wrong per-layer fractions.
+    @discardableResult
+    public func prune(_ network: Chain, to fraction: Double, originalSizes: [Int]? = nil) throws -> Step {
+        let hiddenCount = network.layers.count - 1
+        let fractions = layerFractions ?? [Double](repeating: fraction, count: hiddenCount)
+        guard fractions.count == hiddenCount else {
+            throw TopiaryError(.invalidOption, "\(fractions.count) per-layer fractions given, the network has \(hiddenCount) hidden layers")
+        }
+        guard fraction.isFinite, (0...1).contains(fraction), fractions.allSatisfy({ $0.isFinite && (0...1).contains($0) }) else {
+            throw TopiaryError(.invalidOption, "neuron fractions must be in [0, 1], got \(fraction) / \(fractions)")
+        }
+        let original = originalSizes ?? Array(network.sizes.dropFirst().dropLast())
+        guard original.count == hiddenCount else {
+            throw TopiaryError(.invalidOption, "\(original.count) original hidden sizes given, the network has \(hiddenCount) hidden layers")
+        }
+        let scores = try self.scores(network)
+        var kept: [[Int]] = []
+        for l in 0..<hiddenCount {
+            let width = network.layers[l].outputSize
+            let f = layerFractions == nil ? fraction : fractions[l]
+            let keep = min(width, max(1, original[l] - Int((f * Double(original[l])).rounded())))
+            let order = (0..<width).sorted { (scores[l][$0], $0) < (scores[l][$1], $1) }
+            kept.append(order[(width - keep)...].sorted())
+        }
+        let before = network.sizes
+        network.removeNeurons(keeping: kept)
+        return Step(sizesBefore: before, sizesAfter: network.sizes, kept: kept)
+    }
+
+    /// Median seconds of a forward pass of `network` over `batch` rows of `input` (repeated
+    /// `repeats` times after a warm-up): used to report the speed-up of a structurally pruned network.
+    public static func forwardSeconds(_ network: Chain, input: Matrix, batch: Int, repeats: Int = 20) -> Double {
+        let b = max(1, min(batch, input.rows))
+        var workspace = Chain.Workspace(for: network, batchCapacity: b)
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        input.storage.withUnsafeBufferPointer { x in
+            for r in 0...max(1, repeats) {
+                let start = clock.now
+                var offset = 0
+                while offset + b <= input.rows {
+                    network.forward(x.baseAddress! + offset * input.columns, batch: b, workspace: &workspace)
+                    offset += b
+                }
+                if r > 0 { times.append((clock.now - start).seconds) }
+            }
+        }
+        return times.sorted()[times.count / 2]
+    }
+}
+
+extension Chain {
+    /// Removes hidden neurons in place: `kept[l]` lists, increasingly, the output indices of layer
+    /// `l` to keep, for each layer but the last. Row `i` of `W_l` (and its mask), `b_l[i]` and column
+    /// `i` of `W_{l+1}` go for every removed `i`.
+    ///
+    /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
+    public func removeNeurons(keeping kept: [[Int]]) {
+        precondition(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
+        for (l, k) in kept.enumerated() {
+            precondition(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0
+                         && (k.last ?? -1) < layers[l].outputSize,
+                         "Chain.removeNeurons: layer \(l) keeps \(k), expected increasing indices below \(layers[l].outputSize)")
+        }
+        var newLayers: [Dense] = []
+        for (l, layer) in layers.enumerated() {
+            let rows = l < kept.count ? kept[l] : Array(0..<layer.outputSize)
+            let columns = l == 0 ? Array(0..<layer.inputSize) : kept[l - 1]
+            func select(_ m: Matrix) -> Matrix {
+                var out = Matrix(rows: rows.count, columns: columns.count)
+                for (i, r) in rows.enumerated() {
+                    for (j, c) in columns.enumerated() { out.storage[i * columns.count + j] = m.storage[r * m.columns + c] }
+                }
+                return out
+            }
+            let bias = rows.map { layer.bias[$0] }
+            if let p = layer as? PrunableDense {
+                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask), activation: p.activation))
+            } else {
+                newLayers.append(Dense(weight: select(layer.weight), bias: bias, activation: layer.activation))
+            }
+        }
+        layers = newLayers
+    }
+}

@@ -1,0 +1,101 @@
+/// What one step of iterative pruning measured.
+///
+/// `sparsity` and `layerSparsity` count exact zeros in the weights (the fraction a saved file
+/// shows); for structured pruning they stay near 0 and ``sizes`` shows the smaller layers.
+public struct PruningStepRecord: Codable, Sendable, Equatable {
+    /// The step number, from 1.
+    public var step: Int
+    /// The schedule's target (overall weight sparsity, or the fraction of hidden neurons removed).
+    public var targetSparsity: Double
+    /// The fraction of all weights that are exactly zero after the step.
+    public var sparsity: Double
+    /// The same per layer.
+    public var layerSparsity: [Double]
+    /// The layer sizes after the step, input first.
+    public var sizes: [Int]
+    /// Validation accuracy after fine-tuning.
+    public var valAccuracy: Double
+    /// Validation loss after fine-tuning.
+    public var valLoss: Double
+    /// Test accuracy after fine-tuning (reported, never used for decisions).
+    public var testAccuracy: Double
+    /// Test loss after fine-tuning.
+    public var testLoss: Double
+    /// Fine-tuning epochs in this step.
+    public var epochs: Int
+    /// Whether the step is a milestone.
+    public var milestone: Bool
+    /// Seconds spent choosing and applying the masks.
+    public var pruneSeconds: Double
+    /// Seconds of the whole step (pruning, fine-tuning, evaluation).
+    public var seconds: Double
+
+    /// Creates a record.
+    public init(step: Int, targetSparsity: Double, sparsity: Double, layerSparsity: [Double], sizes: [Int],
+                valAccuracy: Double, valLoss: Double, testAccuracy: Double, testLoss: Double, epochs: Int,
+                milestone: Bool, pruneSeconds: Double, seconds: Double) {
+        self.step = step
+        self.targetSparsity = targetSparsity
+        self.sparsity = sparsity
+        self.layerSparsity = layerSparsity
+        self.sizes = sizes
+        self.valAccuracy = valAccuracy
+        self.valLoss = valLoss
+        self.testAccuracy = testAccuracy
+        self.testLoss = testLoss
+        self.epochs = epochs
+        self.milestone = milestone
+        self.pruneSeconds = pruneSeconds
+        self.seconds = seconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case step, sparsity, sizes, epochs, milestone, seconds
+        case targetSparsity = "target_sparsity", layerSparsity = "layer_sparsity"
+        case valAccuracy = "val_accuracy", valLoss = "val_loss", testAccuracy = "test_accuracy", testLoss = "test_loss"
+        case pruneSeconds = "prune_seconds"
+    }
+}
+
+/// The outcome of an iterative pruning run.
+public struct PruningReport: Codable, Sendable, Equatable {
+    /// One record per step.
+    public var steps: [PruningStepRecord]
+    /// The final network's figures.
+    public var final: Final
+
+    /// The final network's figures.
+    public struct Final: Codable, Sendable, Equatable {
+        /// Test accuracy.
+        public var testAccuracy: Double
+        /// Validation accuracy.
+        public var valAccuracy: Double
+        /// The fraction of all weights that are exactly zero.
+        public var sparsity: Double
+        /// Weights and biases that are not exactly zero.
+        public var nonzeroParameters: Int
+        /// All weights and biases.
+        public var parameters: Int
+        /// Layer sizes, input first.
+        public var sizes: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case sparsity, parameters, sizes
+            case testAccuracy = "test_accuracy", valAccuracy = "val_accuracy", nonzeroParameters = "nonzero_parameters"
+        }
+    }
+}
+
+/// Progress of an iterative pruning run, for progress bars.
+public struct PruningProgress: Sendable {
+    /// The step number, from 1.
+    public var step: Int
+    /// The number of steps.
+    public var stepCount: Int
+    /// The epoch within the step, from 1.
+    public var epoch: Int
+    /// Epochs in this step.
+    public var epochCount: Int
+    /// Progress inside the epoch.
+    public var training: TrainingProgress
+}

@@ -1,0 +1,51 @@
+import XCTest
+@testable import Topiary
+
+final class FineTuningTests: XCTestCase {
+    private func syntheticData(count: Int, features: Int = 12, classes: Int = 4, seed: UInt64) -> LabeledData {
+        var rng = SeededRandom(seed: seed)
+        let images = randomMatrix(count, features, rng: &rng)
+        var labels = [Int32](repeating: 0, count: count)
+        for i in 0..<count {
+            var best = 0
+            for j in 1..<classes where images[i, j] > images[i, best] { best = j }
+            labels[i] = Int32(best)
+        }
+        return LabeledData(images: images, labels: labels)
+    }
+
+    func testRewindRestoresSavedValuesAtSurvivorsAndKeepsPrunedAtZero() throws {
+        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        let initial = WeightSnapshot(net, epoch: 0)
+        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 1)
+        try trainer.trainEpoch(syntheticData(count: 256, seed: 2))
+        try Pruner(scope: .global).prune(net, to: 0.7)
+        try FineTuningPolicy.rewind(initial).apply(to: net, step: 1)
+        for (l, layer) in net.prunableLayers.enumerated() {
+            for i in 0..<layer.weight.count {
+                // Pruned weights are exactly zero (masking may leave −0.0, which equals 0).
+                XCTAssertEqual(layer.weight.storage[i], layer.mask.storage[i] == 0 ? 0 : initial.weights[l].storage[i])
+            }
+            XCTAssertEqual(layer.bias, initial.biases[l])
+        }
+        XCTAssertEqual(net.sparsity, 0.7, accuracy: 0.01)
+    }
+
+    func testReinitialiseDrawsFreshSurvivorsAndKeepsMasks() throws {
+        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        try Pruner(scope: .layerwise).prune(net, to: 0.5)
+        let before = net.layers.map(\.weight)
+        try FineTuningPolicy.reinitialize(seed: 3).apply(to: net, step: 1)
+        for (layer, old) in zip(net.prunableLayers, before) {
+            XCTAssertEqual(layer.weight.nonzeroCount, layer.keptCount)
+            XCTAssertNotEqual(layer.weight, old)
+            let bound = 1 / Float(layer.inputSize).squareRoot()
+            XCTAssert(layer.weight.storage.allSatisfy { abs($0) <= bound })
+        }
+    }
+
+    func testRewindSnapshotOfWrongShapeThrows() {
+        let snapshot = WeightSnapshot(Chain(sizes: [12, 8, 4], seed: 0))
+        assertThrowsTopiaryError(.invalidShape, try snapshot.rewind(Chain(sizes: [12, 16, 4], seed: 0)))
+    }
+}

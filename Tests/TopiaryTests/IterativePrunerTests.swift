@@ -1,0 +1,115 @@
+import XCTest
+@testable import Topiary
+
+final class IterativePrunerTests: XCTestCase {
+    private func syntheticDataset(seed: UInt64) -> Dataset {
+        func data(_ count: Int, _ s: UInt64) -> LabeledData {
+            var rng = SeededRandom(seed: s)
+            let images = randomMatrix(count, 12, rng: &rng)
+            let labels = (0..<count).map { i -> Int32 in
+                var best = 0
+                for j in 1..<4 where images[i, j] > images[i, best] { best = j }
+                return Int32(best)
+            }
+            return LabeledData(images: images, labels: labels)
+        }
+        return Dataset(train: data(400, seed), validation: data(100, seed + 1), test: data(100, seed + 2),
+                       normalization: .identity, classCount: 4)
+    }
+
+    private func makeRun(_ net: Chain, _ data: Dataset, checkpoint: String? = nil,
+                         method: IterativePruner.Method = .weights(Pruner(saliency: .magnitude, scope: .global)),
+                         plan: IterativePruner.Plan = .steps(.geometric(fraction: 0.3, milestones: [0.5, 0.8])),
+                         fineTuning: FineTuning = FineTuning(epochsPerStep: 1, finalEpochs: 1)) -> IterativePruner {
+        IterativePruner(network: net, dataset: data, method: method, plan: plan, fineTuning: fineTuning,
+                        optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 32, seed: 3,
+                        checkpointDirectory: checkpoint)
+    }
+
+    func testRecordsEveryStepAndLandsOnTheTargets() throws {
+        let data = syntheticDataset(seed: 1)
+        let net = Chain(sizes: [12, 24, 4], seed: 0)
+        let report = try makeRun(net, data).run()
+        XCTAssertEqual(report.steps.map(\.targetSparsity), [0.3, 0.5, 0.65, 0.755, 0.8].map { $0 }, accuracy: 1e-12)
+        XCTAssertEqual(report.steps.filter(\.milestone).map(\.step), [2, 5])
+        XCTAssertEqual(report.steps.map(\.epochs), [1, 2, 1, 1, 2])
+        let total = 12 * 24 + 24 * 4
+        XCTAssertEqual(net.nonzeroWeightCount, total - Int((0.8 * Double(total)).rounded()))
+        XCTAssertEqual(report.final.sparsity, net.sparsity)
+        XCTAssertEqual(report.steps.last!.sparsity, net.sparsity)
+        XCTAssertGreaterThan(report.final.testAccuracy, 0.5)
+    }
+
+    func testResumedRunReproducesTheUninterruptedRun() throws {
+        let data = syntheticDataset(seed: 2)
+        let whole = Chain(sizes: [12, 24, 4], seed: 0)
+        let expected = try makeRun(whole, data).run()
+
+        let dir = try TemporaryDirectory()
+        // Interrupt after step 3: the callback throws.
+        struct Stop: Error {}
+        let first = Chain(sizes: [12, 24, 4], seed: 0)
+        XCTAssertThrowsError(try makeRun(first, data, checkpoint: dir.path).run { record, _ in
+            if record.step == 3 { throw Stop() }
+        })
+        XCTAssert(try dir.contents().contains("state.json"))
+        let resumed = Chain(sizes: [12, 24, 4], seed: 0)   // the original network, as the CLI would reload it
+        let report = try makeRun(resumed, data, checkpoint: dir.path).run(resume: true)
+        XCTAssertEqual(report.steps.count, expected.steps.count)
+        XCTAssertEqual(report.steps.map(\.testAccuracy), expected.steps.map(\.testAccuracy))
+        XCTAssertEqual(report.final, expected.final)
+        for (a, b) in zip(resumed.layers, whole.layers) {
+            XCTAssertEqual(a.weight.storage.map(\.bitPattern), b.weight.storage.map(\.bitPattern))
+        }
+        // A checkpoint of another run is refused.
+        let other = Chain(sizes: [12, 24, 4], seed: 0)
+        assertThrowsTopiaryError(.invalidOption, try self.makeRun(other, data, checkpoint: dir.path,
+                                                                  fineTuning: FineTuning(epochsPerStep: 2)).run(resume: true))
+    }
+
+    func testReportedSparsityEqualsZerosInTheSavedFile() throws {
+        let data = syntheticDataset(seed: 3)
+        let net = Chain(sizes: [12, 24, 4], seed: 0)
+        let report = try makeRun(net, data, method: .weights(Pruner(saliency: .random(seed: 1), scope: .layerwise)),
+                                 plan: .steps(.oneShot(0.77))).run()
+        let dir = try TemporaryDirectory()
+        try Model(network: net).save(to: dir.file("p.safetensors"))
+        let file = try SafeTensors.read(from: dir.file("p.safetensors"))
+        var zeros = 0, count = 0
+        for l in 0..<2 {
+            let w = try XCTUnwrap(file.tensors["layers.\(l).weight"]?.float32Values)
+            zeros += w.filter { $0 == 0 }.count
+            count += w.count
+        }
+        XCTAssertEqual(report.final.sparsity, Double(zeros) / Double(count))
+    }
+
+    func testGradualPruningInsideTraining() throws {
+        let data = syntheticDataset(seed: 4)
+        let net = Chain(sizes: [12, 24, 4], seed: 0)
+        // 13 batches per epoch; 6 events every 4 iterations from iteration 0 → all inside 2 epochs.
+        let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.9), start: 0, interval: 4, count: 6)
+        let report = try makeRun(net, data, plan: .gradual(agp, epochs: 3), fineTuning: FineTuning(finalEpochs: 1)).run()
+        XCTAssertEqual(report.steps.count, 4)
+        XCTAssertEqual(report.steps[0].targetSparsity, agp.sparsity(atIteration: 13))
+        XCTAssertEqual(report.steps[1].sparsity, report.steps[3].sparsity)
+        let total = 12 * 24 + 24 * 4
+        XCTAssertEqual(net.nonzeroWeightCount, total - Int((0.9 * Double(total)).rounded()))
+    }
+
+    func testStructuredIterativeWithRewind() throws {
+        let data = syntheticDataset(seed: 5)
+        let net = Chain(sizes: [12, 24, 16, 4], seed: 0)
+        let snapshot = WeightSnapshot(net, epoch: 0)
+        let report = try makeRun(net, data, method: .neurons(NeuronPruner(criterion: .l1)),
+                                 plan: .steps(.list([0.25, 0.5])),
+                                 fineTuning: FineTuning(policy: .rewind(snapshot), epochsPerStep: 1)).run()
+        XCTAssertEqual(report.steps.map(\.sizes), [[12, 18, 12, 4], [12, 12, 8, 4]])
+        XCTAssertEqual(report.final.sizes, [12, 12, 8, 4])
+    }
+}
+
+private func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, file: file, line: line)
+    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
+}

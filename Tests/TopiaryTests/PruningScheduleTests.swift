@@ -1,0 +1,54 @@
+import XCTest
+@testable import Topiary
+
+final class PruningScheduleTests: XCTestCase {
+    func testOneShotIsOneMilestoneStep() throws {
+        XCTAssertEqual(try PruningSchedule.oneShot(0.9).steps(), [.init(target: 0.9, isMilestone: true)])
+    }
+
+    func testGeometricRemovesAFractionOfTheRemainingAndClipsAtMilestones() throws {
+        let steps = try PruningSchedule.geometric(fraction: 0.2, milestones: [0.9, 0.95, 0.98]).steps()
+        XCTAssertEqual(steps.count, 20)
+        let expected: [Double] = [0.2, 0.36, 0.488, 0.5904, 0.67232, 0.737856, 0.7902848, 0.83222784, 0.865782272,
+                                  0.8926258176, 0.9, 0.92, 0.936, 0.9488, 0.95, 0.96, 0.968, 0.9744, 0.97952, 0.98]
+        for (s, e) in zip(steps, expected) { XCTAssertEqual(s.target, e, accuracy: 1e-12) }
+        XCTAssertEqual(steps.filter(\.isMilestone).map(\.target), [0.9, 0.95, 0.98])
+        XCTAssertEqual(try PruningSchedule.geometric(fraction: 0.5, target: 0.7).steps(from: 0.4).map(\.target), [0.7])
+    }
+
+    func testPolynomialMatchesZhuAndGupta() throws {
+        // s_t = s_f + (s_i − s_f)(1 − t/n)³ with s_i = 0, s_f = 0.9, n = 4.
+        let steps = try PruningSchedule.polynomial(final: 0.9, steps: 4).steps().map(\.target)
+        let expected = [1, 2, 3, 4].map { t in 0.9 - 0.9 * pow(1 - Double(t) / 4, 3) }
+        XCTAssertEqual(steps.count, 4)
+        for (s, e) in zip(steps, expected) { XCTAssertEqual(s, e, accuracy: 1e-12) }
+        XCTAssertEqual(steps[0], 0.5203125, accuracy: 1e-12)
+        XCTAssertEqual(steps[3], 0.9)
+        // A configurable exponent and initial sparsity.
+        let linear = try PruningSchedule.polynomial(initial: 0.5, final: 0.9, steps: 2, exponent: 1).steps().map(\.target)
+        XCTAssertEqual(linear, [0.7, 0.9])
+        XCTAssertEqual(PolynomialDecay(initial: 0, final: 0.9)(0.5), 0.7875, accuracy: 1e-12)
+    }
+
+    func testGradualPruningEventsInsideTraining() {
+        let agp = GradualPruning(decay: PolynomialDecay(initial: 0.1, final: 0.9), start: 10, interval: 5, count: 4)
+        XCTAssertNil(agp.target(afterIteration: 10))
+        XCTAssertNil(agp.target(afterIteration: 12))
+        XCTAssertEqual(agp.target(afterIteration: 15)!, 0.9 - 0.8 * pow(0.75, 3), accuracy: 1e-12)
+        XCTAssertEqual(agp.target(afterIteration: 30)!, 0.9, accuracy: 1e-12)
+        XCTAssertNil(agp.target(afterIteration: 35))
+        XCTAssertEqual(agp.sparsity(atIteration: 5), 0.1)
+        XCTAssertEqual(agp.sparsity(atIteration: 27), agp.target(afterIteration: 25)!)
+        XCTAssertEqual(agp.sparsity(atIteration: 1000), 0.9, accuracy: 1e-12)
+    }
+
+    func testListAndBadSchedules() throws {
+        XCTAssertEqual(try PruningSchedule.list([0.5, 0.8, 0.9], milestones: [0.8]).steps().filter(\.isMilestone).map(\.target), [0.8, 0.9])
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.list([0.5, 0.3]).steps())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.list([1.5]).steps())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.geometric(fraction: 0, target: 0.9).steps())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.polynomial(final: 0.9, steps: 0).steps())
+        let custom = PruningSchedule(name: "halves") { start in [start + (1 - start) / 2] }
+        XCTAssertEqual(try custom.steps(from: 0.5).map(\.target), [0.75])
+    }
+}
