@@ -142,10 +142,11 @@ final class PrunerTests: XCTestCase {
         let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
         let step = try Pruner(saliency: .magnitude, scope: .global).prune(net, to: 0.9)
         XCTAssertEqual(net.nonzeroWeightCount, 266_200 - 239_580)
+        let median = PruningBenchmark.globalMagnitudeStep(runs: 3)
         #if DEBUG
-        XCTAssertLessThan(step.seconds, 1.0)
+        XCTAssertLessThan(max(step.seconds, median), 2.0)
         #else
-        XCTAssertLessThan(step.seconds, 0.01)
+        XCTAssertLessThan(median, 0.004)
         #endif
     }
 }

@@ -13,7 +13,7 @@
 public final class PrunableDense: Dense {
     /// The mask, `[out, in]`, with entries exactly `0` (pruned) or `1` (kept).
     public private(set) var mask: Matrix {
-        didSet { keptCount = mask.storage.reduce(0) { $0 + Int($1) } }
+        didSet { keptCount = Self.nonzeroCount(mask) }
     }
 
     /// The number of weights kept by the mask.
@@ -32,7 +32,7 @@ public final class PrunableDense: Dense {
                      "PrunableDense: mask is \(m.rows)×\(m.columns), expected \(weight.rows)×\(weight.columns)")
         precondition(m.storage.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense: mask entries must be 0 or 1")
         self.mask = m
-        self.keptCount = m.storage.reduce(0) { $0 + Int($1) }
+        self.keptCount = Self.nonzeroCount(m)
         super.init(weight: weight, bias: bias, activation: activation)
         applyMask()
     }
@@ -63,6 +63,35 @@ public final class PrunableDense: Dense {
             weight.storage[i] = 0
         }
         mask = newMask
+    }
+
+    /// The number of non-zero mask entries, counted branch-free (this runs after every mask change).
+    private static func nonzeroCount(_ m: Matrix) -> Int {
+        m.storage.withUnsafeBufferPointer { b in
+            // Mask entries are exactly 0 or 1.0 (0x3F80_0000, bit 29 set): integer bit arithmetic
+            // counts them without branches.
+            var n: UInt32 = 0
+            for v in b { n &+= (v.bitPattern >> 29) & 1 }
+            return Int(n)
+        }
+    }
+
+    /// Prunes, in one pass over unsafe buffers, every kept weight whose flat index `i` and value `w`
+    /// satisfy `shouldPrune(i, w)`; returns how many were pruned. The fast path of ``Pruner``.
+    @discardableResult
+    func pruneKept(where shouldPrune: (Int, Float) -> Bool) -> Int {
+        let before = keptCount
+        mask.storage.withUnsafeMutableBufferPointer { m in
+            weight.storage.withUnsafeMutableBufferPointer { w in
+                // Branch-free; an already-pruned weight (mask 0, weight 0) is unchanged whatever the answer.
+                for i in 0..<m.count {
+                    let keep: UInt32 = 0 &- (shouldPrune(i, w[i]) ? 0 : 1)   // all ones to keep, 0 to cut
+                    m[i] = Float(bitPattern: m[i].bitPattern & keep)
+                    w[i] = Float(bitPattern: w[i].bitPattern & keep)
+                }
+            }
+        }
+        return before - keptCount
     }
 
     /// Replaces the mask. Weights at newly masked positions become zero.

@@ -19,9 +19,10 @@ public enum PruningSelection {
     /// pruned first).
     @inlinable
     public static func orderKey(_ value: Float) -> UInt32 {
-        if value.isNaN { return 0 }
         let bits = (value + 0).bitPattern   // -0 + 0 == +0
-        return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+        // Branch-free: negative numbers flip every bit, non-negative ones only the sign bit.
+        let flip = UInt32(bitPattern: Int32(bitPattern: bits) >> 31) | 0x8000_0000
+        return value.isNaN ? 0 : bits ^ flip
     }
 
     /// The order key of a weight: `orderKey(saliency) << 32 | position`.

@@ -16,6 +16,8 @@ public struct Saliency {
     /// A short name for logs and JSON (`magnitude`, `random(0)`, `taylor(10×128)`).
     public let name: String
     private let body: (Chain) throws -> [[Float]]
+    /// Whether this is ``magnitude``, which ``Pruner`` reads straight from the weights.
+    let isMagnitude: Bool
 
     /// A saliency from a closure returning one score array per prunable layer.
     ///
@@ -24,6 +26,13 @@ public struct Saliency {
     public init(name: String = "custom", _ scores: @escaping (Chain) throws -> [[Float]]) {
         self.name = name
         self.body = scores
+        self.isMagnitude = false
+    }
+
+    private init(magnitude: Void) {
+        name = "magnitude"
+        body = { network in network.prunableLayers.map { layer in layer.weight.storage.map { abs($0) } } }
+        isMagnitude = true
     }
 
     /// The scores for `network`, one array per prunable layer.
@@ -44,9 +53,7 @@ public struct Saliency {
     /// Magnitude `|w|`: the article's saliency (Han et al. 2015).
     ///
     /// - Complexity: O(weights).
-    public static let magnitude = Saliency(name: "magnitude") { network in
-        network.prunableLayers.map { layer in layer.weight.storage.map { abs($0) } }
-    }
+    public static let magnitude = Saliency(magnitude: ())
 
     /// Uniform random scores: the control every pruning study needs.
     ///
