@@ -15,7 +15,9 @@ public final class CompiledNetwork {
     /// How each layer chooses between dense and CSR.
     public enum Policy: Sendable, Equatable, CustomStringConvertible {
         /// Time both on the layer's shape, sparsity and batch size once while compiling (a few
-        /// milliseconds per layer) and keep the faster.
+        /// milliseconds per layer) and keep the faster; on a near tie (CSR less than 5% faster)
+        /// keep dense, so timing noise on a shared machine cannot flip a layer to the path that
+        /// is slower on a quiet one.
         case automatic
         /// CSR when the layer's weight sparsity is at least the value, dense otherwise.
         case threshold(Double)
@@ -60,6 +62,9 @@ public final class CompiledNetwork {
         /// Measured seconds per CSR product at the compiled batch size (``Policy/automatic`` only).
         public var sparseSeconds: Double?
     }
+
+    /// CSR must take less than this fraction of the dense time for ``Policy/automatic`` to pick it.
+    static let sparseMargin = 0.95
 
     private enum Step {
         case dense(weight: UnsafeMutableBufferPointer<Float>, bias: UnsafeMutableBufferPointer<Float>,
@@ -134,7 +139,7 @@ public final class CompiledNetwork {
                                                   input: buffers.0, output: buffers.1, threads: threads, variant: v)
                 choice.denseSeconds = d
                 choice.sparseSeconds = s
-                choice.kind = s < d ? .sparse : .dense
+                choice.kind = s < d * CompiledNetwork.sparseMargin ? .sparse : .dense
             }
             if choice.kind == .sparse {
                 CompiledNetwork.release(dense)
