@@ -47,7 +47,7 @@ public final class IterativePruner {
     public var plan: Plan
     /// How the network is fine-tuned.
     public var fineTuning: FineTuning
-    /// The optimizer used for fine-tuning; reset at every step.
+    /// The optimizer used for fine-tuning; reset at every step unless ``FineTuning/resetsOptimizer`` is off.
     public let optimizer: Optimizer
     /// Examples per fine-tuning batch.
     public var batchSize: Int
@@ -151,7 +151,8 @@ public final class IterativePruner {
         let batchesPerEpoch = (dataset.train.count + batchSize - 1) / batchSize
         let clock = ContinuousClock()
 
-        for index in state.records.count..<phases.count {
+        let firstIndex = state.records.count
+        for index in firstIndex..<phases.count {
             let phase = phases[index]
             let start = clock.now
             var pruneSeconds = 0.0
@@ -172,7 +173,7 @@ public final class IterativePruner {
                     }
                 }
             }
-            optimizer.reset()
+            if fineTuning.resetsOptimizer || index == firstIndex { optimizer.reset() }
             let offset = Double(fineTuning.learningRateRewinding && !phase.gradual ? trainer.epochsCompleted : 0)
             trainer.schedule = LearningRateSchedule(name: baseSchedule.name) { t in baseSchedule(t - offset) }
             var pruneError: Error?
