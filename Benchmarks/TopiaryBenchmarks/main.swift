@@ -1,1 +1,30 @@
-print("bench")
+// Topiary's benchmark suites, run together: dense-masked versus CSR per layer shape, whole-network
+// inference of LeNet-300-100, and a training epoch against the sgemm limit. A client of the public
+// API only; `topiary bench` runs each suite alone with more options (lists, --check, --model).
+//
+//   swift run -c release TopiaryBenchmarks            # the full grid of issue 4 (several minutes)
+//   swift run -c release TopiaryBenchmarks --quick    # a small grid (about a minute)
+import Foundation
+import Topiary
+
+let quick = CommandLine.arguments.contains("--quick")
+if let unknown = CommandLine.arguments.dropFirst().first(where: { $0 != "--quick" }) {
+    FileHandle.standardError.write(Data("usage: TopiaryBenchmarks [--quick] (unknown argument \(unknown))\n".utf8))
+    exit(2)
+}
+
+print("== layer products: dense-masked vs CSR (kernel variant \(SparseKernels.bestVariant)) ==")
+let grid = SparseBenchmark.run(quick ? .quick : .full)
+print(grid.table)
+
+print("\n== LeNet-300-100 inference, random masks ==")
+print(SparseBenchmark.table(SparseBenchmark.lenet()))
+
+print("\n== training epoch against the sgemm limit ==")
+for threads in [1, 2] {
+    BLAS.threadCount = threads
+    let r = TrainingBenchmark.run(examples: quick ? 12_000 : 60_000, runs: quick ? 3 : 5)
+    print(String(format: "threads %d: epoch %.3f s (%.1f GFLOP/s), sgemm limit %.3f s (%.1f GFLOP/s), efficiency %.1f%%, masked epoch %.2f×, forward %.3f s (%.1f GFLOP/s)",
+                 threads, r.epochSeconds, r.epochGflops, r.sgemmSeconds, r.sgemmGflops, 100 * r.efficiency,
+                 r.maskedEpochRatio, r.forwardSeconds, r.forwardGflops))
+}

@@ -1,1 +1,588 @@
+// Sparse kernels: Y = act(W · X + b), W in CSR (M × K), X (K × B) and Y (M × B) feature-major.
+//
+// Three variants of the same row kernel, each with a batch-1 path (SpMV):
+//   scalar  the portable reference,
+//   avx2    AVX2/FMA: the batch vectorised 8 lanes wide, up to 8 accumulators (64 columns) per pass,
+//           the weight broadcast, X rows loaded straight from memory; SpMV assembles x 4 at a time
+//           from scalar loads (measured 2x faster than vgatherdps on this AMD Zen machine),
+//   avx512  the same 16 lanes wide (128 columns per pass), masked tails.
+// Each vector function carries a target attribute, so the library needs no compiler flags, and
+// `tsk_best_variant` picks one once from `__builtin_cpu_supports`.
+#define _GNU_SOURCE
 #include "CSparseKernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+// MARK: - Activations
+
+static inline float act_scalar(float v, int act) {
+    switch (act) {
+    case TSK_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case TSK_ACT_TANH: return tanhf(v);
+    case TSK_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
+// MARK: - Scalar reference
+
+#define DEFINE_SCALAR_ROWS(NAME, IT)                                                              \
+    static void NAME(const tsk_csr *w, const float *x, int64_t ldx, float *y, int64_t ldy,       \
+                     int64_t batch, const float *bias, int act, int64_t r0, int64_t r1) {        \
+        const IT *ind = (const IT *)w->indices;                                                   \
+        const float *val = w->values;                                                             \
+        const int64_t *off = w->offsets;                                                          \
+        for (int64_t i = r0; i < r1; i++) {                                                       \
+            const float b = bias ? bias[i] : 0.0f;                                                \
+            float *yr = y + i * ldy;                                                              \
+            if (batch == 1) {                                                                     \
+                float s = 0.0f;                                                                   \
+                for (int64_t p = off[i]; p < off[i + 1]; p++) s += val[p] * x[(int64_t)ind[p] * ldx]; \
+                yr[0] = act_scalar(s + b, act);                                                   \
+                continue;                                                                         \
+            }                                                                                     \
+            for (int64_t j = 0; j < batch; j++) yr[j] = 0.0f;                                     \
+            for (int64_t p = off[i]; p < off[i + 1]; p++) {                                       \
+                const float v = val[p];                                                           \
+                const float *xr = x + (int64_t)ind[p] * ldx;                                      \
+                for (int64_t j = 0; j < batch; j++) yr[j] += v * xr[j];                           \
+            }                                                                                     \
+            for (int64_t j = 0; j < batch; j++) yr[j] = act_scalar(yr[j] + b, act);               \
+        }                                                                                         \
+    }
+
+DEFINE_SCALAR_ROWS(scalar_rows_u16, uint16_t)
+DEFINE_SCALAR_ROWS(scalar_rows_u32, uint32_t)
+
+// MARK: - AVX2 / FMA
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2_INLINE __m256 avx2_act(__m256 v, int act) {
+    if (act == TSK_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == TSK_ACT_IDENTITY) return v;
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int k = 0; k < 8; k++) t[k] = act_scalar(t[k], act);
+    return _mm256_loadu_ps(t);
+}
+
+AVX2_INLINE __m256i avx2_tail_mask(int64_t n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
+}
+
+// One pass over a row's non-zeros for N×8 batch columns starting at column j.
+#define AVX2_PASS(IT, N)                                                                          \
+    AVX2_INLINE void avx2_pass_##IT##_##N(const IT *ind, const float *val, int64_t s, int64_t e,  \
+                                           const float *x, int64_t ldx, float *yr, float b,       \
+                                           int act) {                                             \
+        __m256 acc[N];                                                                            \
+        for (int k = 0; k < N; k++) acc[k] = _mm256_setzero_ps();                                 \
+        for (int64_t p = s; p < e; p++) {                                                         \
+            const __m256 wv = _mm256_broadcast_ss(val + p);                                       \
+            const float *xr = x + (int64_t)ind[p] * ldx;                                          \
+            for (int k = 0; k < N; k++) acc[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr + 8 * k), acc[k]); \
+        }                                                                                         \
+        const __m256 bv = _mm256_set1_ps(b);                                                      \
+        for (int k = 0; k < N; k++) _mm256_storeu_ps(yr + 8 * k, avx2_act(_mm256_add_ps(acc[k], bv), act)); \
+    }
+
+AVX2_PASS(uint16_t, 8)
+AVX2_PASS(uint16_t, 4)
+AVX2_PASS(uint16_t, 2)
+AVX2_PASS(uint16_t, 1)
+AVX2_PASS(uint32_t, 8)
+AVX2_PASS(uint32_t, 4)
+AVX2_PASS(uint32_t, 2)
+AVX2_PASS(uint32_t, 1)
+
+// x[ind[0..<4]] as one vector: four 16-bit indices come in one 64-bit load.
+AVX2_INLINE __m128 avx2_x4_uint16_t(const float *x, const uint16_t *ind) {
+    uint64_t a;
+    memcpy(&a, ind, 8);
+    return _mm_set_ps(x[a >> 48], x[(a >> 32) & 0xFFFF], x[(a >> 16) & 0xFFFF], x[a & 0xFFFF]);
+}
+AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
+    return _mm_set_ps(x[ind[3]], x[ind[2]], x[ind[1]], x[ind[0]]);
+}
+
+#define DEFINE_AVX2_ROWS(NAME, IT)                                                                \
+    AVX2 static void NAME(const tsk_csr *w, const float *x, int64_t ldx, float *y, int64_t ldy,  \
+                          int64_t batch, const float *bias, int act, int64_t r0, int64_t r1) {   \
+        const IT *ind = (const IT *)w->indices;                                                   \
+        const float *val = w->values;                                                             \
+        const int64_t *off = w->offsets;                                                          \
+        if (batch == 1 && ldx == 1) {                                                             \
+            /* SpMV: x assembled 4 at a time with scalar loads (faster than vgatherdps on AMD  */ \
+            /* Zen), 128-bit FMAs into two accumulators.                                      */ \
+            for (int64_t i = r0; i < r1; i++) {                                                   \
+                const int64_t e = off[i + 1];                                                     \
+                int64_t p = off[i];                                                               \
+                __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps();                              \
+                for (; p + 8 <= e; p += 8) {                                                      \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    a1 = _mm_fmadd_ps(_mm_loadu_ps(val + p + 4), avx2_x4_##IT(x, ind + p + 4), a1); \
+                }                                                                                 \
+                if (p + 4 <= e) {                                                                 \
+                    a0 = _mm_fmadd_ps(_mm_loadu_ps(val + p), avx2_x4_##IT(x, ind + p), a0);       \
+                    p += 4;                                                                       \
+                }                                                                                 \
+                __m128 h = _mm_add_ps(a0, a1);                                                    \
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
+                float s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));                       \
+                for (; p < e; p++) s += val[p] * x[ind[p]];                                       \
+                y[i * ldy] = act_scalar(s + (bias ? bias[i] : 0.0f), act);                        \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        for (int64_t i = r0; i < r1; i++) {                                                       \
+            const int64_t s = off[i], e = off[i + 1];                                             \
+            const float b = bias ? bias[i] : 0.0f;                                                \
+            float *yr = y + i * ldy;                                                              \
+            int64_t j = 0;                                                                        \
+            for (; j + 64 <= batch; j += 64) avx2_pass_##IT##_8(ind, val, s, e, x + j, ldx, yr + j, b, act); \
+            if (j + 32 <= batch) { avx2_pass_##IT##_4(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 32; } \
+            if (j + 16 <= batch) { avx2_pass_##IT##_2(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 16; } \
+            if (j + 8 <= batch) { avx2_pass_##IT##_1(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 8; }  \
+            if (j < batch) {                                                                      \
+                const __m256i m = avx2_tail_mask(batch - j);                                      \
+                __m256 acc = _mm256_setzero_ps();                                                 \
+                for (int64_t p = s; p < e; p++) {                                                 \
+                    const float *xr = x + (int64_t)ind[p] * ldx + j;                              \
+                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(val + p), _mm256_maskload_ps(xr, m), acc); \
+                }                                                                                 \
+                acc = avx2_act(_mm256_add_ps(acc, _mm256_set1_ps(b)), act);                       \
+                _mm256_maskstore_ps(yr + j, m, acc);                                              \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+DEFINE_AVX2_ROWS(avx2_rows_u16, uint16_t)
+DEFINE_AVX2_ROWS(avx2_rows_u32, uint32_t)
+
+// MARK: - AVX-512
+
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+
+AVX512_INLINE __m512 avx512_act(__m512 v, int act) {
+    if (act == TSK_ACT_RELU) return _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == TSK_ACT_IDENTITY) return v;
+    float t[16];
+    _mm512_storeu_ps(t, v);
+    for (int k = 0; k < 16; k++) t[k] = act_scalar(t[k], act);
+    return _mm512_loadu_ps(t);
+}
+
+#define AVX512_PASS(IT, N)                                                                        \
+    AVX512_INLINE void avx512_pass_##IT##_##N(const IT *ind, const float *val, int64_t s,        \
+                                               int64_t e, const float *x, int64_t ldx, float *yr, \
+                                               float b, int act) {                                \
+        __m512 acc[N];                                                                            \
+        for (int k = 0; k < N; k++) acc[k] = _mm512_setzero_ps();                                 \
+        for (int64_t p = s; p < e; p++) {                                                         \
+            const __m512 wv = _mm512_set1_ps(val[p]);                                             \
+            const float *xr = x + (int64_t)ind[p] * ldx;                                          \
+            for (int k = 0; k < N; k++) acc[k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + 16 * k), acc[k]); \
+        }                                                                                         \
+        const __m512 bv = _mm512_set1_ps(b);                                                      \
+        for (int k = 0; k < N; k++) _mm512_storeu_ps(yr + 16 * k, avx512_act(_mm512_add_ps(acc[k], bv), act)); \
+    }
+
+AVX512_PASS(uint16_t, 8)
+AVX512_PASS(uint16_t, 4)
+AVX512_PASS(uint16_t, 2)
+AVX512_PASS(uint16_t, 1)
+AVX512_PASS(uint32_t, 8)
+AVX512_PASS(uint32_t, 4)
+AVX512_PASS(uint32_t, 2)
+AVX512_PASS(uint32_t, 1)
+
+AVX512_INLINE __m512i avx512_load_idx_uint16_t(const uint16_t *p) {
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+}
+AVX512_INLINE __m512i avx512_load_idx_uint32_t(const uint32_t *p) {
+    return _mm512_loadu_si512((const void *)p);
+}
+
+#define DEFINE_AVX512_ROWS(NAME, IT)                                                              \
+    AVX512 static void NAME(const tsk_csr *w, const float *x, int64_t ldx, float *y, int64_t ldy, \
+                            int64_t batch, const float *bias, int act, int64_t r0, int64_t r1) { \
+        const IT *ind = (const IT *)w->indices;                                                   \
+        const float *val = w->values;                                                             \
+        const int64_t *off = w->offsets;                                                          \
+        if (batch == 1 && ldx == 1) {                                                             \
+            for (int64_t i = r0; i < r1; i++) {                                                   \
+                const int64_t e = off[i + 1];                                                     \
+                int64_t p = off[i];                                                               \
+                __m512 a0 = _mm512_setzero_ps();                                                  \
+                for (; p + 16 <= e; p += 16) {                                                    \
+                    const __m512 g = _mm512_i32gather_ps(avx512_load_idx_##IT(ind + p), x, 4);    \
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(val + p), g, a0);                        \
+                }                                                                                 \
+                float s = _mm512_reduce_add_ps(a0);                                               \
+                for (; p < e; p++) s += val[p] * x[ind[p]];                                       \
+                y[i * ldy] = act_scalar(s + (bias ? bias[i] : 0.0f), act);                        \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        for (int64_t i = r0; i < r1; i++) {                                                       \
+            const int64_t s = off[i], e = off[i + 1];                                             \
+            const float b = bias ? bias[i] : 0.0f;                                                \
+            float *yr = y + i * ldy;                                                              \
+            int64_t j = 0;                                                                        \
+            for (; j + 128 <= batch; j += 128) avx512_pass_##IT##_8(ind, val, s, e, x + j, ldx, yr + j, b, act); \
+            if (j + 64 <= batch) { avx512_pass_##IT##_4(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 64; } \
+            if (j + 32 <= batch) { avx512_pass_##IT##_2(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 32; } \
+            if (j + 16 <= batch) { avx512_pass_##IT##_1(ind, val, s, e, x + j, ldx, yr + j, b, act); j += 16; } \
+            if (j < batch) {                                                                      \
+                const __mmask16 m = (__mmask16)((1u << (batch - j)) - 1u);                        \
+                __m512 acc = _mm512_setzero_ps();                                                 \
+                for (int64_t p = s; p < e; p++) {                                                 \
+                    const float *xr = x + (int64_t)ind[p] * ldx + j;                              \
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(val[p]), _mm512_maskz_loadu_ps(m, xr), acc); \
+                }                                                                                 \
+                acc = avx512_act(_mm512_add_ps(acc, _mm512_set1_ps(b)), act);                     \
+                _mm512_mask_storeu_ps(yr + j, m, acc);                                            \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+DEFINE_AVX512_ROWS(avx512_rows_u16, uint16_t)
+DEFINE_AVX512_ROWS(avx512_rows_u32, uint32_t)
+
+// MARK: - Dispatch
+
+int tsk_variant_supported(int variant) {
+    switch (variant) {
+    case TSK_VARIANT_SCALAR: return 1;
+    case TSK_VARIANT_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TSK_VARIANT_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    default: return 0;
+    }
+}
+
+static _Atomic int best_variant = -1;
+
+int tsk_best_variant(void) {
+    int v = atomic_load_explicit(&best_variant, memory_order_relaxed);
+    if (v >= 0) return v;
+    v = tsk_variant_supported(TSK_VARIANT_AVX512) ? TSK_VARIANT_AVX512
+        : tsk_variant_supported(TSK_VARIANT_AVX2) ? TSK_VARIANT_AVX2
+                                                   : TSK_VARIANT_SCALAR;
+    atomic_store_explicit(&best_variant, v, memory_order_relaxed);
+    return v;
+}
+
+void tsk_spmm_rows(int variant, const tsk_csr *w, const float *x, int64_t ldx,
+                   float *y, int64_t ldy, int64_t batch, const float *bias, int act,
+                   int64_t r0, int64_t r1) {
+    if (r0 >= r1 || batch <= 0) return;
+    const int wide = w->index_bytes != 2;
+    switch (variant) {
+    case TSK_VARIANT_AVX512:
+        (wide ? avx512_rows_u32 : avx512_rows_u16)(w, x, ldx, y, ldy, batch, bias, act, r0, r1);
+        return;
+    case TSK_VARIANT_AVX2:
+        (wide ? avx2_rows_u32 : avx2_rows_u16)(w, x, ldx, y, ldy, batch, bias, act, r0, r1);
+        return;
+    default:
+        (wide ? scalar_rows_u32 : scalar_rows_u16)(w, x, ldx, y, ldy, batch, bias, act, r0, r1);
+        return;
+    }
+}
+
+void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,
+                    int64_t *splits) {
+    if (parts < 1) parts = 1;
+    const int64_t total = (offsets[rows] - offsets[0]) + row_cost * rows;
+    splits[0] = 0;
+    int64_t i = 0;
+    for (int64_t k = 1; k < parts; k++) {
+        // The first row boundary whose cumulative cost reaches k/parts of the total.
+        const double target = (double)total * (double)k / (double)parts;
+        while (i < rows && (double)((offsets[i] - offsets[0]) + row_cost * i) < target) i++;
+        splits[k] = i;
+    }
+    splits[parts] = rows;
+}
+
+// MARK: - Thread pool
+//
+// The caller publishes a job as one 64-bit word: generation (32 bits) | chunk count (16) | next
+// chunk (16). Every thread, caller included, claims chunks with a compare-and-swap on that word,
+// so a worker that the scheduler does not run in time simply claims nothing: the caller does the
+// work itself and the call degrades to one thread instead of waiting. Idle workers, and a caller
+// waiting for a worker's last chunk, spin for at most `spin_ns` and then block on a condition.
+
+typedef void (*tsk_job_fn)(void *ctx, int64_t chunk);
+
+#define TSK_MAX_WORKERS 7
+
+static struct {
+    pthread_mutex_t owner;  // one caller at a time; others run single-threaded
+    pthread_mutex_t lock;   // guards the two conditions
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    _Atomic uint64_t next;
+    _Atomic int64_t done;
+    _Atomic int worker_sleepers;
+    _Atomic int caller_sleeping;
+    _Atomic int64_t spin_ns;
+    tsk_job_fn fn;
+    void *ctx;
+    uint32_t generation;
+    int workers;
+    _Atomic uint64_t stat_jobs, stat_worker_chunks, stat_caller_chunks, stat_sleeps;
+} pool = {
+    .owner = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work_cv = PTHREAD_COND_INITIALIZER,
+    .done_cv = PTHREAD_COND_INITIALIZER,
+    .spin_ns = 50000,
+};
+
+static inline int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Claims and runs chunks of generation `g` until none is left; returns how many it ran.
+static uint64_t run_claims(uint32_t g, int is_worker) {
+    uint64_t ran = 0;
+    uint64_t n = atomic_load(&pool.next);
+    for (;;) {
+        if ((uint32_t)(n >> 32) != g) break;
+        const uint32_t total = (uint32_t)(n >> 16) & 0xFFFF, idx = (uint32_t)n & 0xFFFF;
+        if (idx >= total) break;
+        if (!atomic_compare_exchange_weak(&pool.next, &n, n + 1)) continue;
+        // A claimed chunk keeps the job alive, so its fields are stable until `done` counts it.
+        const tsk_job_fn fn = pool.fn;
+        void *const ctx = pool.ctx;
+        fn(ctx, idx);
+        ran++;
+        const int64_t d = atomic_fetch_add(&pool.done, 1) + 1;
+        if (is_worker && d == (int64_t)total && atomic_load(&pool.caller_sleeping)) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_broadcast(&pool.done_cv);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        n = atomic_load(&pool.next);
+    }
+    return ran;
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
+    for (;;) {
+        uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
+        if (g == seen) {
+            const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+            for (uint32_t k = 1;; k++) {
+                cpu_relax();
+                g = (uint32_t)(atomic_load_explicit(&pool.next, memory_order_acquire) >> 32);
+                if (g != seen) break;
+                if ((k & 63) == 0 && now_ns() - start > limit) {
+                    atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
+                    pthread_mutex_lock(&pool.lock);
+                    atomic_fetch_add(&pool.worker_sleepers, 1);
+                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
+                        pthread_cond_wait(&pool.work_cv, &pool.lock);
+                    atomic_fetch_sub(&pool.worker_sleepers, 1);
+                    pthread_mutex_unlock(&pool.lock);
+                    break;
+                }
+            }
+        }
+        seen = g;
+        const uint64_t ran = run_claims(g, 1);
+        atomic_fetch_add_explicit(&pool.stat_worker_chunks, ran, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+// Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
+static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads) {
+    if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
+    if (threads <= 1 || chunks <= 1 || chunks > 0xFFFF || pthread_mutex_trylock(&pool.owner) != 0) {
+        for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
+        return;
+    }
+    while (pool.workers < threads - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int failed = pthread_create(&t, &attr, worker_main, NULL);
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        pool.workers++;
+    }
+    if (pool.workers == 0) {
+        pthread_mutex_unlock(&pool.owner);
+        for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
+        return;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    atomic_store(&pool.done, 0);
+    const uint32_t g = ++pool.generation;
+    atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
+    atomic_fetch_add_explicit(&pool.stat_jobs, 1, memory_order_relaxed);
+    if (atomic_load(&pool.worker_sleepers) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.work_cv);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    const uint64_t ran = run_claims(g, 0);
+    atomic_fetch_add_explicit(&pool.stat_caller_chunks, ran, memory_order_relaxed);
+    if (atomic_load(&pool.done) < chunks) {
+        const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+        for (uint32_t k = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < chunks; k++) {
+            cpu_relax();
+            if ((k & 63) == 0 && now_ns() - start > limit) {
+                atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
+                pthread_mutex_lock(&pool.lock);
+                atomic_store(&pool.caller_sleeping, 1);
+                while (atomic_load(&pool.done) < chunks) pthread_cond_wait(&pool.done_cv, &pool.lock);
+                atomic_store(&pool.caller_sleeping, 0);
+                pthread_mutex_unlock(&pool.lock);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&pool.owner);
+}
+
+tsk_pool_stats tsk_pool_get_stats(void) {
+    tsk_pool_stats s = {
+        atomic_load(&pool.stat_jobs), atomic_load(&pool.stat_worker_chunks),
+        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps)};
+    return s;
+}
+
+void tsk_pool_set_spin_ns(int64_t ns) { atomic_store(&pool.spin_ns, ns < 0 ? 0 : ns); }
+
+typedef struct {
+    int variant;
+    const tsk_csr *w;
+    const float *x;
+    int64_t ldx;
+    float *y;
+    int64_t ldy;
+    int64_t batch;
+    const float *bias;
+    int act;
+    const int64_t *splits;
+} spmm_job;
+
+static void spmm_chunk(void *ctx, int64_t c) {
+    const spmm_job *j = (const spmm_job *)ctx;
+    tsk_spmm_rows(j->variant, j->w, j->x, j->ldx, j->y, j->ldy, j->batch, j->bias, j->act,
+                  j->splits[c], j->splits[c + 1]);
+}
+
+void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
+              float *y, int64_t ldy, int64_t batch, const float *bias, int act,
+              const int64_t *splits, int64_t chunks) {
+    spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits};
+    run_parallel(spmm_chunk, &job, chunks, threads);
+}
+
+// MARK: - Helpers for feature-major dense layers
+
+void tsk_bias_act(float *y, int64_t ldy, int64_t rows, int64_t batch, const float *bias, int act) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *yr = y + i * ldy;
+        const float b = bias ? bias[i] : 0.0f;
+        switch (act) {
+        case TSK_ACT_RELU:
+            for (int64_t j = 0; j < batch; j++) { const float v = yr[j] + b; yr[j] = v > 0.0f ? v : 0.0f; }
+            break;
+        case TSK_ACT_IDENTITY:
+            for (int64_t j = 0; j < batch; j++) yr[j] += b;
+            break;
+        default:
+            for (int64_t j = 0; j < batch; j++) yr[j] = act_scalar(yr[j] + b, act);
+        }
+    }
+}
+
+// 8×8 block transpose in registers: rows of `src` (stride ss) become columns of `dst` (stride ds).
+AVX2_INLINE void avx2_transpose8(const float *src, int64_t ss, float *dst, int64_t ds) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * ss), r1 = _mm256_loadu_ps(src + 1 * ss);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+AVX2 static void avx2_transpose(const float *src, int64_t rows, int64_t cols, float *dst) {
+    enum { T = 64 };
+    for (int64_t i0 = 0; i0 < rows; i0 += T) {
+        const int64_t i1 = i0 + T < rows ? i0 + T : rows;
+        for (int64_t j0 = 0; j0 < cols; j0 += T) {
+            const int64_t j1 = j0 + T < cols ? j0 + T : cols;
+            int64_t i = i0;
+            for (; i + 8 <= i1; i += 8) {
+                int64_t j = j0;
+                for (; j + 8 <= j1; j += 8) avx2_transpose8(src + i * cols + j, cols, dst + j * rows + i, rows);
+                for (; j < j1; j++)
+                    for (int64_t k = 0; k < 8; k++) dst[j * rows + i + k] = src[(i + k) * cols + j];
+            }
+            for (; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) dst[j * rows + i] = src[i * cols + j];
+        }
+    }
+}
+
+void tsk_transpose(const float *src, int64_t rows, int64_t cols, float *dst) {
+    if (tsk_best_variant() >= TSK_VARIANT_AVX2) {
+        avx2_transpose(src, rows, cols, dst);
+        return;
+    }
+    enum { T = 32 };
+    for (int64_t i0 = 0; i0 < rows; i0 += T) {
+        const int64_t i1 = i0 + T < rows ? i0 + T : rows;
+        for (int64_t j0 = 0; j0 < cols; j0 += T) {
+            const int64_t j1 = j0 + T < cols ? j0 + T : cols;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) dst[j * rows + i] = src[i * cols + j];
+        }
+    }
+}

@@ -122,9 +122,10 @@ func parseList<T>(_ text: String, option: String, _ parse: (String) -> T?) throw
 
 /// Parses an architecture such as `784-300-100-10`.
 func parseArchitecture(_ text: String) throws -> [Int] {
-    let sizes = text.split(separator: "-").map { Int($0) }
-    guard sizes.count >= 2, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1 << 16 }) else {
+    let sizes = text.split(separator: "-", omittingEmptySubsequences: false).compactMap { Int($0) }
+    guard sizes.count >= 2, sizes.count == text.split(separator: "-", omittingEmptySubsequences: false).count,
+          sizes.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
         throw ValidationError("--arch must be sizes joined by '-', e.g. 784-300-100-10 (each 1...65536), got '\(text)'.")
     }
-    return sizes.map { $0! }
+    return sizes
 }

@@ -35,6 +35,10 @@ struct Train: ParsableCommand {
         guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
             throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
         }
+        let weights = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
+        guard weights <= 100_000_000 else {
+            throw ValidationError("--arch \(arch) has \(weights) weights; Topiary refuses more than 100,000,000 (400 MB).")
+        }
         guard Activation(rawValue: activation) != nil else {
             throw ValidationError("Unknown activation '\(activation)': use relu, tanh, sigmoid or identity.")
         }
@@ -70,6 +74,7 @@ struct Train: ParsableCommand {
             if !common.json {
                 print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
                              r.epoch, epochs, r.trainLoss, percent(r.valAccuracy), percent(r.testAccuracy), r.seconds))
+                fflush(stdout)
             }
         })
         let model = Model(network: network, normalization: dataset.normalization,

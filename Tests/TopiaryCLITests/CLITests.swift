@@ -45,7 +45,7 @@ final class CLITests: XCTestCase {
     func testHelpListsCommands() throws {
         let r = try run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for command in ["train", "eval"] { XCTAssert(r.stdout.contains(command), "help lacks \(command): \(r.stdout)") }
+        for command in ["train", "eval", "bench"] { XCTAssert(r.stdout.contains(command), "help lacks \(command): \(r.stdout)") }
     }
 
     func testTrainThenEvalAgreeInJSON() throws {
@@ -95,7 +95,7 @@ final class CLITests: XCTestCase {
 
     func testInvalidOptionsAreRejectedBeforeWork() throws {
         for args in [["train", "--lr", "-1"], ["train", "--arch", "784-x-10"], ["train", "--arch", "100-10"],
-                     ["train", "--optimizer", "rmsprop"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
+                     ["train", "--optimizer", "rmsprop"], ["train", "--arch", "784-65536-65536-10"], ["train", "--arch", "784--10"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssert(r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")
@@ -108,5 +108,53 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.stderr.contains("train-images-idx3-ubyte"), r.stderr)
         XCTAssert(r.stderr.contains("dataset-fashion-mnist"), r.stderr)
+    }
+
+    func testBenchGridPrintsTheIssueJSON() throws {
+        let r = try run(["bench", "--shape", "64x96", "--batch", "1,8", "--sparsity", "0,0.9", "--threads", "1",
+                         "--runs", "3", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let results = try XCTUnwrap(j["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 4)
+        for cell in results {
+            XCTAssertEqual(cell["shape"] as? String, "64x96")
+            for key in ["batch", "threads", "sparsity", "dense_ms", "csr_ms", "speedup"] {
+                XCTAssertNotNil(cell[key], "cell lacks \(key): \(cell)")
+            }
+            let dense = try XCTUnwrap(cell["dense_ms"] as? Double), csr = try XCTUnwrap(cell["csr_ms"] as? Double)
+            XCTAssertEqual(try XCTUnwrap(cell["speedup"] as? Double), dense / csr, accuracy: 1e-6 * dense / csr)
+        }
+        XCTAssertEqual((j["crossover"] as? [[String: Any]])?.count, 2)
+    }
+
+    func testBenchCheckFailsOnAnImpossibleBaselineAndPassesOnAGenerousOne() throws {
+        let dir = try temporaryDirectory()
+        func baseline(ratio: Double) throws -> String {
+            let path = dir.appendingPathComponent("baseline-\(ratio).json").path
+            let text = """
+            {"tolerance": 0.1, "cells": [{"shape": "64x96", "batch": 8, "threads": 1, "sparsity": 0.9, "ratio": \(ratio)}]}
+            """
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let impossible = try run(["bench", "--check", try baseline(ratio: 1e-9), "--json"])
+        XCTAssertEqual(impossible.status, 1, impossible.stderr)
+        XCTAssertEqual((try json(impossible.stdout)["regressions"] as? [Any])?.count, 1)
+        let generous = try run(["bench", "--check", try baseline(ratio: 1e9)])
+        XCTAssertEqual(generous.status, 0, generous.stderr)
+        let corrupt = dir.appendingPathComponent("corrupt.json").path
+        try "{not json".write(toFile: corrupt, atomically: true, encoding: .utf8)
+        let bad = try run(["bench", "--check", corrupt])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssert(bad.stderr.contains("corrupt.json"), bad.stderr)
+    }
+
+    func testBenchRejectsInvalidLists() throws {
+        for args in [["bench", "--shape", "64by64"], ["bench", "--sparsity", "1.5"], ["bench", "--batch", "0"],
+                     ["bench", "--threads", "x"]] {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+        }
     }
 }

@@ -1,3 +1,90 @@
+// Sparse kernels for Topiary (implementation detail, not API: use Topiary's `SparseKernels`).
+//
+// Y = act(W · X + b) with W in CSR (M × K), X feature-major (K × B, row stride ldx, the batch
+// contiguous) and Y feature-major (M × B, row stride ldy). A portable scalar reference, an
+// AVX2/FMA variant and an AVX-512 variant, compiled with per-function target attributes and
+// chosen once at run time from the CPU's features. Rows can be split across a small pool of
+// threads that spins only briefly before blocking.
 #ifndef TOPIARY_CSPARSEKERNELS_H
 #define TOPIARY_CSPARSEKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Activation codes (same order as Topiary's `Activation`).
+enum {
+    TSK_ACT_IDENTITY = 0,
+    TSK_ACT_RELU = 1,
+    TSK_ACT_TANH = 2,
+    TSK_ACT_SIGMOID = 3,
+};
+
+/// Kernel variants.
+enum {
+    TSK_VARIANT_SCALAR = 0,
+    TSK_VARIANT_AVX2 = 1,
+    TSK_VARIANT_AVX512 = 2,
+};
+
+/// A CSR matrix view. `indices` are `uint16_t` when `index_bytes == 2`, else `uint32_t`.
+/// Row i holds entries `offsets[i] ..< offsets[i + 1]`, column indices sorted and `< columns`.
+typedef struct tsk_csr {
+    int64_t rows;
+    int64_t columns;
+    const int64_t *offsets;
+    const void *indices;
+    int32_t index_bytes;
+    const float *values;
+} tsk_csr;
+
+/// Whether this CPU can run `variant`.
+int tsk_variant_supported(int variant);
+
+/// The fastest variant this CPU supports (detected once).
+int tsk_best_variant(void);
+
+/// Rows `r0 ..< r1` of `Y = act(W·X + b)` on the calling thread. `bias` may be NULL (zero).
+void tsk_spmm_rows(int variant, const tsk_csr *w, const float *x, int64_t ldx,
+                   float *y, int64_t ldy, int64_t batch, const float *bias, int act,
+                   int64_t r0, int64_t r1);
+
+/// Writes `parts + 1` row boundaries into `splits` so that each part holds about the same
+/// number of non-zeros plus a per-row cost (`row_cost` non-zeros' worth per row).
+void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,
+                    int64_t *splits);
+
+/// All rows of `Y = act(W·X + b)`: the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, are
+/// claimed dynamically by up to `threads` threads (the caller and pool workers). With one thread,
+/// or when the pool is busy with another caller, runs everything on the calling thread.
+void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
+              float *y, int64_t ldy, int64_t batch, const float *bias, int act,
+              const int64_t *splits, int64_t chunks);
+
+/// `Y[i, j] = act(Y[i, j] + bias[i])` over a feature-major `rows × batch` buffer (row stride ldy).
+void tsk_bias_act(float *y, int64_t ldy, int64_t rows, int64_t batch, const float *bias, int act);
+
+/// `dst = srcᵀ`: `src` is `rows × cols` row-major, `dst` is `cols × rows` row-major.
+void tsk_transpose(const float *src, int64_t rows, int64_t cols, float *dst);
+
+/// Counters of the thread pool, for benchmarks and tests.
+typedef struct tsk_pool_stats {
+    uint64_t jobs;          ///< jobs posted to workers
+    uint64_t worker_chunks; ///< chunks run by workers
+    uint64_t caller_chunks; ///< chunks run by the posting thread
+    uint64_t sleeps;        ///< times a thread blocked instead of spinning
+} tsk_pool_stats;
+
+/// A snapshot of the pool counters.
+tsk_pool_stats tsk_pool_get_stats(void);
+
+/// How long (nanoseconds) an idle worker, or a caller waiting for a worker, spins before blocking.
+void tsk_pool_set_spin_ns(int64_t ns);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

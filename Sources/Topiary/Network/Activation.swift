@@ -45,7 +45,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     public func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .identity: return
-        case .relu: for i in 0..<count where y[i] <= 0 { g[i] = 0 }
+        case .relu: for i in 0..<count { g[i] = y[i] > 0 ? g[i] : 0 }
         case .tanh: for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
         case .sigmoid: for i in 0..<count { g[i] *= y[i] * (1 - y[i]) }
         }

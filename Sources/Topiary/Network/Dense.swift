@@ -22,8 +22,15 @@ public class Dense {
     public var bias: [Float]
     /// The non-linearity applied after the affine map.
     public var activation: Activation
-    /// `∂L/∂W` from the last `backward`, `[out, in]`.
-    public internal(set) var weightGradient: Matrix
+    /// `∂L/∂W` from the last `backward`, `[out, in]`; for a ``PrunableDense``, masked
+    /// (zero at pruned positions).
+    public internal(set) var weightGradient: Matrix {
+        get { gradientView(rawWeightGradient) }
+        set { rawWeightGradient = newValue }
+    }
+    /// The unmasked weight gradient as `sgemm` left it; optimizers read it and apply the mask in
+    /// the same pass as the update, so the training loop never spends a separate pass on masking.
+    var rawWeightGradient: Matrix
     /// `∂L/∂b` from the last `backward`.
     public internal(set) var biasGradient: [Float]
 
@@ -36,7 +43,7 @@ public class Dense {
         self.weight = weight
         self.bias = bias
         self.activation = activation
-        self.weightGradient = Matrix(rows: weight.rows, columns: weight.columns)
+        self.rawWeightGradient = Matrix(rows: weight.rows, columns: weight.columns)
         self.biasGradient = [Float](repeating: 0, count: bias.count)
     }
 
@@ -80,7 +87,7 @@ public class Dense {
                          inputGradient: UnsafeMutablePointer<Float>?) {
         let (m, k) = (outputSize, inputSize)
         activation.backward(output: output, gradient: outputGradient, count: batch * m)
-        weightGradient.storage.withUnsafeMutableBufferPointer { gw in
+        rawWeightGradient.storage.withUnsafeMutableBufferPointer { gw in
             BLAS.gemm(.transpose, .none, m: m, n: k, k: batch,
                       a: outputGradient, lda: m, b: input, ldb: k, c: gw.baseAddress!, ldc: k)
         }
@@ -97,11 +104,10 @@ public class Dense {
                           a: outputGradient, lda: m, b: w.baseAddress!, ldb: k, c: inputGradient, ldc: k)
             }
         }
-        didComputeGradients()
     }
 
-    /// A hook for subclasses that constrain gradients (``PrunableDense`` masks them).
-    func didComputeGradients() {}
+    /// What ``weightGradient`` shows of the raw gradient (``PrunableDense`` masks it).
+    func gradientView(_ raw: Matrix) -> Matrix { raw }
 
     /// Applies the layer to a batch `[batch, in]`, returning `[batch, out]`.
     ///

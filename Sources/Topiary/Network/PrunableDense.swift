@@ -1,9 +1,9 @@
 /// A dense layer times a binary mask: the article's `PrunableDense`.
 ///
 /// The invariant `weight == weight ⊙ mask` always holds: pruned weights are stored as exact
-/// zeros, so the forward pass is still one `sgemm`; the weight gradient is masked after every
-/// backward pass, and optimizers mask their update and state, so a pruned weight stays exactly
-/// `0.0` through any number of steps, weight decay included.
+/// zeros, so the forward pass is still one `sgemm`; the weight gradient is masked, and optimizers
+/// mask the gradient, their update and their state in one fused pass, so a pruned weight stays
+/// exactly `0.0` through any number of steps, weight decay included.
 ///
 /// ```swift
 /// var rng = SeededRandom(seed: 0)
@@ -110,18 +110,16 @@ public final class PrunableDense: Dense {
         guard hasPrunedWeights else { return }
         mask.storage.withUnsafeBufferPointer { m in
             weight.storage.withUnsafeMutableBufferPointer { w in
-                for i in 0..<w.count { w[i] *= m[i] }
+                for i in 0..<w.count { w[i] = m[i] != 0 ? w[i] : 0 }   // +0, never −0
             }
         }
     }
 
-    override func didComputeGradients() {
-        guard hasPrunedWeights else { return }
-        mask.storage.withUnsafeBufferPointer { m in
-            weightGradient.storage.withUnsafeMutableBufferPointer { g in
-                for i in 0..<g.count { g[i] *= m[i] }
-            }
-        }
+    override func gradientView(_ raw: Matrix) -> Matrix {
+        guard hasPrunedWeights else { return raw }
+        var g = raw
+        for i in 0..<g.count { g.storage[i] *= mask.storage[i] }
+        return g
     }
 
     /// A deep copy with the same mask.

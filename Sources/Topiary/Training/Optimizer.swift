@@ -53,7 +53,7 @@ func forEachParameter(of layer: Dense,
                       _ body: (_ isWeight: Bool, UnsafeMutableBufferPointer<Float>,
                                UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?) -> Void) {
     let mask = (layer as? PrunableDense).flatMap { $0.hasPrunedWeights ? $0.mask : nil }
-    let wg = layer.weightGradient
+    let wg = layer.rawWeightGradient   // unmasked: the mask is applied in the update itself
     let bg = layer.biasGradient
     layer.weight.storage.withUnsafeMutableBufferPointer { w in
         wg.storage.withUnsafeBufferPointer { g in
@@ -105,12 +105,13 @@ public final class SGD: Optimizer {
             let buffers = state.buffers(for: layer, slots: mu == 0 ? 0 : 1)
             do {
                 forEachParameter(of: layer) { isWeight, w, g, m in
-                    // Branch-free loops so the compiler vectorises them; a missing mask is all ones.
+                    // Branch-free loops so the compiler vectorises them. With a mask, the update `u` is
+                    // multiplied by it, so at a pruned position `w = +0 − η·(±0) = +0` exactly.
                     let n = w.count
                     guard let w = w.baseAddress, let g = g.baseAddress else { return }
                     if mu == 0 {
                         if let m = m?.baseAddress {
-                            for i in 0..<n { w[i] = (w[i] - lr * (g[i] + wd * w[i])) * m[i] }
+                            for i in 0..<n { w[i] -= lr * ((g[i] + wd * w[i]) * m[i]) }
                         } else {
                             for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
                         }
@@ -123,14 +124,14 @@ public final class SGD: Optimizer {
                             for i in 0..<n {
                                 let vi = (mu * v[i] + g[i] + wd * w[i]) * m[i]
                                 v[i] = vi
-                                w[i] = (w[i] - lr * vi) * m[i]
+                                w[i] -= lr * vi
                             }
                         case (let m?, true):
                             for i in 0..<n {
-                                let gi = g[i] + wd * w[i]
+                                let gi = (g[i] + wd * w[i]) * m[i]
                                 let vi = (mu * v[i] + gi) * m[i]
                                 v[i] = vi
-                                w[i] = (w[i] - lr * (gi + mu * vi)) * m[i]
+                                w[i] -= lr * (gi + mu * vi)
                             }
                         case (nil, false):
                             for i in 0..<n {
@@ -219,8 +220,7 @@ public final class Adam: Optimizer {
                                 if let mask { mi *= mask[i]; vi *= mask[i] }
                                 m[i] = mi
                                 v[i] = vi
-                                w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)
-                                if let mask { w[i] *= mask[i] }
+                                w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)   // +0 − (±0) = +0 where pruned
                             }
                         }
                     }

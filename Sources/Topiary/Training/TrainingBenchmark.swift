@@ -41,6 +41,11 @@ public enum TrainingBenchmark {
         public var forwardGflops: Double
         /// GFLOP/s of one large square `sgemm` (2048³), the machine's peak for reference.
         public var peakSgemmGflops: Double
+        /// Median seconds of one epoch of the same network with 90% of every layer's weights masked:
+        /// fine-tuning after pruning runs these (the masked products cost as much as dense ones).
+        public var maskedEpochSeconds: Double
+        /// `maskedEpochSeconds / epochSeconds`: the cost of masking.
+        public var maskedEpochRatio: Double
 
         enum CodingKeys: String, CodingKey {
             case sizes, examples, threads, runs, efficiency
@@ -48,6 +53,7 @@ public enum TrainingBenchmark {
             case sgemmSeconds = "sgemm_seconds", epochGflops = "epoch_gflops", sgemmGflops = "sgemm_gflops"
             case forwardSeconds = "forward_seconds", forwardGflops = "forward_gflops"
             case peakSgemmGflops = "peak_sgemm_gflops"
+            case maskedEpochSeconds = "masked_epoch_seconds", maskedEpochRatio = "masked_epoch_ratio"
         }
     }
 
@@ -82,13 +88,19 @@ public enum TrainingBenchmark {
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
-        var epochTimes: [Double] = [], sgemmTimes: [Double] = [], forwardTimes: [Double] = []
+        let masked = Chain(sizes: sizes, seed: seed &+ 1)
+        for layer in masked.prunableLayers { layer.prune { _ in rng.nextUniform() < 0.9 } }
+        let maskedTrainer = Trainer(network: masked, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+                                    batchSize: batchSize, seed: seed)
+
+        var epochTimes: [Double] = [], sgemmTimes: [Double] = [], forwardTimes: [Double] = [], maskedTimes: [Double] = []
         let replay = SgemmReplay(sizes: sizes, batchSize: batchSize)
-        for run in 0...runs {   // run 0 is the warm-up
+        for run in 0...runs {   // run 0 is the warm-up; the kinds interleave so that noise hits them alike
             let e = time { _ = try? trainer.trainEpoch(data) }
             let s = time { replay.epoch(examples: examples) }
             let f = time { _ = network.evaluate(data, batchSize: 1000) }
-            if run > 0 { epochTimes.append(e); sgemmTimes.append(s); forwardTimes.append(f) }
+            let m = time { _ = try? maskedTrainer.trainEpoch(data) }
+            if run > 0 { epochTimes.append(e); sgemmTimes.append(s); forwardTimes.append(f); maskedTimes.append(m) }
         }
         let flops = epochFlops(sizes: sizes, examples: examples)
         let forwardFlops = 2 * Double(examples) * Double(zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 })
@@ -97,7 +109,8 @@ public enum TrainingBenchmark {
                       epochFlops: flops, epochSeconds: epoch, sgemmSeconds: sgemm,
                       epochGflops: flops / epoch / 1e9, sgemmGflops: flops / sgemm / 1e9, efficiency: sgemm / epoch,
                       forwardSeconds: forward, forwardGflops: forwardFlops / forward / 1e9,
-                      peakSgemmGflops: peakSgemmGflops(runs: runs))
+                      peakSgemmGflops: peakSgemmGflops(runs: runs),
+                      maskedEpochSeconds: median(maskedTimes), maskedEpochRatio: median(maskedTimes) / epoch)
     }
 
     /// GFLOP/s of a 2048 × 2048 × 2048 `sgemm` (median of `runs` after a warm-up).

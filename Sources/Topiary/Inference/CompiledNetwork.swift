@@ -1,0 +1,276 @@
+/// A network compiled for fast inference at a given batch size: each layer runs dense
+/// (`sgemm`, or `sgemv` at batch 1) or compressed (``SparseDense``), chosen by a ``Policy``.
+///
+/// Inside the compiled network activations stay *feature-major* (`[features, batch]`): a dense
+/// layer is `Y = W · X` (one `sgemm` with no transposes) and a sparse layer runs the CSR kernels
+/// directly, so only the input is transposed once on the way in and the output once on the way
+/// out. The weights are copied at compile time; later changes to the ``Chain`` are not seen.
+///
+/// ```swift
+/// let plan = CompiledNetwork(net, batchSize: 128, policy: .automatic)
+/// print(plan.report)               // per-layer choice and timings
+/// let logits = plan(images)        // same as net(images) within float rounding
+/// ```
+public final class CompiledNetwork {
+    /// How each layer chooses between dense and CSR.
+    public enum Policy: Sendable, Equatable, CustomStringConvertible {
+        /// Time both on the layer's shape, sparsity and batch size once while compiling (a few
+        /// milliseconds per layer) and keep the faster.
+        case automatic
+        /// CSR when the layer's weight sparsity is at least the value, dense otherwise.
+        case threshold(Double)
+        /// Every layer dense (the dense-masked baseline).
+        case dense
+        /// Every layer CSR.
+        case sparse
+
+        /// `automatic`, `threshold(0.7)`, `dense` or `sparse`.
+        public var description: String {
+            switch self {
+            case .automatic: return "automatic"
+            case .threshold(let s): return "threshold(\(s))"
+            case .dense: return "dense"
+            case .sparse: return "sparse"
+            }
+        }
+    }
+
+    /// How one layer runs.
+    public enum Kind: String, Sendable, Codable {
+        /// `sgemm` / `sgemv` on the (masked) dense weight.
+        case dense
+        /// The CSR kernels on the weight's non-zeros.
+        case sparse
+    }
+
+    /// The choice made for one layer, with the timings behind it when the policy measured them.
+    public struct LayerChoice: Sendable, Codable, Equatable {
+        /// The layer's position, input first.
+        public var index: Int
+        /// Inputs of the layer.
+        public var inputSize: Int
+        /// Outputs of the layer.
+        public var outputSize: Int
+        /// The fraction of the layer's weights that are exactly zero.
+        public var sparsity: Double
+        /// The path the layer runs.
+        public var kind: Kind
+        /// Measured seconds per dense product at the compiled batch size (``Policy/automatic`` only).
+        public var denseSeconds: Double?
+        /// Measured seconds per CSR product at the compiled batch size (``Policy/automatic`` only).
+        public var sparseSeconds: Double?
+    }
+
+    private enum Step {
+        case dense(weight: UnsafeMutableBufferPointer<Float>, bias: UnsafeMutableBufferPointer<Float>,
+                   rows: Int, columns: Int, activation: Activation)
+        case sparse(SparseDense)
+    }
+
+    /// The largest batch one call processes at once; larger inputs are processed in pieces.
+    public let batchSize: Int
+    /// The policy the layers were chosen by.
+    public let policy: Policy
+    /// Threads for the CSR kernels and for OpenBLAS.
+    public let threads: Int
+    /// The CSR kernel variant.
+    public let variant: SparseKernels.Variant
+    /// The per-layer choices, input first.
+    public let choices: [LayerChoice]
+    /// The layer sizes, input first.
+    public let sizes: [Int]
+
+    private let steps: [Step]
+    /// Two feature-major activation buffers of `maxWidth × batchSize`, used in turn.
+    private let buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
+
+    /// The number of inputs.
+    public var inputSize: Int { sizes[0] }
+    /// The number of outputs.
+    public var outputSize: Int { sizes[sizes.count - 1] }
+
+    /// Compiles `network` for batches of up to `batchSize` samples.
+    ///
+    /// - Parameters:
+    ///   - policy: how each layer chooses dense or CSR (``Policy/automatic`` times both).
+    ///   - threads: threads for the CSR kernels and for OpenBLAS (``BLAS/threadCount`` is set to
+    ///     this value while the network runs).
+    ///   - variant: the CSR kernel variant; `nil` picks ``SparseKernels/bestVariant``.
+    /// - Precondition: `batchSize > 0`, `threads > 0`, and `variant` is supported by this CPU.
+    public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int = 1,
+                variant: SparseKernels.Variant? = nil) {
+        precondition(batchSize > 0, "CompiledNetwork: batch size must be positive, got \(batchSize)")
+        precondition(threads > 0, "CompiledNetwork: threads must be positive, got \(threads)")
+        let v = variant ?? SparseKernels.bestVariant
+        precondition(v.isSupported, "CompiledNetwork: this CPU cannot run the \(v) kernels")
+        self.batchSize = batchSize
+        self.policy = policy
+        self.threads = threads
+        self.variant = v
+        self.sizes = network.sizes
+        let width = network.sizes.max() ?? 1
+        func make(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, n))
+            b.initialize(repeating: 0)
+            return b
+        }
+        buffers = (make(width * batchSize), make(width * batchSize))
+
+        if policy == .automatic { BLAS.threadCount = threads }
+        var steps: [Step] = []
+        var choices: [LayerChoice] = []
+        for (index, layer) in network.layers.enumerated() {
+            let sparsity = layer.weight.count == 0 ? 0 : 1 - Double(layer.weight.nonzeroCount) / Double(layer.weight.count)
+            var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
+                                     sparsity: sparsity, kind: .dense)
+            let dense = CompiledNetwork.denseStep(layer)
+            let sparse = SparseDense(layer)
+            switch policy {
+            case .dense: choice.kind = .dense
+            case .sparse: choice.kind = .sparse
+            case .threshold(let s): choice.kind = sparsity >= s ? .sparse : .dense
+            case .automatic:
+                let (d, s) = CompiledNetwork.time(dense: dense, sparse: sparse, batch: batchSize,
+                                                  input: buffers.0, output: buffers.1, threads: threads, variant: v)
+                choice.denseSeconds = d
+                choice.sparseSeconds = s
+                choice.kind = s < d ? .sparse : .dense
+            }
+            if choice.kind == .sparse {
+                CompiledNetwork.release(dense)
+                steps.append(.sparse(sparse))
+            } else {
+                steps.append(dense)
+            }
+            choices.append(choice)
+        }
+        self.steps = steps
+        self.choices = choices
+    }
+
+    deinit {
+        buffers.0.deallocate()
+        buffers.1.deallocate()
+        for step in steps { CompiledNetwork.release(step) }
+    }
+
+    private static func denseStep(_ layer: Dense) -> Step {
+        let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.weight.count))
+        _ = w.initialize(from: layer.weight.storage)
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.bias.count))
+        _ = b.initialize(from: layer.bias)
+        return .dense(weight: w, bias: b, rows: layer.outputSize, columns: layer.inputSize, activation: layer.activation)
+    }
+
+    private static func release(_ step: Step) {
+        if case .dense(let w, let b, _, _, _) = step {
+            w.deallocate()
+            b.deallocate()
+        }
+    }
+
+    /// Runs one step on feature-major buffers with row stride `batch`.
+    private static func run(_ step: Step, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                            batch: Int, threads: Int, variant: SparseKernels.Variant) {
+        switch step {
+        case .dense(let w, let b, let m, let k, let activation):
+            if batch == 1 {
+                BLAS.gemv(.none, rows: m, columns: k, a: w.baseAddress!, lda: k, x: x, y: y)
+            } else {
+                BLAS.gemm(.none, .none, m: m, n: batch, k: k, a: w.baseAddress!, lda: k,
+                          b: x, ldb: batch, c: y, ldc: batch)
+            }
+            SparseKernels.addBiasAndApply(y, ldy: batch, rows: m, batch: batch,
+                                          bias: b.baseAddress!, activation: activation)
+        case .sparse(let layer):
+            layer.forward(featureMajor: x, batch: batch, into: y, threads: threads, variant: variant)
+        }
+    }
+
+    /// Times one layer both ways on random feature-major input: the median of a few runs after a warm-up.
+    private static func time(dense: Step, sparse: SparseDense, batch: Int,
+                             input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+                             threads: Int, variant: SparseKernels.Variant) -> (Double, Double) {
+        var rng = SeededRandom(seed: 0x5EED)
+        for i in 0..<(sparse.inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
+        let x = UnsafePointer(input.baseAddress!), y = output.baseAddress!
+        func measure(_ body: () -> Void) -> Double {
+            body()
+            var times: [Double] = []
+            var total = 0.0
+            // At least 5 runs, more while under 2 ms in all (up to 31).
+            while times.count < 5 || (total < 2e-3 && times.count < 31) {
+                let t0 = InferenceSupport.seconds()
+                body()
+                let t = InferenceSupport.seconds() - t0
+                times.append(t)
+                total += t
+            }
+            times.sort()
+            return times[times.count / 2]
+        }
+        // Interleave the two measurements so a burst of load on a shared machine hits both.
+        var d: [Double] = [], s: [Double] = []
+        for _ in 0..<3 {
+            d.append(measure { run(dense, x, y, batch: batch, threads: threads, variant: variant) })
+            s.append(measure { sparse.forward(featureMajor: x, batch: batch, into: y, threads: threads, variant: variant) })
+        }
+        return (d.min() ?? 0, s.min() ?? 0)
+    }
+
+    /// Forward pass: `output[batch, out] = network(input[batch, in])`, both row-major.
+    ///
+    /// - Precondition: `1 ≤ batch ≤ batchSize`.
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
+        precondition(batch >= 1 && batch <= batchSize,
+                     "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
+        if BLAS.threadCount != threads { BLAS.threadCount = threads }
+        var x = buffers.0.baseAddress!, y = buffers.1.baseAddress!
+        if batch == 1 {
+            x.update(from: input, count: inputSize)
+        } else {
+            SparseKernels.transpose(input, rows: batch, columns: inputSize, into: x)
+        }
+        for step in steps {
+            CompiledNetwork.run(step, x, y, batch: batch, threads: threads, variant: variant)
+            swap(&x, &y)
+        }
+        if batch == 1 {
+            output.update(from: x, count: outputSize)
+        } else {
+            SparseKernels.transpose(x, rows: outputSize, columns: batch, into: output)
+        }
+    }
+
+    /// Applies the network to `[n, in]`, returning `[n, out]`; any `n`, processed in pieces of ``batchSize``.
+    ///
+    /// - Precondition: `x.columns == inputSize`.
+    public func callAsFunction(_ x: Matrix) -> Matrix {
+        precondition(x.columns == inputSize, "CompiledNetwork: expected input with \(inputSize) columns, got \(x.columns)")
+        var y = Matrix(rows: x.rows, columns: outputSize)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeMutableBufferPointer { py in
+                var start = 0
+                while start < x.rows {
+                    let n = min(batchSize, x.rows - start)
+                    forward(px.baseAddress! + start * inputSize, batch: n, into: py.baseAddress! + start * outputSize)
+                    start += n
+                }
+            }
+        }
+        return y
+    }
+
+    /// A table of the per-layer choices and, for ``Policy/automatic``, the timings.
+    public var report: String {
+        var lines = ["layer  shape        sparsity  path    dense_ms  csr_ms"]
+        for c in choices {
+            let shape = "\(c.outputSize)x\(c.inputSize)"
+            let d = c.denseSeconds.map { InferenceSupport.fixed($0 * 1e3, 4) } ?? "-"
+            let s = c.sparseSeconds.map { InferenceSupport.fixed($0 * 1e3, 4) } ?? "-"
+            lines.append("\(InferenceSupport.pad("\(c.index)", 7))\(InferenceSupport.pad(shape, 13))\(InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 4), 10))\(InferenceSupport.pad(c.kind.rawValue, 8))\(InferenceSupport.pad(d, 10))\(s)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+

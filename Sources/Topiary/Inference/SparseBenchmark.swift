@@ -1,0 +1,454 @@
+import Foundation
+
+/// Dense-masked versus compressed inference, measured: the library side of `topiary bench`.
+///
+/// For every cell of a grid (layer shape × batch size × sparsity × threads) it times the dense
+/// product on the masked weight (OpenBLAS `sgemm`, `sgemv` at batch 1; the faster of the
+/// batch-major `X·Wᵀ` used by ``Chain`` and the feature-major `W·X` used by ``CompiledNetwork``)
+/// and the CSR kernels on the same weight, interleaved in the same run, with warm-up and the
+/// median of several runs. Speedup is dense time / CSR time; useful GFLOP/s counts `2·nnz·B`.
+///
+/// ```swift
+/// let results = SparseBenchmark.run(.quick)
+/// print(results.table)
+/// let regressions = results.regressions(against: try SparseBenchmark.Baseline(contentsOfFile: "Benchmarks/baseline.json"))
+/// ```
+public enum SparseBenchmark {
+    /// A layer shape, `rows × columns` (outputs × inputs), written `"300x784"`.
+    public struct Shape: Hashable, Sendable, Codable, CustomStringConvertible {
+        /// Outputs.
+        public var rows: Int
+        /// Inputs.
+        public var columns: Int
+
+        /// Creates a shape.
+        public init(_ rows: Int, _ columns: Int) {
+            self.rows = rows
+            self.columns = columns
+        }
+
+        /// Parses `"300x784"`.
+        ///
+        /// - Throws: ``TopiaryError`` `.invalidOption` unless the text is two positive integers joined by `x`.
+        public init(parsing text: String) throws {
+            let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+            guard parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]), r > 0, c > 0,
+                  r <= 1 << 20, c <= 1 << 20 else {
+                throw TopiaryError(.invalidOption, "invalid shape \"\(text)\": expected ROWSxCOLUMNS, for example 300x784")
+            }
+            self.init(r, c)
+        }
+
+        /// `"300x784"`.
+        public var description: String { "\(rows)x\(columns)" }
+
+        /// Encoded as the string `"300x784"`.
+        public init(from decoder: Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            try self.init(parsing: text)
+        }
+
+        /// Encodes as the string `"300x784"`.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(description)
+        }
+    }
+
+    /// What to measure.
+    public struct Configuration: Sendable, Equatable {
+        /// Layer shapes.
+        public var shapes: [Shape]
+        /// Batch sizes.
+        public var batches: [Int]
+        /// Weight sparsities in `[0, 1]`.
+        public var sparsities: [Double]
+        /// Thread counts.
+        public var threads: [Int]
+        /// Untimed runs before measuring.
+        public var warmupRuns: Int
+        /// Timed runs per cell (at least 3); the median is reported.
+        public var runs: Int
+        /// Stop adding runs to a cell once both paths have used this many seconds (keeps big cells affordable).
+        public var secondsPerCell: Double
+        /// Seed of the random weights and inputs.
+        public var seed: UInt64
+
+        /// Creates a configuration.
+        public init(shapes: [Shape], batches: [Int], sparsities: [Double], threads: [Int],
+                    warmupRuns: Int = 2, runs: Int = 11, secondsPerCell: Double = 1.0, seed: UInt64 = 42) {
+            self.shapes = shapes
+            self.batches = batches
+            self.sparsities = sparsities
+            self.threads = threads
+            self.warmupRuns = warmupRuns
+            self.runs = runs
+            self.secondsPerCell = secondsPerCell
+            self.seed = seed
+        }
+
+        /// The full grid of issue 4: {300×784, 100×300, 1024×1024, 4096×4096} × batch {1, 16, 128, 1024}
+        /// × sparsity {0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99} × threads {1, 2}.
+        public static let full = Configuration(
+            shapes: [Shape(300, 784), Shape(100, 300), Shape(1024, 1024), Shape(4096, 4096)],
+            batches: [1, 16, 128, 1024],
+            sparsities: [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99],
+            threads: [1, 2])
+
+        /// A grid that runs in well under a minute, for CI and the committed baseline.
+        public static let quick = Configuration(
+            shapes: [Shape(300, 784), Shape(100, 300), Shape(1024, 1024)],
+            batches: [1, 16, 128],
+            sparsities: [0, 0.5, 0.9, 0.95, 0.99],
+            threads: [1, 2],
+            warmupRuns: 2, runs: 7, secondsPerCell: 0.25)
+
+        /// Checks the values a user may type.
+        ///
+        /// - Throws: ``TopiaryError`` `.invalidOption` for an empty list, a batch or thread count
+        ///   below 1 (threads above 64), a sparsity outside `[0, 1]`, or fewer than 1 run.
+        public func validate() throws {
+            func fail(_ m: String) -> TopiaryError { TopiaryError(.invalidOption, m) }
+            guard !shapes.isEmpty, !batches.isEmpty, !sparsities.isEmpty, !threads.isEmpty else {
+                throw fail("the benchmark grid needs at least one shape, batch size, sparsity and thread count")
+            }
+            if let b = batches.first(where: { $0 < 1 || $0 > 1 << 16 }) { throw fail("batch size \(b) is outside 1...65536") }
+            if let t = threads.first(where: { $0 < 1 || $0 > 64 }) { throw fail("thread count \(t) is outside 1...64") }
+            if let s = sparsities.first(where: { !($0 >= 0 && $0 <= 1) }) { throw fail("sparsity \(s) is outside [0, 1]") }
+            guard runs >= 1, warmupRuns >= 0 else { throw fail("runs must be at least 1") }
+        }
+    }
+
+    /// One measured cell.
+    public struct Cell: Sendable, Codable, Equatable {
+        /// The layer shape.
+        public var shape: Shape
+        /// The batch size.
+        public var batch: Int
+        /// Threads for both paths.
+        public var threads: Int
+        /// The requested weight sparsity.
+        public var sparsity: Double
+        /// Stored non-zeros.
+        public var nonzeros: Int
+        /// Median milliseconds per dense-masked product.
+        public var denseMilliseconds: Double
+        /// Median milliseconds per CSR product.
+        public var csrMilliseconds: Double
+        /// `dense / csr`.
+        public var speedup: Double
+        /// Useful GFLOP/s of the CSR product, `2·nnz·B / time`.
+        public var gflops: Double
+
+        enum CodingKeys: String, CodingKey {
+            case shape, batch, threads, sparsity, nonzeros
+            case denseMilliseconds = "dense_ms", csrMilliseconds = "csr_ms", speedup, gflops
+        }
+
+        /// CSR time / dense time: the machine-independent number the baseline keeps.
+        public var ratio: Double { csrMilliseconds / denseMilliseconds }
+    }
+
+    /// Where CSR starts to win for one shape, batch and thread count.
+    public struct Crossover: Sendable, Codable, Equatable {
+        /// The layer shape.
+        public var shape: Shape
+        /// The batch size.
+        public var batch: Int
+        /// Threads.
+        public var threads: Int
+        /// The lowest measured sparsity from which CSR is faster at every higher measured sparsity;
+        /// `nil` when CSR never wins on the grid.
+        public var sparsity: Double?
+    }
+
+    /// The outcome of a run: every cell and the crossovers.
+    public struct Results: Sendable, Codable, Equatable {
+        /// The measured cells, in grid order.
+        public var results: [Cell]
+        /// The crossover per shape, batch and thread count.
+        public var crossover: [Crossover]
+        /// The CSR kernel variant measured.
+        public var variant: String
+
+        /// A plain-text table: one line per cell, then the crossovers.
+        public var table: String {
+            var lines = ["shape      batch threads sparsity  dense_ms    csr_ms  speedup  GFLOP/s"]
+            for c in results {
+                lines.append(InferenceSupport.pad(c.shape.description, 11) + InferenceSupport.pad("\(c.batch)", 6)
+                             + InferenceSupport.pad("\(c.threads)", 8) + InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 2), 9)
+                             + InferenceSupport.pad(InferenceSupport.fixed(c.denseMilliseconds, 4), 10)
+                             + InferenceSupport.pad(InferenceSupport.fixed(c.csrMilliseconds, 4), 10)
+                             + InferenceSupport.pad(InferenceSupport.fixed(c.speedup, 2) + "x", 9)
+                             + InferenceSupport.fixed(c.gflops, 1))
+            }
+            lines.append("")
+            lines.append("crossover (CSR faster from this sparsity up):")
+            for c in crossover {
+                let s = c.sparsity.map { InferenceSupport.fixed($0, 2) } ?? "never"
+                lines.append("  \(c.shape) batch \(c.batch) threads \(c.threads): \(s)")
+            }
+            return lines.joined(separator: "\n")
+        }
+
+        /// The cells whose CSR/dense ratio is worse than the baseline's by more than `tolerance`
+        /// (`measured > baseline · (1 + tolerance)`); cells missing from either side are skipped.
+        public func regressions(against baseline: Baseline, tolerance: Double? = nil) -> [Regression] {
+            let tol = tolerance ?? baseline.tolerance
+            var expected: [Baseline.Key: Double] = [:]
+            for e in baseline.cells { expected[e.key] = e.ratio }
+            return results.compactMap { c in
+                let key = Baseline.Key(shape: c.shape, batch: c.batch, threads: c.threads, sparsity: c.sparsity)
+                guard let r = expected[key], c.ratio > r * (1 + tol) else { return nil }
+                return Regression(cell: c, baselineRatio: r, tolerance: tol)
+            }
+        }
+    }
+
+    /// A committed reference of CSR/dense time ratios per cell, which survive a change of machine
+    /// speed far better than absolute times.
+    public struct Baseline: Sendable, Codable, Equatable {
+        /// One cell's reference ratio.
+        public struct Entry: Sendable, Codable, Equatable {
+            /// The layer shape.
+            public var shape: Shape
+            /// The batch size.
+            public var batch: Int
+            /// Threads.
+            public var threads: Int
+            /// The sparsity.
+            public var sparsity: Double
+            /// CSR time / dense time.
+            public var ratio: Double
+
+            var key: Key { Key(shape: shape, batch: batch, threads: threads, sparsity: sparsity) }
+        }
+
+        struct Key: Hashable {
+            var shape: Shape
+            var batch: Int
+            var threads: Int
+            var sparsityPermille: Int
+            init(shape: Shape, batch: Int, threads: Int, sparsity: Double) {
+                self.shape = shape
+                self.batch = batch
+                self.threads = threads
+                self.sparsityPermille = Int((sparsity * 1000).rounded())
+            }
+        }
+
+        /// The allowed relative worsening of a ratio before a cell counts as a regression.
+        public var tolerance: Double
+        /// The reference cells.
+        public var cells: [Entry]
+
+        /// The baseline of `results` with the given tolerance.
+        public init(_ results: Results, tolerance: Double = 0.5) {
+            self.tolerance = tolerance
+            self.cells = results.results.map {
+                Entry(shape: $0.shape, batch: $0.batch, threads: $0.threads, sparsity: $0.sparsity,
+                      ratio: ($0.ratio * 10_000).rounded() / 10_000)
+            }
+        }
+
+        /// Reads a baseline JSON file.
+        ///
+        /// - Throws: ``TopiaryError`` `.fileNotFound` or `.corruptFile`.
+        public init(contentsOfFile path: String) throws {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw TopiaryError(.fileNotFound, "cannot read the benchmark baseline \(path)")
+            }
+            do {
+                self = try JSONDecoder().decode(Baseline.self, from: data)
+            } catch {
+                throw TopiaryError(.corruptFile, "\(path) is not a benchmark baseline: \(error)")
+            }
+            guard tolerance >= 0, cells.allSatisfy({ $0.ratio > 0 && $0.ratio.isFinite }) else {
+                throw TopiaryError(.corruptFile, "\(path): the tolerance and every ratio must be positive")
+            }
+        }
+
+        /// The baseline as pretty-printed JSON with sorted keys.
+        public func jsonString() throws -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            return String(decoding: try encoder.encode(self), as: UTF8.self)
+        }
+
+        /// The configuration that re-measures exactly this baseline's grid, with `quick`'s run counts.
+        public var configuration: Configuration {
+            func unique<T: Hashable>(_ xs: [T]) -> [T] { var seen = Set<T>(); return xs.filter { seen.insert($0).inserted } }
+            var c = Configuration.quick
+            c.shapes = unique(cells.map(\.shape))
+            c.batches = unique(cells.map(\.batch))
+            c.sparsities = unique(cells.map(\.sparsity))
+            c.threads = unique(cells.map(\.threads))
+            return c
+        }
+    }
+
+    /// A cell slower than its baseline ratio allows.
+    public struct Regression: Sendable, Equatable, CustomStringConvertible {
+        /// The measured cell.
+        public var cell: Cell
+        /// The baseline's CSR/dense ratio.
+        public var baselineRatio: Double
+        /// The tolerance applied.
+        public var tolerance: Double
+
+        /// A sentence naming the cell and both ratios.
+        public var description: String {
+            "\(cell.shape) batch \(cell.batch) threads \(cell.threads) sparsity \(InferenceSupport.fixed(cell.sparsity, 2)): "
+                + "CSR/dense \(InferenceSupport.fixed(cell.ratio, 4)), baseline \(InferenceSupport.fixed(baselineRatio, 4)) "
+                + "(tolerance \(Int((tolerance * 100).rounded()))%)"
+        }
+    }
+
+    // MARK: - Running
+
+    /// Measures every cell of `configuration`, calling `progress` after each.
+    ///
+    /// OpenBLAS's thread count (``BLAS/threadCount``) is set to each cell's thread count and restored afterwards.
+    /// - Precondition: `configuration.validate()` does not throw.
+    public static func run(_ configuration: Configuration, variant: SparseKernels.Variant? = nil,
+                           progress: ((Cell) -> Void)? = nil) -> Results {
+        precondition((try? configuration.validate()) != nil, "SparseBenchmark.run: invalid configuration \(configuration)")
+        let v = variant ?? SparseKernels.bestVariant
+        let savedThreads = BLAS.threadCount
+        defer { BLAS.threadCount = savedThreads }
+        var cells: [Cell] = []
+        var rng = SeededRandom(seed: configuration.seed)
+        for shape in configuration.shapes {
+            for batch in configuration.batches {
+                let x = (0..<(shape.columns * batch)).map { _ in rng.nextUniform(-1, 1) }
+                var y = [Float](repeating: 0, count: shape.rows * batch)
+                for threads in configuration.threads {
+                    for sparsity in configuration.sparsities {
+                        let w = randomWeight(shape, sparsity: sparsity, rng: &rng)
+                        let cell = measure(shape: shape, batch: batch, threads: threads, sparsity: sparsity,
+                                           weight: w, x: x, y: &y, configuration: configuration, variant: v)
+                        cells.append(cell)
+                        progress?(cell)
+                    }
+                }
+            }
+        }
+        return Results(results: cells, crossover: crossovers(cells), variant: v.rawValue)
+    }
+
+    /// Re-measures the cells of `baseline` and returns the regressions beyond `tolerance` (the
+    /// baseline's own when `nil`). A cell that regresses is measured a second time and counts only
+    /// if it regresses again, so one burst of load on a shared machine does not fail a check.
+    public static func check(baseline: Baseline, tolerance: Double? = nil,
+                             progress: ((Cell) -> Void)? = nil) -> (results: Results, regressions: [Regression]) {
+        let results = run(baseline.configuration, progress: progress)
+        var regressions = results.regressions(against: baseline, tolerance: tolerance)
+        if !regressions.isEmpty {
+            regressions = regressions.filter { r in
+                var c = baseline.configuration
+                c.shapes = [r.cell.shape]; c.batches = [r.cell.batch]; c.threads = [r.cell.threads]; c.sparsities = [r.cell.sparsity]
+                return !run(c).regressions(against: baseline, tolerance: tolerance).isEmpty
+            }
+        }
+        return (results, regressions)
+    }
+
+    /// A weight with exactly `round(sparsity · count)` zeros at random positions.
+    static func randomWeight(_ shape: Shape, sparsity: Double, rng: inout SeededRandom) -> Matrix {
+        var w = Matrix(rows: shape.rows, columns: shape.columns)
+        let n = w.count
+        let keep = n - Int((sparsity * Double(n)).rounded())
+        // Floyd's sampling of the smaller of the kept and the pruned sets, marked in a byte map.
+        let pickPruned = keep > n / 2
+        let count = pickPruned ? n - keep : keep
+        var marked = [UInt8](repeating: 0, count: n)
+        for j in (n - count)..<n {
+            let t = rng.nextInt(below: j + 1)
+            if marked[t] == 0 { marked[t] = 1 } else { marked[j] = 1 }
+        }
+        w.storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n where (marked[i] == 1) != pickPruned {
+                var v = rng.nextUniform(-1, 1)
+                if v == 0 { v = 0.5 }
+                p[i] = v
+            }
+        }
+        return w
+    }
+
+    private static func measure(shape: Shape, batch: Int, threads: Int, sparsity: Double, weight w: Matrix,
+                                x: [Float], y: inout [Float], configuration c: Configuration,
+                                variant: SparseKernels.Variant) -> Cell {
+        let (m, k) = (shape.rows, shape.columns)
+        let sparse = SparseDense(weight: CSRMatrix(w), bias: [Float](repeating: 0, count: m))
+        BLAS.threadCount = threads
+        func denseBatchMajor(_ pw: UnsafePointer<Float>, _ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>) {
+            if batch == 1 {
+                BLAS.gemv(.none, rows: m, columns: k, a: pw, lda: k, x: px, y: py)
+            } else {
+                BLAS.gemm(.none, .transpose, m: batch, n: m, k: k, a: px, lda: k, b: pw, ldb: k, c: py, ldc: m)
+            }
+        }
+        func denseFeatureMajor(_ pw: UnsafePointer<Float>, _ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>) {
+            BLAS.gemm(.none, .none, m: m, n: batch, k: k, a: pw, lda: k, b: px, ldb: batch, c: py, ldc: batch)
+        }
+        var bm: [Double] = [], fm: [Double] = [], cs: [Double] = []
+        w.storage.withUnsafeBufferPointer { pw in
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { py in
+                    let (a, b, out) = (pw.baseAddress!, px.baseAddress!, py.baseAddress!)
+                    let paths: [() -> Void] = [
+                        { denseBatchMajor(a, b, out) },
+                        { sparse.forward(featureMajor: b, batch: batch, into: out, threads: threads, variant: variant) },
+                    ] + (batch > 1 ? [{ denseFeatureMajor(a, b, out) }] : [])
+                    for _ in 0..<c.warmupRuns { for p in paths { p() } }
+                    var spent = 0.0
+                    // Interleaved, so a burst of load from another process hits every path alike.
+                    while bm.count < 3 || (bm.count < max(3, c.runs) && spent < c.secondsPerCell) {
+                        for (i, p) in paths.enumerated() {
+                            let t0 = InferenceSupport.seconds()
+                            p()
+                            let t = InferenceSupport.seconds() - t0
+                            spent += t
+                            switch i {
+                            case 0: bm.append(t)
+                            case 1: cs.append(t)
+                            default: fm.append(t)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let dense = min(median(bm), fm.isEmpty ? .infinity : median(fm))
+        let csr = median(cs)
+        let nnz = sparse.weight.nonzeroCount
+        return Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: nnz,
+                    denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
+                    gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? .nan : s[s.count / 2]
+    }
+
+    /// The crossover of each shape, batch and thread count, in first-seen order.
+    static func crossovers(_ cells: [Cell]) -> [Crossover] {
+        var order: [Baseline.Key] = []
+        var groups: [Baseline.Key: [Cell]] = [:]
+        for c in cells {
+            let key = Baseline.Key(shape: c.shape, batch: c.batch, threads: c.threads, sparsity: 0)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(c)
+        }
+        return order.map { key in
+            let sorted = (groups[key] ?? []).sorted { $0.sparsity < $1.sparsity }
+            var crossover: Double? = nil
+            for c in sorted.reversed() {
+                if c.speedup > 1 { crossover = c.sparsity } else { break }
+            }
+            return Crossover(shape: key.shape, batch: key.batch, threads: key.threads, sparsity: crossover)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import CSparseKernels
+
+/// The sparse kernels: `Y = f(W·X + b)` with `W` a ``CSRMatrix`` and activations feature-major.
+///
+/// This is the only file that calls the `CSparseKernels` C target. Activations are laid out
+/// *feature-major*: `X` is `K × B` row-major (`X[k, b]` at `x[k * ldx + b]`), so a batch of
+/// samples is contiguous and the kernel vectorises over it, broadcasting one weight against 8
+/// (AVX2) or 16 (AVX-512) samples per instruction with up to 8 accumulators; at `B = 1` a
+/// dedicated SpMV path gathers `x`. Three variants compute the same thing: a portable scalar
+/// reference, AVX2/FMA and AVX-512, chosen once from the CPU's features unless one is forced.
+///
+/// Rows are split into chunks of about equal non-zero count; with two or more threads the
+/// calling thread and a small pool of workers claim chunks dynamically. Idle workers spin for a
+/// bounded time (``spinLimitNanoseconds``) and then block, and the caller never waits for a
+/// worker that has not started: on a machine where another process holds a core, a call
+/// degrades to about single-thread speed instead of collapsing.
+public enum SparseKernels {
+    /// An instruction-set variant of the kernels.
+    public enum Variant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
+        /// The portable reference (plain C loops).
+        case scalar
+        /// AVX2 with FMA, 8 lanes.
+        case avx2
+        /// AVX-512F, 16 lanes.
+        case avx512
+
+        var code: Int32 {
+            switch self {
+            case .scalar: return Int32(TSK_VARIANT_SCALAR)
+            case .avx2: return Int32(TSK_VARIANT_AVX2)
+            case .avx512: return Int32(TSK_VARIANT_AVX512)
+            }
+        }
+
+        /// Whether this CPU can run the variant.
+        ///
+        /// The corresponding C function is `tsk_variant_supported`.
+        public var isSupported: Bool { SparseKernels.supported[Int(code)] }
+
+        /// The variant's name.
+        public var description: String { rawValue }
+    }
+
+    /// Whether each variant (by C code) runs on this CPU, detected once.
+    static let supported: [Bool] = (0...2).map { tsk_variant_supported(Int32($0)) != 0 }
+
+    /// The variants this CPU can run, slowest first.
+    public static var supportedVariants: [Variant] { Variant.allCases.filter(\.isSupported) }
+
+    /// The fastest variant this CPU supports, detected once.
+    ///
+    /// The corresponding C function is `tsk_best_variant`.
+    public static var bestVariant: Variant {
+        switch Int(tsk_best_variant()) {
+        case Int(TSK_VARIANT_AVX512): return .avx512
+        case Int(TSK_VARIANT_AVX2): return .avx2
+        default: return .scalar
+        }
+    }
+
+    /// How long an idle pool worker, or a caller waiting for a worker, spins before blocking.
+    ///
+    /// The default is 50 µs: long enough that the layers of one forward pass reuse an awake
+    /// worker, short enough that an idle pool costs nothing measurable.
+    /// The corresponding C function is `tsk_pool_set_spin_ns`.
+    public static func setSpinLimit(nanoseconds: Int) {
+        tsk_pool_set_spin_ns(Int64(nanoseconds))
+    }
+
+    /// Counters of the thread pool since the process started.
+    public struct PoolStatistics: Sendable, Equatable {
+        /// Jobs handed to the pool.
+        public var jobs: Int
+        /// Row chunks run by pool workers.
+        public var workerChunks: Int
+        /// Row chunks run by the calling threads.
+        public var callerChunks: Int
+        /// Times a thread blocked after spinning.
+        public var sleeps: Int
+    }
+
+    /// A snapshot of the pool counters.
+    ///
+    /// The corresponding C function is `tsk_pool_get_stats`.
+    public static var poolStatistics: PoolStatistics {
+        let s = tsk_pool_get_stats()
+        return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
+                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps))
+    }
+
+    /// Below this many multiply-adds (`nnz · B`) a product runs on one thread: waking a worker
+    /// costs more than it saves.
+    public static let parallelThreshold = 24_000
+
+    /// A ``CSRMatrix`` copied into stable memory, with row splits for threading, ready for the C kernels.
+    final class Operand {
+        let rows: Int
+        let columns: Int
+        let nonzeros: Int
+        private let offsets: UnsafeMutableBufferPointer<Int64>
+        private let indices16: UnsafeMutableBufferPointer<UInt16>?
+        private let indices32: UnsafeMutableBufferPointer<UInt32>?
+        private let values: UnsafeMutableBufferPointer<Float>
+        private let view: UnsafeMutablePointer<tsk_csr>
+        /// Row boundaries for `chunkCount` chunks of about equal cost.
+        private let splits: UnsafeMutableBufferPointer<Int64>
+        let chunkCount: Int
+
+        init(_ w: CSRMatrix, chunkCount: Int = 8) {
+            rows = w.rows
+            columns = w.columns
+            nonzeros = w.nonzeroCount
+            offsets = .allocate(capacity: w.rows + 1)
+            for i in 0...w.rows { offsets[i] = Int64(w.offsets[i]) }
+            values = .allocate(capacity: max(1, w.nonzeroCount))
+            _ = values.initialize(from: w.values)
+            let indexBytes: Int32
+            switch w.indices {
+            case .narrow(let a):
+                let p = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: max(1, a.count))
+                _ = p.initialize(from: a)
+                indices16 = p; indices32 = nil; indexBytes = 2
+            case .wide(let a):
+                let p = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: max(1, a.count))
+                _ = p.initialize(from: a)
+                indices16 = nil; indices32 = p; indexBytes = 4
+            }
+            view = .allocate(capacity: 1)
+            let rawIndices = indices16.map { UnsafeRawPointer($0.baseAddress!) }
+                ?? UnsafeRawPointer(indices32!.baseAddress!)
+            view.initialize(to: tsk_csr(rows: Int64(w.rows), columns: Int64(w.columns),
+                                        offsets: UnsafePointer(offsets.baseAddress!),
+                                        indices: rawIndices, index_bytes: indexBytes,
+                                        values: UnsafePointer(values.baseAddress!)))
+            self.chunkCount = max(1, min(chunkCount, w.rows))
+            splits = .allocate(capacity: self.chunkCount + 1)
+            tsk_split_rows(offsets.baseAddress!, Int64(w.rows), Int64(self.chunkCount), 2, splits.baseAddress!)
+        }
+
+        deinit {
+            offsets.deallocate()
+            indices16?.deallocate()
+            indices32?.deallocate()
+            values.deallocate()
+            view.deallocate()
+            splits.deallocate()
+        }
+
+        /// `y[M × batch] = f(W · x[K × batch] + bias)`, feature-major with row strides `ldx`, `ldy`.
+        ///
+        /// The corresponding C function is `tsk_spmm`.
+        func multiply(_ x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                      batch: Int, bias: UnsafePointer<Float>?, activation: Activation,
+                      threads: Int, variant: Variant) {
+            guard batch > 0, rows > 0 else { return }
+            let t = nonzeros * batch < SparseKernels.parallelThreshold ? 1 : threads
+            tsk_spmm(variant.code, Int32(t), view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
+                     bias, activation.kernelCode, splits.baseAddress!, Int64(chunkCount))
+        }
+
+        /// Rows `range` only, on the calling thread.
+        ///
+        /// The corresponding C function is `tsk_spmm_rows`.
+        func multiplyRows(_ range: Range<Int>, _ x: UnsafePointer<Float>, ldx: Int,
+                          into y: UnsafeMutablePointer<Float>, ldy: Int, batch: Int,
+                          bias: UnsafePointer<Float>?, activation: Activation, variant: Variant) {
+            tsk_spmm_rows(variant.code, view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
+                          bias, activation.kernelCode, Int64(range.lowerBound), Int64(range.upperBound))
+        }
+    }
+
+    /// `y[i, j] = f(y[i, j] + bias[i])` over a feature-major `rows × batch` buffer: the fused
+    /// pass after a dense `sgemm` in a compiled network.
+    ///
+    /// The corresponding C function is `tsk_bias_act`.
+    static func addBiasAndApply(_ y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int, batch: Int,
+                                bias: UnsafePointer<Float>, activation: Activation) {
+        tsk_bias_act(y, Int64(ldy), Int64(rows), Int64(batch), bias, activation.kernelCode)
+    }
+
+    /// `dst = srcᵀ` where `src` is `rows × columns` row-major.
+    ///
+    /// The corresponding C function is `tsk_transpose`.
+    static func transpose(_ src: UnsafePointer<Float>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+        tsk_transpose(src, Int64(rows), Int64(columns), dst)
+    }
+}
+
+extension Activation {
+    /// The C kernels' code for this activation.
+    var kernelCode: Int32 {
+        switch self {
+        case .identity: return Int32(TSK_ACT_IDENTITY)
+        case .relu: return Int32(TSK_ACT_RELU)
+        case .tanh: return Int32(TSK_ACT_TANH)
+        case .sigmoid: return Int32(TSK_ACT_SIGMOID)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import Topiary
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark dense-masked against compressed (CSR) inference, whole networks, and training.",
+        discussion: """
+        By default, times one layer product per cell of the grid shape × batch × sparsity × threads, \
+        dense-masked (OpenBLAS sgemm, or sgemv at batch 1, on weights with zeros) against CSR, in the \
+        same run, and reports the speedup and the crossover sparsity where CSR starts to win. Every \
+        list is comma-separated; without lists the full grid runs (several minutes), --quick runs a \
+        small one. Results are medians of interleaved runs after warm-up.
+
+        Examples:
+          topiary bench --shape 4096x4096,300x784 --batch 1,128 --sparsity 0.9,0.95 --threads 1,2
+          topiary bench --quick --check Benchmarks/baseline.json
+          topiary bench --model pruned.safetensors
+          topiary bench --training
+        """
+    )
+
+    @Option(help: "Layer shapes ROWSxCOLUMNS, e.g. 4096x4096,300x784.")
+    var shape: String?
+    @Option(help: "Batch sizes, e.g. 1,128.")
+    var batch: String?
+    @Option(help: "Weight sparsities in [0, 1], e.g. 0.9,0.95.")
+    var sparsity: String?
+    @Option(help: "Thread counts, e.g. 1,2.")
+    var threads: String?
+    @Flag(help: "A small grid that runs in well under a minute.")
+    var quick = false
+    @Option(help: "Timed runs per cell (after warm-up).")
+    var runs: Int?
+
+    @Option(help: "Compare each ratio (CSR time / dense time) with a baseline file; exit 1 on a regression.")
+    var check: String?
+    @Option(help: "Allowed relative growth of a ratio over the baseline's (default: the baseline's own).")
+    var tolerance: Double?
+    @Option(name: .customLong("write-baseline"), help: "Write the measured ratios as a baseline file.")
+    var writeBaseline: String?
+
+    @Option(help: "Benchmark a saved model's compiled plan against its dense-masked form.")
+    var model: String?
+    @Flag(help: "Benchmark LeNet-300-100 with random masks at 0, 90, 95 and 98% sparsity.")
+    var network = false
+    @Flag(help: "Benchmark a training epoch and a forward pass against the sgemm limit.")
+    var training = false
+    @Option(help: "Layer sizes for --training, joined by '-'.")
+    var arch: String = "784-300-100-10"
+
+    @Flag(help: "Print one JSON object on standard output, and no progress.")
+    var json = false
+
+    func validate() throws {
+        if let runs, !(1...1000).contains(runs) { throw ValidationError("--runs must be between 1 and 1000.") }
+        if let tolerance, !(tolerance.isFinite && tolerance >= 0) { throw ValidationError("--tolerance must be at least 0.") }
+        if [model != nil, network, training, check != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("Choose one of --model, --network, --training and --check.")
+        }
+        _ = try grid()
+        _ = try parseArchitecture(arch)
+    }
+
+    /// The grid from the options: --quick or the full grid, then each list given overrides its axis.
+    func grid() throws -> SparseBenchmark.Configuration {
+        var c = quick ? SparseBenchmark.Configuration.quick : .full
+        if let shape { c.shapes = try parseList(shape, option: "--shape") { try? SparseBenchmark.Shape(parsing: $0) } }
+        if let batch { c.batches = try parseList(batch, option: "--batch") { Int($0) } }
+        if let sparsity { c.sparsities = try parseList(sparsity, option: "--sparsity") { Double($0) } }
+        if let threads { c.threads = try parseList(threads, option: "--threads") { Int($0) } }
+        if let runs { c.runs = runs }
+        do { try c.validate() } catch let error as TopiaryError { throw ValidationError(error.message) }
+        return c
+    }
+
+    func run() throws {
+        let threadCounts = try grid().threads
+        if training {
+            BLAS.threadCount = threadCounts.max() ?? 1
+            return try runTraining(threads: threads == nil ? [1, 2] : threadCounts)
+        }
+        if let model {
+            let loaded = try Model.load(from: model)
+            return try runNetwork([SparseBenchmark.network(loaded.network, batches: [1, 128], threads: threadCounts)].flatMap { $0 },
+                                  title: "\(model) (\(percent(loaded.network.sparsity)) of weights zero)")
+        }
+        if network {
+            return try runNetwork(SparseBenchmark.lenet(threads: threadCounts), title: "LeNet-300-100, random masks")
+        }
+        if let check {
+            let baseline = try SparseBenchmark.Baseline(contentsOfFile: check)
+            let bar = ProgressBar(enabled: !json)
+            var done = 0
+            let total = baseline.cells.count
+            let (results, regressions) = SparseBenchmark.check(baseline: baseline, tolerance: tolerance) { _ in
+                done += 1
+                bar.update("check", done: min(done, total), total: total, elapsed: 0, detail: "")
+            }
+            bar.finish()
+            let allowed = tolerance ?? baseline.tolerance
+            if json {
+                struct Report: Encodable {
+                    var results: SparseBenchmark.Results
+                    var tolerance: Double
+                    var regressions: [String]
+                }
+                try printJSON(Report(results: results, tolerance: allowed, regressions: regressions.map(\.description)))
+            } else {
+                print(results.table)
+                if regressions.isEmpty {
+                    print("no ratio regressed by more than \(percent(allowed)) against \(check) (\(results.results.count) cells)")
+                } else {
+                    print("regressions against \(check):")
+                    for r in regressions { print("  \(r)") }
+                }
+            }
+            if !regressions.isEmpty { throw ExitCode(1) }
+            return
+        }
+        try runGrid(try grid())
+    }
+
+    private func runGrid(_ configuration: SparseBenchmark.Configuration) throws {
+        let total = configuration.shapes.count * configuration.batches.count * configuration.sparsities.count * configuration.threads.count
+        let bar = ProgressBar(enabled: !json)
+        var done = 0
+        let results = SparseBenchmark.run(configuration) { cell in
+            done += 1
+            bar.update("bench", done: done, total: total, elapsed: 0,
+                       detail: "\(cell.shape) B=\(cell.batch) T=\(cell.threads) s=\(cell.sparsity): \(String(format: "%.2f", cell.speedup))×")
+        }
+        bar.finish()
+        if let writeBaseline {
+            let text = try SparseBenchmark.Baseline(results, tolerance: tolerance ?? 1.0).jsonString()
+            do {
+                try (text + "\n").write(toFile: writeBaseline, atomically: true, encoding: .utf8)
+            } catch {
+                throw TopiaryError(.writeFailed, "Cannot write the baseline \(writeBaseline): \(error.localizedDescription)")
+            }
+        }
+        if json {
+            try printJSON(results)
+        } else {
+            print("kernel variant \(results.variant)")
+            print(results.table)
+            if let writeBaseline { print("wrote \(writeBaseline)") }
+        }
+    }
+
+    private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String) throws {
+        if json {
+            struct Report: Encodable { var title: String; var results: [SparseBenchmark.NetworkResult] }
+            try printJSON(Report(title: title, results: results))
+        } else {
+            print(title)
+            print(SparseBenchmark.table(results))
+        }
+    }
+
+    private func runTraining(threads: [Int]) throws {
+        var results: [TrainingBenchmark.Result] = []
+        for t in threads {
+            BLAS.threadCount = t
+            results.append(TrainingBenchmark.run(sizes: try parseArchitecture(arch), runs: runs ?? 5))
+        }
+        if json {
+            struct Report: Encodable { var results: [TrainingBenchmark.Result] }
+            try printJSON(Report(results: results))
+            return
+        }
+        for r in results {
+            print("training \(arch), \(r.examples) images, batch \(r.batchSize), \(r.threads) thread(s), median of \(r.runs) runs")
+            print(String(format: "  epoch          %8.3f s  %6.1f GFLOP/s", r.epochSeconds, r.epochGflops))
+            print(String(format: "  sgemm limit    %8.3f s  %6.1f GFLOP/s  (the same products as bare sgemm calls)", r.sgemmSeconds, r.sgemmGflops))
+            print(String(format: "  efficiency     %8.1f %%  of the sgemm limit", 100 * r.efficiency))
+            print(String(format: "  masked epoch   %8.3f s  %6.2f× the dense epoch (90%% of weights masked)", r.maskedEpochSeconds, r.maskedEpochRatio))
+            print(String(format: "  forward pass   %8.3f s  %6.1f GFLOP/s  (%d images, batch 1000)", r.forwardSeconds, r.forwardGflops, r.examples))
+            print(String(format: "  peak sgemm     %17.1f GFLOP/s  (2048³)", r.peakSgemmGflops))
+        }
+    }
+}

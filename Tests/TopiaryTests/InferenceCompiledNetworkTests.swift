@@ -1,0 +1,120 @@
+import XCTest
+@testable import Topiary
+
+final class InferenceCompiledNetworkTests: XCTestCase {
+    /// A chain with every layer pruned to exactly `sparsity` at random positions.
+    private func prunedChain(_ sizes: [Int], sparsity: Double, hidden: Activation = .relu, seed: UInt64) -> Chain {
+        let net = Chain(sizes: sizes, hidden: hidden, seed: seed)
+        var rng = SeededRandom(seed: seed &+ 1)
+        for layer in net.prunableLayers {
+            let mask = SparseTestSupport.randomMatrix(layer.outputSize, layer.inputSize, sparsity: sparsity, rng: &rng)
+            layer.setMask(Matrix(rows: mask.rows, columns: mask.columns, storage: mask.storage.map { $0 == 0 ? 0 : 1 }))
+        }
+        return net
+    }
+
+    /// Asserts `max |a − b| ≤ 1e-5 · max(1e-3, max |b|)`: equal within float rounding, relative to the output's size.
+    private func assertClose(_ a: Matrix, _ b: Matrix, _ message: String, line: UInt = #line) {
+        XCTAssertEqual(a.rows, b.rows, line: line)
+        XCTAssertEqual(a.columns, b.columns, line: line)
+        let size = b.storage.reduce(0) { max($0, abs($1)) }
+        var worst: Float = 0
+        for i in 0..<min(a.count, b.count) { worst = max(worst, abs(a.storage[i] - b.storage[i])) }
+        XCTAssertLessThanOrEqual(worst, 1e-5 * max(1e-3, size), message, line: line)
+        XCTAssertFalse(a.storage.contains { $0.isNaN }, message, line: line)
+    }
+
+    private func input(_ rows: Int, _ columns: Int, seed: UInt64) -> Matrix {
+        var rng = SeededRandom(seed: seed)
+        return Matrix(rows: rows, columns: columns, storage: SparseTestSupport.randomArray(rows * columns, rng: &rng))
+    }
+
+    func testLeNetMatchesTheChainOnEveryVariantBatchAndSparsity() {
+        for s in [0, 0.5, 0.9, 0.99, 1.0] {
+            let net = prunedChain([784, 300, 100, 10], sparsity: s, seed: 7)
+            for batch in [1, 3, 16, 128, 1000] {
+                let x = input(batch, 784, seed: UInt64(batch))
+                let expected = net(x)
+                for variant in SparseKernels.supportedVariants where variant != .scalar || batch <= 16 || s >= 0.9 {
+                    let plan = CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
+                    assertClose(plan(x), expected, "LeNet s=\(s) B=\(batch) \(variant)")
+                }
+                let dense = CompiledNetwork(net, batchSize: batch, policy: .dense)
+                assertClose(dense(x), expected, "LeNet dense s=\(s) B=\(batch)")
+            }
+        }
+    }
+
+    func testAwkwardShapesMatchTheChain() {
+        for (sizes, hidden) in [([13, 129, 7, 1, 13], Activation.tanh), ([1, 7, 1], .sigmoid), ([129, 13, 129], .relu)] {
+            for s in [0, 0.5, 0.9, 0.99, 1.0] {
+                let net = prunedChain(sizes, sparsity: s, hidden: hidden, seed: 9)
+                for batch in [1, 3, 16, 128, 1000] {
+                    let x = input(batch, sizes[0], seed: UInt64(batch) + 100)
+                    let expected = net(x)
+                    for variant in SparseKernels.supportedVariants {
+                        let plan = CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
+                        assertClose(plan(x), expected, "\(sizes) s=\(s) B=\(batch) \(variant)")
+                    }
+                    let mixed = CompiledNetwork(net, batchSize: batch, policy: .threshold(0.6), threads: 2)
+                    assertClose(mixed(x), expected, "\(sizes) mixed s=\(s) B=\(batch)")
+                }
+            }
+        }
+    }
+
+    func testThresholdPicksCSRAtOrAboveTheSparsity() {
+        let net = Chain(sizes: [50, 40, 30, 10], seed: 1)
+        let layers = net.prunableLayers
+        layers[0].prune { $0 % 2 == 0 }          // 50%
+        layers[1].prune { $0 % 10 != 0 }         // 90%
+        let plan = CompiledNetwork(net, batchSize: 4, policy: .threshold(0.5))
+        XCTAssertEqual(plan.choices.map(\.kind), [.sparse, .sparse, .dense])
+        XCTAssertEqual(plan.choices[0].sparsity, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(plan.choices[1].sparsity, 0.9, accuracy: 1e-12)
+        XCTAssertNil(plan.choices[0].denseSeconds)
+        let strict = CompiledNetwork(net, batchSize: 4, policy: .threshold(0.6))
+        XCTAssertEqual(strict.choices.map(\.kind), [.dense, .sparse, .dense])
+    }
+
+    func testDenseAndSparsePoliciesAreUniform() {
+        let net = prunedChain([20, 10, 5], sparsity: 0.5, seed: 2)
+        XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .dense).choices.map(\.kind), [.dense, .dense])
+        XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .sparse).choices.map(\.kind), [.sparse, .sparse])
+    }
+
+    func testAutomaticTimesEveryLayerAndKeepsTheFaster() {
+        let net = prunedChain([784, 300, 100, 10], sparsity: 0.95, seed: 4)
+        let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic)
+        XCTAssertEqual(plan.choices.count, 3)
+        for c in plan.choices {
+            let d = try? XCTUnwrap(c.denseSeconds), s = try? XCTUnwrap(c.sparseSeconds)
+            XCTAssertNotNil(d)
+            XCTAssertNotNil(s)
+            if let d, let s {
+                XCTAssertGreaterThan(d, 0)
+                XCTAssertGreaterThan(s, 0)
+                XCTAssertEqual(c.kind, s < d ? .sparse : .dense)
+            }
+        }
+        XCTAssertTrue(plan.report.contains("784"))
+        let x = input(40, 784, seed: 5)
+        assertClose(plan(x), net(x), "automatic")
+    }
+
+    func testLargerInputsRunInPiecesOfTheBatchSize() {
+        let net = prunedChain([30, 20, 4], sparsity: 0.7, seed: 6)
+        let plan = CompiledNetwork(net, batchSize: 8, policy: .sparse)
+        let x = input(29, 30, seed: 8)
+        assertClose(plan(x), net(x), "pieces")
+    }
+
+    func testCompiledNetworkIsASnapshot() {
+        let net = prunedChain([10, 6], sparsity: 0.5, seed: 10)
+        let x = input(3, 10, seed: 11)
+        let before = net(x)
+        let plan = CompiledNetwork(net, batchSize: 3, policy: .sparse)
+        net.layers[0].bias = net.layers[0].bias.map { $0 + 1 }
+        assertClose(plan(x), before, "snapshot")
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+@testable import Topiary
+
+final class InferenceSparseBenchmarkTests: XCTestCase {
+    private typealias Shape = SparseBenchmark.Shape
+
+    private func cell(_ shape: Shape, batch: Int = 1, threads: Int = 1, sparsity: Double, dense: Double, csr: Double) -> SparseBenchmark.Cell {
+        SparseBenchmark.Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: 10,
+                             denseMilliseconds: dense, csrMilliseconds: csr, speedup: dense / csr, gflops: 1)
+    }
+
+    func testShapeParsesRowsByColumns() throws {
+        XCTAssertEqual(try Shape(parsing: "300x784"), Shape(300, 784))
+        XCTAssertEqual(try Shape(parsing: "4096X4096").description, "4096x4096")
+        for bad in ["300", "x784", "300x", "0x5", "-3x4", "3x4x5", "axb", ""] {
+            XCTAssertThrowsError(try Shape(parsing: bad), bad) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidOption) }
+        }
+    }
+
+    func testConfigurationValidationRejectsBadValues() {
+        var c = SparseBenchmark.Configuration.quick
+        XCTAssertNoThrow(try c.validate())
+        c.sparsities = [1.5]
+        XCTAssertThrowsError(try c.validate())
+        c = .quick; c.batches = [0]
+        XCTAssertThrowsError(try c.validate())
+        c = .quick; c.threads = []
+        XCTAssertThrowsError(try c.validate())
+    }
+
+    func testFullGridIsTheIssueGrid() {
+        let full = SparseBenchmark.Configuration.full
+        XCTAssertEqual(full.shapes.map(\.description), ["300x784", "100x300", "1024x1024", "4096x4096"])
+        XCTAssertEqual(full.batches, [1, 16, 128, 1024])
+        XCTAssertEqual(full.sparsities, [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99])
+        XCTAssertEqual(full.threads, [1, 2])
+    }
+
+    func testCrossoverIsTheLowestSparsityFromWhichCSRAlwaysWins() {
+        let s = Shape(10, 10)
+        let cells = [
+            cell(s, sparsity: 0, dense: 1, csr: 2), cell(s, sparsity: 0.5, dense: 1, csr: 0.9),
+            cell(s, sparsity: 0.7, dense: 1, csr: 1.1), cell(s, sparsity: 0.9, dense: 1, csr: 0.5),
+            cell(s, sparsity: 0.99, dense: 1, csr: 0.1),
+            cell(s, batch: 2, sparsity: 0.5, dense: 1, csr: 2), cell(s, batch: 2, sparsity: 0.9, dense: 1, csr: 3),
+        ]
+        let x = SparseBenchmark.crossovers(cells)
+        XCTAssertEqual(x.count, 2)
+        XCTAssertEqual(x[0].sparsity, 0.9)
+        XCTAssertNil(x[1].sparsity)
+    }
+
+    func testRegressionsAreRatiosWorseThanTheTolerance() {
+        let s = Shape(10, 10)
+        let base = SparseBenchmark.Results(results: [cell(s, sparsity: 0.9, dense: 1, csr: 0.2), cell(s, sparsity: 0.5, dense: 1, csr: 0.8)],
+                                           crossover: [], variant: "avx2")
+        let baseline = SparseBenchmark.Baseline(base, tolerance: 0.25)
+        let now = SparseBenchmark.Results(results: [cell(s, sparsity: 0.9, dense: 2, csr: 0.6),    // 0.3 > 0.2·1.25
+                                                    cell(s, sparsity: 0.5, dense: 2, csr: 1.9)],   // 0.95 ≤ 0.8·1.25
+                                          crossover: [], variant: "avx2")
+        let r = now.regressions(against: baseline)
+        XCTAssertEqual(r.count, 1)
+        XCTAssertEqual(r.first?.cell.sparsity, 0.9)
+        XCTAssertEqual(r.first?.baselineRatio, 0.2)
+        XCTAssertTrue(r.first?.description.contains("10x10") ?? false)
+        XCTAssertEqual(now.regressions(against: baseline, tolerance: 0.6).count, 0)
+    }
+
+    func testBaselineRoundTripsThroughJSON() throws {
+        let s = Shape(300, 784)
+        let results = SparseBenchmark.Results(results: [cell(s, batch: 16, threads: 2, sparsity: 0.95, dense: 1, csr: 0.1)],
+                                              crossover: [], variant: "avx2")
+        let baseline = SparseBenchmark.Baseline(results, tolerance: 0.4)
+        let path = NSTemporaryDirectory() + "topiary-baseline-\(getpid()).json"
+        try baseline.jsonString().write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let read = try SparseBenchmark.Baseline(contentsOfFile: path)
+        XCTAssertEqual(read, baseline)
+        XCTAssertEqual(read.configuration.shapes, [s])
+        XCTAssertEqual(read.configuration.batches, [16])
+        XCTAssertEqual(read.configuration.threads, [2])
+    }
+
+    func testBaselineErrorsAreTyped() {
+        XCTAssertThrowsError(try SparseBenchmark.Baseline(contentsOfFile: "/nonexistent/baseline.json")) {
+            XCTAssertEqual(($0 as? TopiaryError)?.kind, .fileNotFound)
+        }
+        let path = NSTemporaryDirectory() + "topiary-bad-baseline-\(getpid()).json"
+        try? "{\"cells\": 3}".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertThrowsError(try SparseBenchmark.Baseline(contentsOfFile: path)) {
+            XCTAssertEqual(($0 as? TopiaryError)?.kind, .corruptFile)
+        }
+    }
+
+    func testResultsEncodeTheIssueKeys() throws {
+        let results = SparseBenchmark.Results(results: [cell(Shape(4096, 4096), sparsity: 0.9, dense: 2, csr: 0.5)],
+                                              crossover: [SparseBenchmark.Crossover(shape: Shape(4096, 4096), batch: 1, threads: 1, sparsity: 0.5)],
+                                              variant: "avx2")
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(results)) as? [String: Any]
+        let first = (object?["results"] as? [[String: Any]])?.first
+        XCTAssertEqual(first?["shape"] as? String, "4096x4096")
+        XCTAssertEqual(first?["dense_ms"] as? Double, 2)
+        XCTAssertEqual(first?["csr_ms"] as? Double, 0.5)
+        XCTAssertEqual(first?["speedup"] as? Double, 4)
+        XCTAssertNotNil(first?["batch"]); XCTAssertNotNil(first?["threads"]); XCTAssertNotNil(first?["sparsity"])
+        let crossover = (object?["crossover"] as? [[String: Any]])?.first
+        XCTAssertEqual(crossover?["sparsity"] as? Double, 0.5)
+    }
+
+    func testRandomWeightHasExactlyTheRequestedZeros() {
+        var rng = SeededRandom(seed: 1)
+        for s in [0, 0.3, 0.5, 0.9, 1.0] {
+            let w = SparseBenchmark.randomWeight(Shape(37, 53), sparsity: s, rng: &rng)
+            XCTAssertEqual(w.count - w.nonzeroCount, Int((s * Double(w.count)).rounded()), "s=\(s)")
+        }
+    }
+
+    func testATinyRunMeasuresEveryCell() {
+        var c = SparseBenchmark.Configuration(shapes: [Shape(20, 30)], batches: [1, 4], sparsities: [0, 0.9], threads: [1],
+                                              warmupRuns: 1, runs: 3, secondsPerCell: 0.01)
+        c.seed = 3
+        let r = SparseBenchmark.run(c)
+        XCTAssertEqual(r.results.count, 4)
+        XCTAssertEqual(r.crossover.count, 2)
+        for cell in r.results {
+            XCTAssertGreaterThan(cell.denseMilliseconds, 0)
+            XCTAssertGreaterThan(cell.csrMilliseconds, 0)
+            XCTAssertEqual(cell.speedup, cell.denseMilliseconds / cell.csrMilliseconds, accuracy: 1e-9)
+        }
+        XCTAssertEqual(r.results.map(\.nonzeros), [600, 60, 600, 60])
+        XCTAssertTrue(r.table.contains("20x30"))
+    }
+
+    func testNetworkBenchmarkReportsThroughput() {
+        let net = Chain(sizes: [30, 20, 5], seed: 1)
+        let r = SparseBenchmark.network(net, batches: [1, 8], threads: [1], secondsPerCase: 0.01)
+        XCTAssertEqual(r.map(\.batch), [1, 8])
+        for x in r {
+            XCTAssertGreaterThan(x.compiledSamplesPerSecond, 0)
+            XCTAssertEqual(x.layers.count, 2)
+        }
+        XCTAssertTrue(SparseBenchmark.table(r).contains("us/sample"))
+    }
+}

@@ -1,0 +1,149 @@
+import XCTest
+@testable import Topiary
+
+final class ModelFileTests: XCTestCase {
+    /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.
+    func sampleModel() -> Model {
+        let net = Chain(sizes: [12, 7, 5, 3], hidden: .relu, output: .identity, seed: 3)
+        let first = net.prunableLayers[0]
+        first.prune { $0 % 3 == 0 }
+        net.prunableLayers[1].prune { $0 < 10 }
+        net.layers[1].activation = .tanh
+        net.layers[1].weight[2, 1] = -0.0    // a kept negative zero keeps its sign
+        let last = net.layers[2]
+        net.layers[2] = Dense(weight: last.weight, bias: last.bias, activation: .sigmoid)
+        return Model(network: net, normalization: Normalization(scale: 1 / 255, mean: 0.2860406, std: 0.35302424),
+                     metadata: ["dataset": "fashion-mnist", "note": "é \"q\""])
+    }
+
+    func assertSameModel(_ a: Model, _ b: Model, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.network.sizes, b.network.sizes, file: file, line: line)
+        XCTAssertEqual(a.normalization, b.normalization, file: file, line: line)
+        XCTAssertEqual(a.metadata, b.metadata, file: file, line: line)
+        for (x, y) in zip(a.network.layers, b.network.layers) {
+            XCTAssertEqual(x.weight.storage.map(\.bitPattern), y.weight.storage.map(\.bitPattern), file: file, line: line)
+            XCTAssertEqual(x.bias.map(\.bitPattern), y.bias.map(\.bitPattern), file: file, line: line)
+            XCTAssertEqual(x.activation, y.activation, file: file, line: line)
+            XCTAssertEqual(type(of: x) == PrunableDense.self, type(of: y) == PrunableDense.self, file: file, line: line)
+            XCTAssertEqual((x as? PrunableDense)?.mask, (y as? PrunableDense)?.mask, file: file, line: line)
+        }
+    }
+
+    func testRoundTripIsExactIncludingMasks() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("model.safetensors")
+        let model = sampleModel()
+        try model.save(to: path)
+        let back = try Model.load(from: path)
+        assertSameModel(model, back)
+        XCTAssertEqual(back.network.prunableLayers.count, 2)
+        XCTAssertEqual(back.network.prunableLayers[0].keptCount, model.network.prunableLayers[0].keptCount)
+        XCTAssertEqual(back.network.layers[1].weight[2, 1].sign, .minus)
+        let x = Matrix(rows: 2, columns: 12, storage: (0..<24).map { Float($0) / 7 })
+        XCTAssertEqual(back.network(x), model.network(x))
+    }
+
+    func testResavingALoadedModelIsByteIdentical() throws {
+        let dir = try TemporaryDirectory()
+        try sampleModel().save(to: dir.file("a.safetensors"))
+        try Model.load(from: dir.file("a.safetensors")).save(to: dir.file("b.safetensors"))
+        XCTAssertEqual(try dir.read("a.safetensors"), try dir.read("b.safetensors"))
+        XCTAssertEqual(try dir.contents(), ["a.safetensors", "b.safetensors"])
+    }
+
+    func testMetadataDescribesTheModel() throws {
+        let file = try sampleModel().safeTensors()
+        XCTAssertEqual(file.metadata["format"], "topiary")
+        XCTAssertEqual(file.metadata["format_version"], "1")
+        XCTAssertEqual(file.metadata["architecture"], "12-7-5-3")
+        XCTAssertEqual(file.metadata["activations"], "relu,tanh,sigmoid")
+        XCTAssertEqual(file.metadata["input_scale"], "0.003921569")
+        XCTAssertEqual(file.metadata["input_mean"], "0.2860406")
+        XCTAssertEqual(file.metadata["dataset"], "fashion-mnist")
+        XCTAssertEqual(Set(file.tensors.keys), ["layers.0.weight", "layers.0.bias", "layers.0.mask",
+                                                "layers.1.weight", "layers.1.bias", "layers.1.mask",
+                                                "layers.2.weight", "layers.2.bias"])
+        XCTAssertEqual(file.tensors["layers.0.mask"]?.dtype, .uint8)
+        XCTAssertEqual(file.tensors["layers.0.weight"]?.shape, [7, 12])
+    }
+
+    func testReservedMetadataKeysAreRefused() {
+        var model = sampleModel()
+        model.metadata["architecture"] = "1-1"
+        assertThrowsTopiaryError(.invalidOption, try model.safeTensors())
+    }
+
+    func testNonFiniteWeightsAreNotSaved() {
+        let model = sampleModel()
+        model.network.layers[2].bias[0] = .nan
+        assertThrowsTopiaryError(.nonFinite, try model.safeTensors())
+    }
+
+    // MARK: Validation on load
+
+    func load(_ edit: (inout SafeTensors) -> Void) throws -> Model {
+        var file = try sampleModel().safeTensors()
+        edit(&file)
+        return try Model(safeTensors: SafeTensors(bytes: file.serialized()), source: "edited")
+    }
+
+    func testMaskEntriesOtherThanZeroOrOneAreCorrupt() {
+        assertThrowsTopiaryError(.corruptFile, try load { file in
+            var mask = file.tensors["layers.0.mask"]?.uint8Values ?? []
+            mask[1] = 2
+            file.tensors["layers.0.mask"] = .init(uint8: mask, shape: [7, 12])
+        })
+    }
+
+    func testNonZeroWeightUnderMaskIsCorrupt() {
+        let error = assertThrowsTopiaryError(.corruptFile, try load { file in
+            var w = file.tensors["layers.0.weight"]?.float32Values ?? []
+            w[0] = 0.5   // index 0 is pruned (0 % 3 == 0)
+            file.tensors["layers.0.weight"] = .init(float32: w, shape: [7, 12])
+        })
+        XCTAssertTrue(error?.message.contains("mask") ?? false)
+    }
+
+    func testShapesThatDoNotChainAreCorrupt() {
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["architecture"] = "12-8-5-3" })
+        assertThrowsTopiaryError(.corruptFile, try load { file in
+            file.tensors["layers.1.bias"] = .init(float32: [1, 2, 3], shape: [3])
+        })
+        assertThrowsTopiaryError(.corruptFile, try load { file in
+            file.tensors["layers.2.weight"] = .init(uint8: [UInt8](repeating: 0, count: 15), shape: [3, 5])
+        })
+    }
+
+    func testMissingOrUnexpectedTensorsAreCorrupt() {
+        assertThrowsTopiaryError(.corruptFile, try load { $0.tensors["layers.2.bias"] = nil })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.tensors["layers.3.weight"] = .init(float32: [1], shape: [1, 1]) })
+    }
+
+    func testBadMetadataIsCorrupt() {
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format"] = nil })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format"] = "other" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format_version"] = "2" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["activations"] = "relu,relu" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["activations"] = "relu,swish,identity" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["architecture"] = "12--5-3" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["input_std"] = "0" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["input_mean"] = "nan" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["input_scale"] = nil })
+    }
+
+    func testNonFiniteWeightsOnLoadAreReported() {
+        assertThrowsTopiaryError(.nonFinite, try load { file in
+            var b = file.tensors["layers.2.bias"]?.float32Values ?? []
+            b[0] = .infinity
+            file.tensors["layers.2.bias"] = .init(float32: b, shape: [3])
+        })
+    }
+
+    func testMissingAndCorruptFiles() throws {
+        let dir = try TemporaryDirectory()
+        assertThrowsTopiaryError(.fileNotFound, try Model.load(from: dir.file("none.safetensors")))
+        let path = try dir.write("junk.safetensors", [1, 2, 3])
+        let error = assertThrowsTopiaryError(.corruptFile, try Model.load(from: path))
+        XCTAssertTrue(error?.message.contains(path) ?? false)
+    }
+}

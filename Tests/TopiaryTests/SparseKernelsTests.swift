@@ -1,0 +1,117 @@
+import XCTest
+@testable import Topiary
+
+final class SparseKernelsTests: XCTestCase {
+    /// Runs one layer through `SparseDense` on feature-major buffers, on each of `variants`, and
+    /// checks every result against the naive reference (computed once).
+    private func check(_ m: Int, _ k: Int, batch: Int, sparsity: Double, activation: Activation,
+                       variants: [SparseKernels.Variant] = SparseKernels.supportedVariants, threads: Int = 1,
+                       ldxPad: Int = 0, rng: inout SeededRandom, line: UInt = #line) {
+        let w = SparseTestSupport.randomMatrix(m, k, sparsity: sparsity, rng: &rng)
+        let bias = SparseTestSupport.randomArray(m, rng: &rng)
+        let layer = SparseDense(weight: CSRMatrix(w), bias: bias, activation: activation)
+        let ldx = batch + ldxPad
+        let x = SparseTestSupport.randomArray(k * ldx, rng: &rng)
+        let ref = SparseTestSupport.reference(weight: w, bias: bias, activation: activation, x: x, ldx: ldx, batch: batch)
+        for variant in variants {
+            var y = [Float](repeating: .nan, count: m * batch)
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { py in
+                    layer.forward(featureMajor: px.baseAddress!, batch: batch, into: py.baseAddress!, ldx: ldx,
+                                  threads: threads, variant: variant)
+                }
+            }
+            SparseTestSupport.assertClose(y, ref.values, scale: ref.scale,
+                                          "\(variant) \(m)x\(k) B=\(batch) s=\(sparsity) \(activation) T=\(threads)", line: line)
+        }
+    }
+
+    func testScalarIsAlwaysSupportedAndBestIsSupported() {
+        XCTAssertTrue(SparseKernels.Variant.scalar.isSupported)
+        XCTAssertTrue(SparseKernels.bestVariant.isSupported)
+        XCTAssertEqual(SparseKernels.supportedVariants.first, .scalar)
+        XCTAssertTrue(SparseKernels.supportedVariants.contains(SparseKernels.bestVariant))
+    }
+
+    func testEveryVariantMatchesTheReferenceOnSmallShapes() {
+        var rng = SeededRandom(seed: 21)
+        let activations = Activation.allCases
+        var n = 0
+        for (m, k) in [(1, 1), (7, 7), (13, 13), (129, 129), (7, 13), (13, 129)] {
+            for batch in [1, 3, 16, 128, 1000] {
+                for s in [0, 0.5, 0.9, 0.99, 1.0] {
+                    check(m, k, batch: batch, sparsity: s, activation: activations[n % activations.count], rng: &rng)
+                    n += 1
+                }
+            }
+        }
+    }
+
+    func testEveryVariantMatchesTheReferenceOn300x784() {
+        var rng = SeededRandom(seed: 22)
+        for batch in [1, 3, 16, 128, 1000] {
+            for s in [0, 0.5, 0.9, 0.99, 1.0] where batch < 1000 || s >= 0.9 {
+                check(300, 784, batch: batch, sparsity: s, activation: .relu, rng: &rng)
+            }
+        }
+    }
+
+    func testEveryBatchTailWidth() {
+        // Every remainder modulo the widest pass (128 columns for AVX-512), through all pass widths.
+        var rng = SeededRandom(seed: 23)
+        for batch in [2, 5, 8, 9, 15, 17, 24, 31, 33, 40, 63, 64, 65, 100, 127, 129, 200, 255] {
+            check(9, 20, batch: batch, sparsity: 0.3, activation: .identity, rng: &rng)
+        }
+    }
+
+    func testStridedInputRows() {
+        var rng = SeededRandom(seed: 24)
+        for batch in [1, 7, 70] {
+            check(31, 40, batch: batch, sparsity: 0.5, activation: .relu, ldxPad: 5, rng: &rng)
+        }
+    }
+
+    func testTwoThreadsGiveTheSameBitsAsOne() {
+        var rng = SeededRandom(seed: 25)
+        let w = SparseTestSupport.randomMatrix(500, 300, sparsity: 0.8, rng: &rng)
+        let layer = SparseDense(weight: CSRMatrix(w), bias: SparseTestSupport.randomArray(500, rng: &rng), activation: .relu)
+        for batch in [1, 64] {
+            let x = SparseTestSupport.randomArray(300 * batch, rng: &rng)
+            var y1 = [Float](repeating: 0, count: 500 * batch), y2 = y1
+            x.withUnsafeBufferPointer { px in
+                y1.withUnsafeMutableBufferPointer { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: $0.baseAddress!, threads: 1) }
+                for _ in 0..<20 {
+                    y2.withUnsafeMutableBufferPointer { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: $0.baseAddress!, threads: 2) }
+                    XCTAssertEqual(y1, y2, "B=\(batch)")
+                }
+            }
+        }
+    }
+
+    func testTwoThreadsMatchTheReference() {
+        var rng = SeededRandom(seed: 26)
+        for batch in [1, 3, 128] {
+            check(1024, 300, batch: batch, sparsity: 0.7, activation: .relu, variants: [SparseKernels.bestVariant],
+                  threads: 2, rng: &rng)
+        }
+    }
+
+    func testWideIndicesMatchTheReference() {
+        var rng = SeededRandom(seed: 27)
+        for batch in [1, 5, 16] {
+            check(3, 70_000, batch: batch, sparsity: 0.999, activation: .identity, rng: &rng)
+        }
+    }
+
+    func testMatrixConvenienceMatchesTheDenseLayer() {
+        var rng = SeededRandom(seed: 28)
+        let dense = PrunableDense(40, 30, activation: .tanh, using: &rng)
+        dense.prune { $0 % 4 == 1 }
+        let sparse = SparseDense(dense)
+        let x = Matrix(rows: 9, columns: 40, storage: SparseTestSupport.randomArray(360, rng: &rng))
+        let a = sparse(x), b = dense(x)
+        XCTAssertEqual(a.rows, 9)
+        XCTAssertEqual(a.columns, 30)
+        for i in 0..<a.count { XCTAssertEqual(a.storage[i], b.storage[i], accuracy: 1e-5 * max(1, abs(b.storage[i]))) }
+    }
+}
