@@ -176,7 +176,6 @@ public final class IterativePruner {
             if fineTuning.resetsOptimizer || index == firstIndex { optimizer.reset() }
             let offset = Double(fineTuning.learningRateRewinding && !phase.gradual ? trainer.epochsCompleted : 0)
             trainer.schedule = LearningRateSchedule(name: baseSchedule.name) { t in baseSchedule(t - offset) }
-            var pruneError: Error?
             for e in 0..<phase.epochs {
                 try trainer.trainEpoch(dataset.train, progress: progress.map { report in
                     { p in report(PruningProgress(step: index + 1, stepCount: phases.count, epoch: e + 1,
@@ -184,10 +183,9 @@ public final class IterativePruner {
                 }, afterStep: phase.gradual ? { [network] t in
                     guard let agp, case .weights(let pruner) = self.method,
                           let s = agp.target(afterIteration: t + 1) else { return }
-                    do { pruneSeconds += try pruner.prune(network, to: s).seconds } catch { pruneError = error; throw error }
+                    pruneSeconds += try pruner.prune(network, to: s).seconds
                 } : nil)
             }
-            if let pruneError { throw pruneError }
             let val = network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target
