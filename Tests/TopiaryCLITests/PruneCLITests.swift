@@ -44,12 +44,24 @@ final class PruneCLITests: XCTestCase {
 
     private let limits = ["--train-limit", "2000", "--validation", "500", "--test-limit", "1000", "--threads", "1"]
 
-    /// A small trained model, shared by the tests of one run.
+    /// A small trained model, trained once and shared by the tests of one run.
+    private static var sharedModel: String?
+
     private func trainedModel(in dir: URL) throws -> String {
-        let model = dir.appendingPathComponent("dense.safetensors").path
+        if let model = Self.sharedModel, FileManager.default.fileExists(atPath: model) { return model }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-prune-cli-model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let model = folder.appendingPathComponent("dense.safetensors").path
         let r = try run(["train", "--arch", "784-32-16-10", "--epochs", "1", "--seed", "0", "--output", model, "--json"] + limits)
         XCTAssertEqual(r.status, 0, r.stderr)
+        Self.sharedModel = model
         return model
+    }
+
+    override class func tearDown() {
+        if let model = sharedModel { try? FileManager.default.removeItem(atPath: (model as NSString).deletingLastPathComponent) }
+        sharedModel = nil
+        super.tearDown()
     }
 
     /// The fraction of exactly-zero weights in a saved model, read from the safetensors bytes.
