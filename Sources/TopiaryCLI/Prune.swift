@@ -93,6 +93,9 @@ struct Prune: ParsableCommand {
     @Flag(name: .customLong("lr-rewind"), help: "Restart the learning-rate schedule at every step (Renda et al. 2020).")
     var lrRewind = false
 
+    @Flag(name: .customLong("keep-optimizer-state"), help: "Carry momentum across steps instead of clearing it at every step (a resumed run then restarts it at the resumed step).")
+    var keepOptimizerState = false
+
     @Option(help: "Fine-tuning optimizer: sgd, nesterov, adam or adamw.")
     var optimizer: String = "sgd"
 
@@ -384,8 +387,9 @@ struct Prune: ParsableCommand {
         case .rewind(let k): policy = .rewind(try rewindSnapshot(epoch: k, loaded: loaded))
         }
         let lrEpochs = lrRewind ? finetuneEpochs + finalEpochs : totalEpochs
-        let fineTuning = FineTuning(policy: policy, epochsPerStep: finetuneEpochs, finalEpochs: finalEpochs,
+        var fineTuning = FineTuning(policy: policy, epochsPerStep: finetuneEpochs, finalEpochs: finalEpochs,
                                     schedule: try parsedLRSchedule(epochs: lrEpochs), learningRateRewinding: lrRewind)
+        fineTuning.resetsOptimizer = !keepOptimizerState
         let pruner = IterativePruner(network: network, dataset: dataset, method: method, plan: plan, fineTuning: fineTuning,
                                      optimizer: makeOptimizer(), batchSize: batchSize, seed: seed, checkpointDirectory: checkpoint)
 

@@ -128,6 +128,12 @@ public struct FineTuning {
     public var schedule: LearningRateSchedule
     /// Whether the schedule restarts at every step (learning-rate rewinding).
     public var learningRateRewinding: Bool
+    /// Whether the optimizer's state (momentum, moments) is cleared at every step (the default).
+    ///
+    /// Clearing it makes every step start from the network alone, which is what lets a checkpoint
+    /// resume bit-exactly; keeping it carries momentum across steps, and a resumed run then
+    /// restarts the state at the step it resumes from.
+    public var resetsOptimizer: Bool = true
 
     /// Creates a fine-tuning configuration.
     public init(policy: FineTuningPolicy = .continue, epochsPerStep: Int = 1, finalEpochs: Int = 0,
@@ -142,6 +148,6 @@ public struct FineTuning {
     /// A short description for logs and checkpoints.
     public var name: String {
         "\(policy.name), \(epochsPerStep) epoch(s)/step, +\(finalEpochs) at milestones, lr \(schedule.name)"
-            + (learningRateRewinding ? ", lr rewinding" : "")
+            + (learningRateRewinding ? ", lr rewinding" : "") + (resetsOptimizer ? "" : ", optimizer state kept")
     }
 }

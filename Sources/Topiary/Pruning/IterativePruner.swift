@@ -47,7 +47,7 @@ public final class IterativePruner {
     public var plan: Plan
     /// How the network is fine-tuned.
     public var fineTuning: FineTuning
-    /// The optimizer used for fine-tuning; reset at every step.
+    /// The optimizer used for fine-tuning; reset at every step unless ``FineTuning/resetsOptimizer`` is off.
     public let optimizer: Optimizer
     /// Examples per fine-tuning batch.
     public var batchSize: Int
@@ -151,7 +151,8 @@ public final class IterativePruner {
         let batchesPerEpoch = (dataset.train.count + batchSize - 1) / batchSize
         let clock = ContinuousClock()
 
-        for index in state.records.count..<phases.count {
+        let firstIndex = state.records.count
+        for index in firstIndex..<phases.count {
             let phase = phases[index]
             let start = clock.now
             var pruneSeconds = 0.0
@@ -172,10 +173,9 @@ public final class IterativePruner {
                     }
                 }
             }
-            optimizer.reset()
+            if fineTuning.resetsOptimizer || index == firstIndex { optimizer.reset() }
             let offset = Double(fineTuning.learningRateRewinding && !phase.gradual ? trainer.epochsCompleted : 0)
             trainer.schedule = LearningRateSchedule(name: baseSchedule.name) { t in baseSchedule(t - offset) }
-            var pruneError: Error?
             for e in 0..<phase.epochs {
                 try trainer.trainEpoch(dataset.train, progress: progress.map { report in
                     { p in report(PruningProgress(step: index + 1, stepCount: phases.count, epoch: e + 1,
@@ -183,10 +183,9 @@ public final class IterativePruner {
                 }, afterStep: phase.gradual ? { [network] t in
                     guard let agp, case .weights(let pruner) = self.method,
                           let s = agp.target(afterIteration: t + 1) else { return }
-                    do { pruneSeconds += try pruner.prune(network, to: s).seconds } catch { pruneError = error; throw error }
+                    pruneSeconds += try pruner.prune(network, to: s).seconds
                 } : nil)
             }
-            if let pruneError { throw pruneError }
             let val = network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target

@@ -1,0 +1,210 @@
+import Foundation
+import XCTest
+
+/// Runs the built `topiary prune` and `topiary sensitivity` and checks their output, JSON, saved
+/// files and exit codes.
+final class PruneCLITests: XCTestCase {
+    private var binary: URL {
+        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL.deletingLastPathComponent()
+            ?? Bundle.main.bundleURL
+        return products.appendingPathComponent("topiary")
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    private func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-prune-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    private func requireDataset() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else {
+            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        }
+    }
+
+    private func json(_ text: String) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    private let limits = ["--train-limit", "2000", "--validation", "500", "--test-limit", "1000", "--threads", "1"]
+
+    /// A small trained model, trained once and shared by the tests of one run.
+    private static var sharedModel: String?
+
+    private func trainedModel(in dir: URL) throws -> String {
+        if let model = Self.sharedModel, FileManager.default.fileExists(atPath: model) { return model }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-prune-cli-model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let model = folder.appendingPathComponent("dense.safetensors").path
+        let r = try run(["train", "--arch", "784-32-16-10", "--epochs", "1", "--seed", "0", "--output", model, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        Self.sharedModel = model
+        return model
+    }
+
+    override class func tearDown() {
+        if let model = sharedModel { try? FileManager.default.removeItem(atPath: (model as NSString).deletingLastPathComponent) }
+        sharedModel = nil
+        super.tearDown()
+    }
+
+    /// The fraction of exactly-zero weights in a saved model, read from the safetensors bytes.
+    private func zeroFraction(_ path: String) throws -> Double {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerSize = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
+        var zeros = 0, count = 0
+        for (name, value) in header where name.hasSuffix(".weight") {
+            let entry = try XCTUnwrap(value as? [String: Any])
+            let offsets = try XCTUnwrap(entry["data_offsets"] as? [Int])
+            var i = 8 + headerSize + offsets[0]
+            while i < 8 + headerSize + offsets[1] {
+                let bits = UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+                if Float(bitPattern: bits) == 0 { zeros += 1 }
+                count += 1
+                i += 4
+            }
+        }
+        return Double(zeros) / Double(count)
+    }
+
+    func testHelpListsPruneAndSensitivity() throws {
+        let r = try run(["--help"])
+        XCTAssertEqual(r.status, 0)
+        for command in ["prune", "sensitivity"] { XCTAssert(r.stdout.contains(command), "help lacks \(command)") }
+    }
+
+    func testGeometricPruneWithMilestonesReportsJSONAndSavesExactZeros() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("pruned.safetensors").path
+        let r = try run(["prune", "--model", model, "--schedule", "geometric", "--step-fraction", "0.5",
+                         "--milestones", "0.5,0.8", "--finetune-epochs", "1", "--final-epochs", "1",
+                         "--milestone-output", dir.appendingPathComponent("m-{sparsity}.safetensors").path,
+                         "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssert(r.stderr.isEmpty, "no progress output with --json: \(r.stderr)")
+        let j = try json(r.stdout)
+        let steps = try XCTUnwrap(j["steps"] as? [[String: Any]])
+        XCTAssertEqual(steps.compactMap { $0["target_sparsity"] as? Double }, [0.5, 0.75, 0.8])
+        for key in ["step", "target_sparsity", "sparsity", "layer_sparsity", "val_accuracy", "test_accuracy", "seconds"] {
+            XCTAssertNotNil(steps[0][key], "step record lacks \(key)")
+        }
+        let final = try XCTUnwrap(j["final"] as? [String: Any])
+        let sparsity = try XCTUnwrap(final["sparsity"] as? Double)
+        XCTAssertEqual(sparsity, try zeroFraction(output), "reported sparsity == zeros in the saved file")
+        XCTAssertEqual(sparsity, 0.8, accuracy: 0.001)
+        XCTAssertNotNil(final["test_accuracy"])
+        XCTAssertNotNil(final["nonzero_parameters"])
+        let milestones = try XCTUnwrap(j["milestones"] as? [[String: Any]])
+        XCTAssertEqual(milestones.count, 2)
+        XCTAssert(FileManager.default.fileExists(atPath: dir.appendingPathComponent("m-50.0.safetensors").path))
+        XCTAssert(FileManager.default.fileExists(atPath: dir.appendingPathComponent("m-80.0.safetensors").path))
+
+        // eval agrees on the saved model's sparsity.
+        let e = try run(["eval", "--model", output, "--json"] + limits)
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertEqual(try json(e.stdout)["sparsity"] as? Double, sparsity)
+    }
+
+    func testResumeFromCheckpointGivesTheSameResult() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let args = ["prune", "--model", model, "--schedule", "list:0.3,0.6,0.9", "--finetune-epochs", "1",
+                    "--final-epochs", "0", "--scope", "layerwise", "--json"] + limits
+        let whole = try run(args + ["--output", dir.appendingPathComponent("a.safetensors").path])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let checkpoint = dir.appendingPathComponent("ckpt").path
+        // A run that stops after 2 of 3 steps: the same checkpoint folder with a shorter list would be
+        // another run, so simulate the interruption by resuming a completed checkpoint instead.
+        let first = try run(args + ["--checkpoint", checkpoint, "--output", dir.appendingPathComponent("b.safetensors").path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let resumed = try run(args + ["--checkpoint", checkpoint, "--resume", "--output", dir.appendingPathComponent("c.safetensors").path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let a = try json(whole.stdout), c = try json(resumed.stdout)
+        XCTAssertEqual((a["final"] as? [String: Any])?["test_accuracy"] as? Double, (c["final"] as? [String: Any])?["test_accuracy"] as? Double)
+        let accuracies = { (j: [String: Any]) in (j["steps"] as? [[String: Any]] ?? []).compactMap { $0["test_accuracy"] as? Double } }
+        XCTAssertEqual(accuracies(a).count, 3)
+        XCTAssertEqual(accuracies(a), accuracies(c), "the resumed run reports the checkpointed steps")
+        XCTAssertEqual(try zeroFraction(dir.appendingPathComponent("a.safetensors").path),
+                       try zeroFraction(dir.appendingPathComponent("c.safetensors").path))
+    }
+
+    func testStructuredPruneShrinksTheNetwork() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("small.safetensors").path
+        let r = try run(["prune", "--model", model, "--structured", "neurons", "--criterion", "l2", "--target", "0.5",
+                         "--schedule", "oneshot", "--finetune-epochs", "0", "--final-epochs", "1", "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let structured = try XCTUnwrap(j["structured"] as? [String: Any])
+        XCTAssertEqual(structured["sizes_after"] as? [Int], [784, 16, 8, 10])
+        XCTAssertNotNil(structured["speedup"])
+        let e = try run(["eval", "--model", output, "--json"] + limits)
+        XCTAssertEqual(try json(e.stdout)["architecture"] as? String, "784-16-8-10")
+    }
+
+    func testSensitivityReportsCurvesAndBudgetTargets() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let csv = dir.appendingPathComponent("curves.csv").path
+        let r = try run(["sensitivity", "--model", model, "--sparsities", "0.5,0.9", "--budget", "0.01", "--target", "0.8",
+                         "--csv", csv, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let curves = try XCTUnwrap(j["curves"] as? [String: Any])
+        XCTAssertEqual((curves["layers"] as? [Any])?.count, 3)
+        XCTAssertEqual((j["budget_targets"] as? [Double])?.count, 3)
+        let allocation = try XCTUnwrap(j["allocation"] as? [Double])
+        let weights: [Double] = [784 * 32, 32 * 16, 16 * 10]
+        var pruned = 0.0
+        for (a, w) in zip(allocation, weights) { pruned += a * w }
+        XCTAssertEqual(pruned / weights.reduce(0, +), 0.8, accuracy: 1e-6)
+        XCTAssertEqual(try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").count, 7)
+
+        let text = try run(["sensitivity", "--model", model, "--sparsities", "0.5,0.9"] + limits)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssert(text.stdout.contains("layer 0"), text.stdout)
+    }
+
+    func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
+        for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
+                     ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],
+                     ["prune", "--model", "x", "--schedule", "list:0.9,0.5"], ["prune", "--model", "x", "--finetune", "rewind:-1"],
+                     ["prune", "--model", "x", "--resume"], ["prune", "--model", "x", "--cap", "2:7"],
+                     ["prune", "--model", "x", "--milestones", "0.95", "--target", "0.9"],
+                     ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssert(r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")
+        }
+    }
+
+    func testMissingModelIsAClearError() throws {
+        let r = try run(["prune", "--model", "/nonexistent/dense.safetensors"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("/nonexistent/dense.safetensors"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+    }
+}
