@@ -120,12 +120,17 @@ func parseList<T>(_ text: String, option: String, _ parse: (String) -> T?) throw
     }
 }
 
-/// Parses an architecture such as `784-300-100-10`.
+/// Parses an architecture such as `784-300-100-10`, refusing more than 100,000,000 weights
+/// (400 MB) before anything is allocated.
 func parseArchitecture(_ text: String) throws -> [Int] {
     let sizes = text.split(separator: "-", omittingEmptySubsequences: false).compactMap { Int($0) }
     guard sizes.count >= 2, sizes.count == text.split(separator: "-", omittingEmptySubsequences: false).count,
           sizes.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
         throw ValidationError("--arch must be sizes joined by '-', e.g. 784-300-100-10 (each 1...65536), got '\(text)'.")
+    }
+    let weights = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
+    guard weights <= 100_000_000 else {
+        throw ValidationError("--arch \(text) has \(weights) weights; Topiary refuses more than 100,000,000 (400 MB).")
     }
     return sizes
 }

@@ -35,10 +35,6 @@ struct Train: ParsableCommand {
         guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
             throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
         }
-        let weights = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
-        guard weights <= 100_000_000 else {
-            throw ValidationError("--arch \(arch) has \(weights) weights; Topiary refuses more than 100,000,000 (400 MB).")
-        }
         guard Activation(rawValue: activation) != nil else {
             throw ValidationError("Unknown activation '\(activation)': use relu, tanh, sigmoid or identity.")
         }
@@ -52,6 +48,9 @@ struct Train: ParsableCommand {
         var test_accuracy: Double
         var test_loss: Double
         var val_accuracy: Double
+        /// Validation images; 0 with `--validation 0`, when the accuracies on it are 0 and meaningless.
+        var validation_count: Int
+        var train_count: Int
         var epochs: [EpochRecord]
         var seconds_per_epoch: Double
         var threads: Int
@@ -72,8 +71,9 @@ struct Train: ParsableCommand {
         }, onEpoch: { r in
             bar.finish()
             if !common.json {
+                let val = dataset.validation.isEmpty ? "n/a" : percent(r.valAccuracy)
                 print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
-                             r.epoch, epochs, r.trainLoss, percent(r.valAccuracy), percent(r.testAccuracy), r.seconds))
+                             r.epoch, epochs, r.trainLoss, val, percent(r.testAccuracy), r.seconds))
                 fflush(stdout)
             }
         })
@@ -84,7 +84,8 @@ struct Train: ParsableCommand {
         let val = network.evaluate(dataset.validation)
         let report = Report(architecture: arch, parameters: network.parameterCount,
                             nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
-                            test_loss: test.loss, val_accuracy: val.accuracy, epochs: history,
+                            test_loss: test.loss, val_accuracy: val.accuracy,
+                            validation_count: dataset.validation.count, train_count: dataset.train.count, epochs: history,
                             seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
                             threads: common.threads, output: output)
         if common.json {
