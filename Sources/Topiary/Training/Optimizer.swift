@@ -103,50 +103,46 @@ public final class SGD: Optimizer {
         let (lr, mu, wd, nesterov) = (learningRate, momentum, weightDecay, nesterov)
         for layer in network.layers {
             let buffers = state.buffers(for: layer, slots: mu == 0 ? 0 : 1)
-            do {
-                forEachParameter(of: layer) { isWeight, w, g, m in
-                    // Branch-free loops so the compiler vectorises them. With a mask, the update `u` is
-                    // multiplied by it, so at a pruned position `w = +0 − η·(±0) = +0` exactly.
-                    let n = w.count
-                    guard let w = w.baseAddress, let g = g.baseAddress else { return }
-                    if mu == 0 {
-                        if let m = m?.baseAddress {
-                            for i in 0..<n { w[i] -= lr * ((g[i] + wd * w[i]) * m[i]) }
-                        } else {
-                            for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
-                        }
-                        return
+            forEachParameter(of: layer) { isWeight, w, g, m in
+                // Branch-free loops so the compiler vectorises them. With a mask, the update is
+                // multiplied by it, so at a pruned position `w = +0 − η·(±0) = +0` exactly.
+                let n = w.count
+                guard let w = w.baseAddress, let g = g.baseAddress else { return }
+                if mu == 0 {
+                    if let m = m?.baseAddress {
+                        for i in 0..<n { w[i] -= lr * ((g[i] + wd * w[i]) * m[i]) }
+                    } else {
+                        for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
                     }
-                    do {
-                        let v = buffers[isWeight ? 0 : 1]
-                        switch (m?.baseAddress, nesterov) {
-                        case (let m?, false):
-                            for i in 0..<n {
-                                let vi = (mu * v[i] + g[i] + wd * w[i]) * m[i]
-                                v[i] = vi
-                                w[i] -= lr * vi
-                            }
-                        case (let m?, true):
-                            for i in 0..<n {
-                                let gi = (g[i] + wd * w[i]) * m[i]
-                                let vi = (mu * v[i] + gi) * m[i]
-                                v[i] = vi
-                                w[i] -= lr * (gi + mu * vi)
-                            }
-                        case (nil, false):
-                            for i in 0..<n {
-                                let vi = mu * v[i] + g[i] + wd * w[i]
-                                v[i] = vi
-                                w[i] -= lr * vi
-                            }
-                        case (nil, true):
-                            for i in 0..<n {
-                                let gi = g[i] + wd * w[i]
-                                let vi = mu * v[i] + gi
-                                v[i] = vi
-                                w[i] -= lr * (gi + mu * vi)
-                            }
-                        }
+                    return
+                }
+                let v = buffers[isWeight ? 0 : 1]
+                switch (m?.baseAddress, nesterov) {
+                case (let m?, false):
+                    for i in 0..<n {
+                        let vi = (mu * v[i] + g[i] + wd * w[i]) * m[i]
+                        v[i] = vi
+                        w[i] -= lr * vi
+                    }
+                case (let m?, true):
+                    for i in 0..<n {
+                        let gi = (g[i] + wd * w[i]) * m[i]
+                        let vi = (mu * v[i] + gi) * m[i]
+                        v[i] = vi
+                        w[i] -= lr * (gi + mu * vi)
+                    }
+                case (nil, false):
+                    for i in 0..<n {
+                        let vi = mu * v[i] + g[i] + wd * w[i]
+                        v[i] = vi
+                        w[i] -= lr * vi
+                    }
+                case (nil, true):
+                    for i in 0..<n {
+                        let gi = g[i] + wd * w[i]
+                        let vi = mu * v[i] + gi
+                        v[i] = vi
+                        w[i] -= lr * (gi + mu * vi)
                     }
                 }
             }
@@ -206,24 +202,18 @@ public final class Adam: Optimizer {
         let c2Root = c2.squareRoot()
         for layer in network.layers {
             let buffers = state.buffers(for: layer, slots: 2)
-            do {
-                forEachParameter(of: layer) { isWeight, w, g, mask in
-                    let slot = isWeight ? 0 : 1
-                    let m = buffers[slot], v = buffers[slot + 2]
-                    do {
-                        do {
-                            for i in 0..<w.count {
-                                var gi = g[i]
-                                if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] }
-                                var mi = b1 * m[i] + (1 - b1) * gi
-                                var vi = b2 * v[i] + (1 - b2) * gi * gi
-                                if let mask { mi *= mask[i]; vi *= mask[i] }
-                                m[i] = mi
-                                v[i] = vi
-                                w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)   // +0 − (±0) = +0 where pruned
-                            }
-                        }
-                    }
+            forEachParameter(of: layer) { isWeight, w, g, mask in
+                let slot = isWeight ? 0 : 1
+                let m = buffers[slot], v = buffers[slot + 2]
+                for i in 0..<w.count {
+                    var gi = g[i]
+                    if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] }
+                    var mi = b1 * m[i] + (1 - b1) * gi
+                    var vi = b2 * v[i] + (1 - b2) * gi * gi
+                    if let mask { mi *= mask[i]; vi *= mask[i] }
+                    m[i] = mi
+                    v[i] = vi
+                    w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)   // +0 − (±0) = +0 where pruned
                 }
             }
         }
