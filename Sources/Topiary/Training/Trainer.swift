@@ -139,10 +139,12 @@ public final class Trainer {
     }
 
     /// Trains `epochs` epochs, evaluating on the validation and test splits after each.
+    /// Returns one record per epoch.
     ///
     /// - Parameters:
     ///   - progress: called after every batch.
     ///   - onEpoch: called after every epoch with its record.
+    @discardableResult
     public func fit(_ dataset: Dataset, epochs: Int,
                     progress: ((TrainingProgress) -> Void)? = nil,
                     onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
