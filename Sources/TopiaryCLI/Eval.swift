@@ -36,11 +36,8 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         common.apply()
-        let loaded = try Model.load(from: model)
+        let loaded = try loadFashionMNISTModel(model)
         let network = loaded.network
-        guard network.inputSize == FashionMNIST.featureCount, network.outputSize == FashionMNIST.classCount else {
-            throw TopiaryError(.invalidShape, "\(model) maps \(network.inputSize) inputs to \(network.outputSize) outputs; fashion-mnist needs \(FashionMNIST.featureCount) → \(FashionMNIST.classCount).")
-        }
         let dataset = try data.load(normalization: loaded.normalization)
         let clock = ContinuousClock()
         let start = clock.now

@@ -76,38 +76,63 @@ struct OptimizerOptions: ParsableArguments {
     var seed: UInt64 = 0
 
     func validate() throws {
-        guard ["sgd", "nesterov", "adam", "adamw"].contains(optimizer) else {
-            throw ValidationError("Unknown optimizer '\(optimizer)': use sgd, nesterov, adam or adamw.")
-        }
-        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
-        guard momentum.isFinite, (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1).") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be at least 0.") }
-        guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 65536.") }
+        try validateOptimizerOptions(optimizer: optimizer, lr: lr, momentum: momentum, weightDecay: weightDecay, batchSize: batchSize)
         _ = try parseSchedule(epochs: 1)
     }
 
     func makeOptimizer(learningRate: Float? = nil) -> Optimizer {
-        let rate = learningRate ?? lr
-        switch optimizer {
-        case "nesterov": return SGD(learningRate: rate, momentum: momentum, nesterov: true, weightDecay: weightDecay)
-        case "adam": return Adam(learningRate: rate, weightDecay: weightDecay)
-        case "adamw": return Adam.adamW(learningRate: rate, weightDecay: weightDecay)
-        default: return SGD(learningRate: rate, momentum: momentum, weightDecay: weightDecay)
-        }
+        buildOptimizer(optimizer, learningRate: learningRate ?? lr, momentum: momentum, weightDecay: weightDecay)
     }
 
     func parseSchedule(epochs: Int) throws -> LearningRateSchedule {
-        let parts = schedule.split(separator: ":").map(String.init)
-        switch parts.first {
-        case "constant" where parts.count == 1: return .constant
-        case "cosine" where parts.count == 1: return .cosine(epochs: max(1, epochs))
-        case "step" where parts.count == 3:
-            guard let every = Int(parts[1]), every > 0, let gamma = Double(parts[2]), gamma.isFinite, gamma > 0 else { break }
-            return .step(every: every, gamma: gamma)
-        default: break
-        }
-        throw ValidationError("Unknown schedule '\(schedule)': use constant, cosine or step:EVERY:GAMMA.")
+        try parseLearningRateSchedule(schedule, epochs: epochs, option: "schedule")
     }
+}
+
+/// Checks the options shared by every command that trains (`train`, `prune`).
+func validateOptimizerOptions(optimizer: String, lr: Float, momentum: Float, weightDecay: Float, batchSize: Int) throws {
+    guard ["sgd", "nesterov", "adam", "adamw"].contains(optimizer) else {
+        throw ValidationError("Unknown optimizer '\(optimizer)': use sgd, nesterov, adam or adamw.")
+    }
+    guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
+    guard momentum.isFinite, (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1).") }
+    guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be at least 0.") }
+    guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 65536.") }
+}
+
+/// The optimizer named `name` (sgd, nesterov, adam or adamw; validated by ``validateOptimizerOptions``).
+func buildOptimizer(_ name: String, learningRate: Float, momentum: Float, weightDecay: Float) -> Optimizer {
+    switch name {
+    case "nesterov": return SGD(learningRate: learningRate, momentum: momentum, nesterov: true, weightDecay: weightDecay)
+    case "adam": return Adam(learningRate: learningRate, weightDecay: weightDecay)
+    case "adamw": return Adam.adamW(learningRate: learningRate, weightDecay: weightDecay)
+    default: return SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
+    }
+}
+
+/// Parses a learning-rate schedule: constant, cosine (over `epochs`) or step:EVERY:GAMMA; errors
+/// name the option (`schedule`, `lr-schedule`).
+func parseLearningRateSchedule(_ text: String, epochs: Int, option: String) throws -> LearningRateSchedule {
+    let parts = text.split(separator: ":").map(String.init)
+    switch parts.first {
+    case "constant" where parts.count == 1: return .constant
+    case "cosine" where parts.count == 1: return .cosine(epochs: max(1, epochs))
+    case "step" where parts.count == 3:
+        guard let every = Int(parts[1]), every > 0, let gamma = Double(parts[2]), gamma.isFinite, gamma > 0 else { break }
+        return .step(every: every, gamma: gamma)
+    default: break
+    }
+    throw ValidationError("Unknown --\(option) '\(text)': use constant, cosine or step:EVERY:GAMMA.")
+}
+
+/// Loads a model for Fashion-MNIST, refusing one that does not map 784 inputs to 10 classes.
+func loadFashionMNISTModel(_ path: String) throws -> Model {
+    let loaded = try Model.load(from: path)
+    let network = loaded.network
+    guard network.inputSize == FashionMNIST.featureCount, network.outputSize == FashionMNIST.classCount else {
+        throw TopiaryError(.invalidShape, "\(path) maps \(network.inputSize) inputs to \(network.outputSize) outputs; fashion-mnist needs \(FashionMNIST.featureCount) → \(FashionMNIST.classCount).")
+    }
+    return loaded
 }
 
 /// Parses a comma-separated list, with a readable error naming the option.

@@ -40,7 +40,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Sparsity caps, comma-separated LAYER:MAX, e.g. 2:0.5 keeps the output layer at most 50% sparse.")
     var cap: String?
 
-    @Option(help: "With --scope sensitivity: per-layer targets are the largest sparsities whose validation accuracy drop stays within this budget (a fraction, 0.005 = half a point); without it, per-layer sparsities reaching each step's target with the smallest predicted drop.")
+    @Option(help: "With --scope sensitivity: per-layer targets are the largest sparsities whose validation accuracy drop stays within this budget (a fraction, 0.005 = half a point), and the final target is the overall sparsity they imply (so not with --target); without it, per-layer sparsities reaching each step's target with the smallest predicted drop.")
     var budget: Double?
 
     @Option(name: .customLong("sensitivity-sparsities"), help: "Sparsities the sensitivity analysis tries, comma-separated (default 0.1…0.9, 0.95, 0.98, 0.99).")
@@ -59,7 +59,7 @@ struct Prune: ParsableCommand {
     @Option(help: "oneshot, geometric (--step-fraction of the remaining weights per step), agp (Zhu & Gupta, --steps steps, or inside training with --prune-every) or list:0.5,0.8,0.9.")
     var schedule: String = "geometric"
 
-    @Option(help: "The final sparsity (fraction of weights, or of hidden neurons with --structured).")
+    @Option(help: "The final sparsity (fraction of weights, or of hidden neurons with --structured). Default: the last milestone, else 0.9 (0.5 with --structured); with --budget, the sparsity the per-layer targets imply.")
     var target: Double?
 
     @Option(help: "Milestones of a geometric or list schedule, comma-separated: each is landed on exactly, fine-tuned --final-epochs more, and reported. The last is the target.")
@@ -68,7 +68,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Steps of the agp schedule.")
     var steps: Int = 10
 
-    @Option(name: .customLong("step-fraction"), help: "Fraction of the remaining weights removed per geometric step.")
+    @Option(name: .customLong("step-fraction"), help: "Fraction of the remaining weights removed per geometric step, 0.001 to 1.")
     var stepFraction: Double = 0.2
 
     @Option(help: "Exponent of the agp schedule.")
@@ -140,7 +140,7 @@ struct Prune: ParsableCommand {
         if let structured, structured != "neurons" { throw ValidationError("--structured accepts only 'neurons'.") }
         guard ["l1", "l2", "activation"].contains(criterion) else { throw ValidationError("Unknown criterion '\(criterion)': use l1, l2 or activation.") }
         if let target { guard target.isFinite, (0...1).contains(target) else { throw ValidationError("--target must be in [0, 1].") } }
-        guard stepFraction.isFinite, stepFraction > 0, stepFraction <= 1 else { throw ValidationError("--step-fraction must be in (0, 1].") }
+        guard stepFraction.isFinite, stepFraction >= 0.001, stepFraction <= 1 else { throw ValidationError("--step-fraction must be in [0.001, 1].") }
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be between 1 and 100000.") }
         guard exponent.isFinite, exponent > 0 else { throw ValidationError("--exponent must be positive.") }
         if let pruneEvery { guard pruneEvery >= 1 else { throw ValidationError("--prune-every must be at least 1.") } }
@@ -149,14 +149,11 @@ struct Prune: ParsableCommand {
         }
         guard (1...1_000).contains(taylorBatches) else { throw ValidationError("--taylor-batches must be between 1 and 1000.") }
         guard activationSamples >= 1 else { throw ValidationError("--activation-samples must be at least 1.") }
-        guard ["sgd", "nesterov", "adam", "adamw"].contains(optimizer) else {
-            throw ValidationError("Unknown optimizer '\(optimizer)': use sgd, nesterov, adam or adamw.")
-        }
-        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
-        guard momentum.isFinite, (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1).") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be at least 0.") }
-        guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 65536.") }
+        try validateOptimizerOptions(optimizer: optimizer, lr: lr, momentum: momentum, weightDecay: weightDecay, batchSize: batchSize)
         if let budget { guard budget.isFinite, budget >= 0 else { throw ValidationError("--budget must be at least 0.") } }
+        if budget != nil, target != nil {
+            throw ValidationError("--budget sets the final sparsity (the one the per-layer targets imply); do not combine it with --target.")
+        }
         if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint.") }
         _ = try parsedPolicyKind()
         _ = try parsedSchedule()
@@ -183,16 +180,18 @@ struct Prune: ParsableCommand {
         return try parseFractions(milestones, option: "--milestones")
     }
 
-    /// The final target: --target, else the last milestone, else 0.9.
-    func finalTarget() throws -> Double {
+    /// The final target: --target, else `implied` (with --budget, the sparsity the per-layer
+    /// targets imply), else the last milestone, else 0.9.
+    func finalTarget(implied: Double? = nil) throws -> Double {
         if let target { return target }
+        if let implied { return implied }
         if let last = try parsedMilestones().max() { return last }
         if schedule.hasPrefix("list:"), let last = try parseFractions(String(schedule.dropFirst(5)), option: "--schedule list").last { return last }
         return structured == nil ? 0.9 : 0.5
     }
 
-    func parsedSchedule() throws -> PruningSchedule {
-        let final = try finalTarget()
+    func parsedSchedule(implied: Double? = nil) throws -> PruningSchedule {
+        let final = try finalTarget(implied: implied)
         let ms = try parsedMilestones()
         if let bad = ms.first(where: { $0 > final + 1e-12 }) {
             throw ValidationError("--milestones: \(bad) is beyond the target \(final).")
@@ -229,26 +228,11 @@ struct Prune: ParsableCommand {
     }
 
     func parsedLRSchedule(epochs: Int) throws -> LearningRateSchedule {
-        let parts = lrSchedule.split(separator: ":").map(String.init)
-        switch parts.first {
-        case "constant" where parts.count == 1: return .constant
-        case "cosine" where parts.count == 1: return .cosine(epochs: max(1, epochs))
-        case "step" where parts.count == 3:
-            if let every = Int(parts[1]), every > 0, let gamma = Double(parts[2]), gamma.isFinite, gamma > 0 {
-                return .step(every: every, gamma: gamma)
-            }
-        default: break
-        }
-        throw ValidationError("Unknown --lr-schedule '\(lrSchedule)': use constant, cosine or step:EVERY:GAMMA.")
+        try parseLearningRateSchedule(lrSchedule, epochs: epochs, option: "lr-schedule")
     }
 
     func makeOptimizer() -> Optimizer {
-        switch optimizer {
-        case "nesterov": return SGD(learningRate: lr, momentum: momentum, nesterov: true, weightDecay: weightDecay)
-        case "adam": return Adam(learningRate: lr, weightDecay: weightDecay)
-        case "adamw": return Adam.adamW(learningRate: lr, weightDecay: weightDecay)
-        default: return SGD(learningRate: lr, momentum: momentum, weightDecay: weightDecay)
-        }
+        buildOptimizer(optimizer, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
     }
 
     /// The weights to rewind to: --rewind-weights, or for K = 0 the initialisation rebuilt from the
@@ -313,19 +297,19 @@ struct Prune: ParsableCommand {
         common.apply()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try Model.load(from: model)
-        guard loaded.network.inputSize == FashionMNIST.featureCount, loaded.network.outputSize == FashionMNIST.classCount else {
-            throw TopiaryError(.invalidShape, "\(model) maps \(loaded.network.inputSize) inputs to \(loaded.network.outputSize) outputs; fashion-mnist needs \(FashionMNIST.featureCount) → \(FashionMNIST.classCount).")
-        }
+        let loaded = try loadFashionMNISTModel(model)
         let dataset = try data.load(normalization: loaded.normalization)
         let network = loaded.network
         let original = network.copy()
         let dense = (test: network.evaluate(dataset.test), val: network.evaluate(dataset.validation))
+        // An empty validation split (--validation 0) has no accuracy: "n/a", as `topiary train` prints.
+        let valText: (Double) -> String = { dataset.validation.isEmpty ? "n/a" : percent($0) }
         let say: (String) -> Void = { line in if !common.json { print(line); fflush(stdout) } }
-        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(percent(dense.val.accuracy))")
+        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val.accuracy))")
 
         // Method.
         var layerTargets: [Double]?
+        var impliedTarget: Double?   // with --budget: the overall sparsity the per-layer targets imply
         let method: IterativePruner.Method
         if structured != nil {
             let c: NeuronCriterion = criterion == "l1" ? .l1 : criterion == "l2" ? .l2
@@ -359,6 +343,14 @@ struct Prune: ParsableCommand {
             }
             sc.protectedLayers = try parsedProtect()
             sc.sparsityCaps = try parsedCaps()
+            if budget != nil, scope == "sensitivity" {
+                let sizes = network.layers.map(\.weight.count)
+                guard let implied = sc.impliedSparsity(layerSizes: sizes) else {
+                    throw TopiaryError(.invalidOption, "--budget: the sensitivity analysis gave \(layerTargets?.count ?? 0) per-layer targets for \(sizes.count) prunable layers")
+                }
+                impliedTarget = implied
+                say("sensitivity: final target \(percent(implied)), the sparsity the per-layer targets imply")
+            }
             method = .weights(Pruner(saliency: sal, scope: sc))
         }
 
@@ -368,12 +360,12 @@ struct Prune: ParsableCommand {
         if schedule == "agp", let pruneEvery {
             let batchesPerEpoch = (dataset.train.count + batchSize - 1) / batchSize
             let count = max(1, finetuneEpochs * batchesPerEpoch / pruneEvery)
-            plan = .gradual(GradualPruning(decay: PolynomialDecay(initial: 0, final: try finalTarget(), exponent: exponent),
+            plan = .gradual(GradualPruning(decay: PolynomialDecay(initial: 0, final: try finalTarget(implied: impliedTarget), exponent: exponent),
                                            start: 0, interval: pruneEvery, count: count), epochs: max(1, finetuneEpochs))
             stepCount = max(1, finetuneEpochs)
             milestoneCount = 1
         } else {
-            let s = try parsedSchedule()
+            let s = try parsedSchedule(implied: impliedTarget)
             let steps = try s.steps(from: 0)
             plan = .steps(s)
             stepCount = steps.count
@@ -404,7 +396,7 @@ struct Prune: ParsableCommand {
             say(String(format: "step %2d/%d  target %@  sparsity %@  layers %@  val %@  test %@  %d epoch(s)  prune %.2f ms  %.2f s%@",
                        r.step, stepCount + (pruneEvery != nil && schedule == "agp" ? 1 : 0), percent(r.targetSparsity), percent(r.sparsity),
                        structured != nil ? r.sizes.map(String.init).joined(separator: "-") : r.layerSparsity.map { percent($0) }.joined(separator: "/"),
-                       percent(r.valAccuracy), percent(r.testAccuracy), r.epochs, r.pruneSeconds * 1000, r.seconds,
+                       valText(r.valAccuracy), percent(r.testAccuracy), r.epochs, r.pruneSeconds * 1000, r.seconds,
                        r.milestone ? "  ◆ milestone" : ""))
             if r.milestone, let pattern = milestoneOutput {
                 let path = pattern.replacingOccurrences(of: "{sparsity}", with: String(format: "%.1f", 100 * r.targetSparsity))

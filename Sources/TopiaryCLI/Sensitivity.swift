@@ -64,10 +64,7 @@ struct Sensitivity: ParsableCommand {
         common.apply()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try Model.load(from: model)
-        guard loaded.network.inputSize == FashionMNIST.featureCount, loaded.network.outputSize == FashionMNIST.classCount else {
-            throw TopiaryError(.invalidShape, "\(model) maps \(loaded.network.inputSize) inputs to \(loaded.network.outputSize) outputs; fashion-mnist needs \(FashionMNIST.featureCount) → \(FashionMNIST.classCount).")
-        }
+        let loaded = try loadFashionMNISTModel(model)
         let dataset = try data.load(normalization: loaded.normalization)
         let list = try sparsities.map { try parseFractions($0, option: "--sparsities") } ?? SensitivityAnalysis.defaultSparsities
         let bar = ProgressBar(enabled: !common.json)

@@ -188,12 +188,51 @@ final class PruneCLITests: XCTestCase {
         XCTAssert(text.stdout.contains("layer 0"), text.stdout)
     }
 
+    /// With --budget the final target is the sparsity the per-layer targets imply, so every layer
+    /// lands on its own target (not scaled to the default 90%).
+    func testSensitivityBudgetLandsOnThePerLayerTargets() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("budget.safetensors").path
+        let r = try run(["prune", "--model", model, "--scope", "sensitivity", "--budget", "0.02",
+                         "--sensitivity-sparsities", "0.5,0.8,0.95", "--schedule", "oneshot",
+                         "--finetune-epochs", "0", "--final-epochs", "0", "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let targets = try XCTUnwrap(j["layer_targets"] as? [Double])
+        let weights: [Double] = [784 * 32, 32 * 16, 16 * 10]
+        XCTAssertEqual(targets.count, 3)
+        let implied = zip(targets, weights).map { $0 * $1 }.reduce(0, +) / weights.reduce(0, +)
+        let steps = try XCTUnwrap(j["steps"] as? [[String: Any]])
+        let last = try XCTUnwrap(steps.last)
+        XCTAssertEqual(try XCTUnwrap(last["target_sparsity"] as? Double), implied, accuracy: 1e-9)
+        let layers = try XCTUnwrap(last["layer_sparsity"] as? [Double])
+        for (got, want) in zip(layers, targets) { XCTAssertEqual(got, want, accuracy: 0.01, "layers \(layers), targets \(targets)") }
+    }
+
+    /// --validation 0 leaves no validation accuracy: "n/a", not 0.00%.
+    func testEmptyValidationPrintsNotApplicable() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let r = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                         "--final-epochs", "0", "--output", dir.appendingPathComponent("p.safetensors").path,
+                         "--train-limit", "2000", "--validation", "0", "--test-limit", "1000", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssert(r.stdout.contains("validation n/a"), r.stdout)
+        XCTAssert(r.stdout.contains("val n/a"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("val 0.00%"), r.stdout)
+    }
+
     func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
         for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
                      ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],
                      ["prune", "--model", "x", "--schedule", "list:0.9,0.5"], ["prune", "--model", "x", "--finetune", "rewind:-1"],
                      ["prune", "--model", "x", "--resume"], ["prune", "--model", "x", "--cap", "2:7"],
                      ["prune", "--model", "x", "--milestones", "0.95", "--target", "0.9"],
+                     ["prune", "--model", "x", "--step-fraction", "1e-9"],
+                     ["prune", "--model", "x", "--scope", "sensitivity", "--budget", "0.01", "--target", "0.5"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

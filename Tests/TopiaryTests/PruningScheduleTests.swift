@@ -51,4 +51,20 @@ final class PruningScheduleTests: XCTestCase {
         let custom = PruningSchedule(name: "halves") { start in [start + (1 - start) / 2] }
         XCTAssertEqual(try custom.steps(from: 0.5).map(\.target), [0.75])
     }
+
+    func testTinyFractionsAndHugeStepCountsThrowInsteadOfAllocating() throws {
+        // 1e-9 of the remaining weights per step would take ~2.3e9 steps to 0.9.
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.geometric(fraction: 1e-9, target: 0.9).steps())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.geometric(fraction: 1e-9, target: 0.9).finalTarget())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.polynomial(final: 0.9, steps: PruningSchedule.maximumStepCount + 1).steps())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.list(Array(repeating: 0.5, count: PruningSchedule.maximumStepCount + 1)).steps())
+        // The CLI's smallest step fraction still fits.
+        XCTAssertLessThan(try PruningSchedule.geometric(fraction: 0.001, milestones: [0.9, 0.95, 0.98]).steps().count, 5000)
+    }
+
+    func testFinalTargetOfAnEmptyScheduleThrows() throws {
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule.list([]).finalTarget())
+        assertThrowsTopiaryError(.invalidOption, try PruningSchedule(name: "empty") { _ in [] }.finalTarget(from: 0.3))
+        XCTAssertEqual(try PruningSchedule.list([0.5, 0.8]).finalTarget(), 0.8)
+    }
 }

@@ -128,7 +128,9 @@ public final class IterativePruner {
     ///   - progress: called after every fine-tuning batch.
     ///   - onStep: called after every step with its record and the network (to save milestones).
     /// - Throws: ``TopiaryError``: `invalidOption` for bad schedules or a checkpoint of another run;
-    ///   file errors of the checkpoint; `nonFinite` if fine-tuning diverges.
+    ///   file errors of the checkpoint (`corruptFile` when its state does not fit this run: more
+    ///   records than steps, kept-neuron indices out of range, a network of other sizes);
+    ///   `nonFinite` if fine-tuning diverges.
     public func run(resume: Bool = false, progress: ((PruningProgress) -> Void)? = nil,
                     onStep: ((PruningStepRecord, Chain) throws -> Void)? = nil) throws -> PruningReport {
         let trainer = Trainer(network: network, optimizer: optimizer, loss: loss, batchSize: batchSize, seed: seed)
@@ -137,7 +139,7 @@ public final class IterativePruner {
                                             initialSparsity: maskedFraction(), originalHidden: Array(network.sizes.dropFirst().dropLast()),
                                             keptNeurons: network.sizes.dropFirst().dropLast().map { Array(0..<$0) },
                                             records: [], modelFile: nil)
-        if resume, let checkpoint, let saved = try checkpoint.load() {
+        if resume, let checkpoint, let saved = try checkpoint.load(originalSizes: network.sizes) {
             guard saved.state.fingerprint == state.fingerprint else {
                 throw TopiaryError(.invalidOption, "the checkpoint in \(checkpoint.directory) belongs to another run (\(saved.state.fingerprint)); this run is \(state.fingerprint)")
             }
@@ -146,6 +148,7 @@ public final class IterativePruner {
             trainer.epochsCompleted = state.epochsCompleted
         }
         let phases = try self.phases(initialSparsity: state.initialSparsity)
+        try checkpoint?.check(state, phaseCount: phases.count)
         let baseSchedule = fineTuning.schedule
         let agp: GradualPruning? = { if case .gradual(let g, _) = plan { return g }; return nil }()
         let batchesPerEpoch = (dataset.train.count + batchSize - 1) / batchSize

@@ -32,13 +32,52 @@ struct PruningCheckpoint {
     }
 
     /// The saved network and state, or `nil` when the folder holds no checkpoint.
-    func load() throws -> (network: Chain, state: State)? {
+    ///
+    /// `originalSizes` are the sizes of the network the run starts from (before any structured
+    /// step): the state's hidden sizes must be its hidden sizes, every kept neuron index must be an
+    /// increasing index in range of them, and the saved network must have the sizes they imply.
+    ///
+    /// - Throws: `corruptFile` naming the file when the state or the model does not fit the run.
+    func load(originalSizes: [Int]) throws -> (network: Chain, state: State)? {
         guard FileSystem.isFile(statePath) else { return nil }
         let bytes = try FileSystem.readFile(statePath, maximumSize: 64 << 20)
         let state = try Self.decode(bytes, source: statePath)
-        guard let file = state.modelFile else { throw TopiaryError(.corruptFile, "\(statePath): names no model file") }
-        let model = try Model.load(from: FileSystem.join(directory, file))
+        func corrupt(_ m: String) -> TopiaryError { TopiaryError(.corruptFile, "\(statePath): \(m)") }
+        guard let file = state.modelFile else { throw corrupt("names no model file") }
+        guard originalSizes.count >= 2 else { throw corrupt("the network has no layers") }
+        let hidden = Array(originalSizes.dropFirst().dropLast())
+        guard state.originalHidden == hidden else {
+            throw corrupt("original hidden sizes \(state.originalHidden) differ from the network's \(hidden)")
+        }
+        guard state.keptNeurons.count == hidden.count else {
+            throw corrupt("\"kept_neurons\" has \(state.keptNeurons.count) lists, the network \(hidden.count) hidden layers")
+        }
+        for (l, kept) in state.keptNeurons.enumerated() {
+            guard kept.allSatisfy({ (0..<hidden[l]).contains($0) }), zip(kept, kept.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw corrupt("\"kept_neurons\" of hidden layer \(l) must be increasing indices in 0..<\(hidden[l])")
+            }
+        }
+        guard state.epochsCompleted >= 0 else { throw corrupt("\"epochs_completed\" is negative") }
+        guard state.initialSparsity.isFinite, (0...1).contains(state.initialSparsity) else {
+            throw corrupt("\"initial_sparsity\" \(state.initialSparsity) is outside [0, 1]")
+        }
+        guard !file.isEmpty, !file.contains("/") else { throw corrupt("model file \"\(file)\" is not a file name in the checkpoint folder") }
+        let modelPath = FileSystem.join(directory, file)
+        let model = try Model.load(from: modelPath)
+        let expected = [originalSizes[0]] + state.keptNeurons.map(\.count) + [originalSizes[originalSizes.count - 1]]
+        guard model.network.sizes == expected else {
+            throw TopiaryError(.corruptFile, "\(modelPath): the checkpoint network is \(model.network.sizes.map(String.init).joined(separator: "-")), \(statePath) implies \(expected.map(String.init).joined(separator: "-"))")
+        }
         return (model.network, state)
+    }
+
+    /// Checks that the state's records fit a run of `phaseCount` phases.
+    ///
+    /// - Throws: `corruptFile` naming the state file when it records more steps than the run has.
+    func check(_ state: State, phaseCount: Int) throws {
+        guard state.records.count <= phaseCount else {
+            throw TopiaryError(.corruptFile, "\(statePath): records \(state.records.count) completed steps, the run has only \(phaseCount)")
+        }
     }
 
     // MARK: JSON

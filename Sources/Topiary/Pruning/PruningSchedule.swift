@@ -39,12 +39,20 @@ public struct PruningSchedule {
         self.milestoneTargets = milestones
     }
 
+    /// The most steps a schedule may have (like `topiary prune --steps`): more is a mistake, and
+    /// would allocate gigabytes before the first step.
+    public static let maximumStepCount = 100_000
+
     /// The steps, starting from a network at sparsity `initial`.
     ///
-    /// - Throws: `invalidOption` for targets outside `[0, 1]` or decreasing targets.
+    /// - Throws: `invalidOption` for an empty schedule, more than ``maximumStepCount`` steps,
+    ///   targets outside `[0, 1]` or decreasing targets.
     public func steps(from initial: Double = 0) throws -> [Step] {
         let targets = try make(initial)
         guard !targets.isEmpty else { throw TopiaryError(.invalidOption, "schedule \(name) has no steps") }
+        guard targets.count <= Self.maximumStepCount else {
+            throw TopiaryError(.invalidOption, "schedule \(name) has \(targets.count) steps; at most \(Self.maximumStepCount) are allowed")
+        }
         for (i, t) in targets.enumerated() {
             guard t.isFinite, (0...1).contains(t) else {
                 throw TopiaryError(.invalidOption, "schedule \(name): target \(t) is outside [0, 1]")
@@ -59,7 +67,12 @@ public struct PruningSchedule {
     }
 
     /// The final target.
-    public func finalTarget(from initial: Double = 0) throws -> Double { try steps(from: initial).last!.target }
+    ///
+    /// - Throws: as ``steps(from:)`` (`invalidOption` for an empty schedule).
+    public func finalTarget(from initial: Double = 0) throws -> Double {
+        guard let last = try steps(from: initial).last else { throw TopiaryError(.invalidOption, "schedule \(name) has no steps") }
+        return last.target
+    }
 
     /// One-shot pruning: the whole target in a single step.
     public static func oneShot(_ target: Double) -> PruningSchedule {
@@ -72,6 +85,9 @@ public struct PruningSchedule {
     ///
     /// With `fraction: 0.2` and milestones `[0.9, 0.95, 0.98]` this is 20 steps: 0.2, 0.36, …, 0.8926,
     /// 0.9, 0.92, 0.936, 0.9488, 0.95, 0.96, 0.968, 0.9744, 0.97952, 0.98.
+    ///
+    /// A schedule of more than ``maximumStepCount`` steps (a tiny `fraction`) throws
+    /// `invalidOption` as soon as the count is exceeded, before the whole list is built.
     public static func geometric(fraction: Double = 0.2, milestones: [Double]) -> PruningSchedule {
         let sorted = milestones.sorted()
         return PruningSchedule(name: "geometric(\(fraction), " + sorted.map { "\($0)" }.joined(separator: ",") + ")",
@@ -88,6 +104,9 @@ public struct PruningSchedule {
                     // Within a relative 1e-9 of the milestone counts as reaching it.
                     s = next >= milestone - 1e-9 ? milestone : next
                     targets.append(s)
+                    guard targets.count <= maximumStepCount else {
+                        throw TopiaryError(.invalidOption, "geometric schedule: removing \(fraction) of the remaining weights per step takes more than \(maximumStepCount) steps to reach \(milestone)")
+                    }
                 }
             }
             return targets.isEmpty ? [sorted.last!] : targets
@@ -104,7 +123,9 @@ public struct PruningSchedule {
     /// network's starting sparsity) and `e` the exponent (3 in the paper).
     public static func polynomial(initial: Double? = nil, final: Double, steps: Int, exponent: Double = 3) -> PruningSchedule {
         PruningSchedule(name: "agp(\(final), \(steps) steps, ^\(exponent))") { start in
-            guard steps > 0 else { throw TopiaryError(.invalidOption, "polynomial schedule: steps must be positive, got \(steps)") }
+            guard steps > 0, steps <= maximumStepCount else {
+                throw TopiaryError(.invalidOption, "polynomial schedule: steps must be between 1 and \(maximumStepCount), got \(steps)")
+            }
             guard exponent.isFinite, exponent > 0 else {
                 throw TopiaryError(.invalidOption, "polynomial schedule: the exponent must be positive, got \(exponent)")
             }
