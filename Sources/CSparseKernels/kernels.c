@@ -414,9 +414,17 @@ int tsk_best_variant(void) {
 
 // Per-thread scratch for packed panels, grown as needed and kept (a compiled network calls the
 // kernels thousands of times a second; a fresh multi-megabyte allocation each call would cost
-// page faults).
+// page faults). The buffer is also registered under a pthread key whose destructor frees it when
+// the thread exits, so a short-lived calling thread does not leak its scratch.
 static __thread float *panel_buf;
 static __thread int64_t panel_cap;
+static pthread_key_t panel_key;
+static pthread_once_t panel_key_once = PTHREAD_ONCE_INIT;
+static int panel_key_ok;
+
+static void panel_free(void *p) { free(p); }
+
+static void panel_key_init(void) { panel_key_ok = pthread_key_create(&panel_key, panel_free) == 0; }
 
 // The panel width of `variant` (0: the variant runs unpacked).
 static int64_t panel_width(int variant) {
@@ -428,10 +436,14 @@ static int64_t panel_width(int variant) {
 static const float *pack_panels(const float *x, int64_t ldx, int64_t k, int64_t pw, int64_t panels) {
     const int64_t n = k * pw * panels;
     if (panel_cap < n) {
+        pthread_once(&panel_key_once, panel_key_init);
+        if (panel_key_ok) pthread_setspecific(panel_key, NULL);
         free(panel_buf);
         panel_buf = aligned_alloc(64, (size_t)((n * 4 + 63) & ~(int64_t)63));
         panel_cap = panel_buf ? n : 0;
         if (!panel_buf) return NULL;
+        // Without a key (creation failed) the buffer is kept for the thread's life, as before.
+        if (panel_key_ok) pthread_setspecific(panel_key, panel_buf);
     }
     for (int64_t r = 0; r < k; r++)
         for (int64_t t = 0; t < panels; t++)
@@ -469,16 +481,6 @@ static void rows_impl(int variant, const tsk_csr *w, const float *x, int64_t ldx
     }
 }
 
-void tsk_spmm_rows(int variant, const tsk_csr *w, const float *x, int64_t ldx,
-                   float *y, int64_t ldy, int64_t batch, const float *bias, int act,
-                   int64_t r0, int64_t r1) {
-    if (r0 >= r1 || batch <= 0) return;
-    int64_t panels = panel_count(variant, w, batch);
-    const float *xp = panels ? pack_panels(x, ldx, w->columns, panel_width(variant), panels) : NULL;
-    if (!xp) panels = 0;
-    rows_impl(variant, w, x, ldx, y, ldy, batch, bias, act, r0, r1, xp, panels);
-}
-
 void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,
                     int64_t *splits) {
     if (parts < 1) parts = 1;
@@ -506,7 +508,8 @@ typedef void (*tsk_job_fn)(void *ctx, int64_t chunk);
 
 #define TSK_MAX_WORKERS 7
 
-// Multiply-adds below which a product counts as small for `run_parallel` (about 60 µs here).
+// Multiply-adds (nnz · batch) below which a product counts as small for `run_parallel` (about
+// 60 µs here): the one threshold deciding whether a product may use the pool.
 #define TSK_SMALL_JOB (1 << 20)
 
 static struct {
@@ -519,11 +522,13 @@ static struct {
     _Atomic int worker_sleepers;
     _Atomic int caller_sleeping;
     _Atomic int64_t spin_ns;
+    _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
     tsk_job_fn fn;
     void *ctx;
     uint32_t generation;
-    int workers;
+    _Atomic int workers;    // written under `owner`, read without it
     _Atomic uint64_t stat_jobs, stat_worker_chunks, stat_caller_chunks, stat_sleeps;
+    _Atomic uint64_t stat_by_worker[TSK_MAX_WORKERS];
 } pool = {
     .owner = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -544,8 +549,11 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-// Claims and runs chunks of generation `g` until none is left; returns how many it ran.
-static uint64_t run_claims(uint32_t g, int is_worker) {
+// Claims and runs chunks of generation `g` until none is left; returns how many it ran. `worker`
+// is the pool worker's index, or -1 for the caller; a worker's chunks are counted before they
+// count as done, so a snapshot taken after a call returns includes them.
+static uint64_t run_claims(uint32_t g, int worker) {
+    const int is_worker = worker >= 0;
     uint64_t ran = 0;
     uint64_t n = atomic_load(&pool.next);
     for (;;) {
@@ -558,6 +566,10 @@ static uint64_t run_claims(uint32_t g, int is_worker) {
         void *const ctx = pool.ctx;
         fn(ctx, idx);
         ran++;
+        if (is_worker) {
+            atomic_fetch_add_explicit(&pool.stat_worker_chunks, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&pool.stat_by_worker[worker], 1, memory_order_relaxed);
+        }
         const int64_t d = atomic_fetch_add(&pool.done, 1) + 1;
         if (is_worker && d == (int64_t)total && atomic_load(&pool.caller_sleeping)) {
             pthread_mutex_lock(&pool.lock);
@@ -570,7 +582,7 @@ static uint64_t run_claims(uint32_t g, int is_worker) {
 }
 
 static void *worker_main(void *arg) {
-    (void)arg;
+    const int index = (int)(intptr_t)arg;
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
         uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
@@ -593,8 +605,10 @@ static void *worker_main(void *arg) {
             }
         }
         seen = g;
-        const uint64_t ran = run_claims(g, 1);
-        atomic_fetch_add_explicit(&pool.stat_worker_chunks, ran, memory_order_relaxed);
+        // `allowed` is stored before the job's word, so it is at least this job's value; a worker
+        // beyond the job's thread count leaves its chunks to the others and waits for the next job.
+        if (index >= atomic_load(&pool.allowed)) continue;
+        run_claims(g, index);
     }
     return NULL;
 }
@@ -606,29 +620,33 @@ static void *worker_main(void *arg) {
 // median with the other core busy).
 static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int small) {
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
-    if (small && (pool.workers == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= pool.workers))
+    const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
+    if (small && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
         threads = 1;
     if (threads <= 1 || chunks <= 1 || chunks > 0xFFFF || pthread_mutex_trylock(&pool.owner) != 0) {
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }
-    while (pool.workers < threads - 1) {
+    int workers = atomic_load(&pool.workers);
+    while (workers < threads - 1) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        const int failed = pthread_create(&t, &attr, worker_main, NULL);
+        const int failed = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
         if (failed) break;
-        pool.workers++;
+        atomic_store(&pool.workers, ++workers);
     }
-    if (pool.workers == 0) {
+    if (workers == 0) {
         pthread_mutex_unlock(&pool.owner);
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }
     pool.fn = fn;
     pool.ctx = ctx;
+    // Only the first `threads - 1` workers take part, however many earlier calls created.
+    atomic_store(&pool.allowed, threads - 1 < workers ? threads - 1 : workers);
     atomic_store(&pool.done, 0);
     const uint32_t g = ++pool.generation;
     atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
@@ -638,7 +656,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         pthread_cond_broadcast(&pool.work_cv);
         pthread_mutex_unlock(&pool.lock);
     }
-    const uint64_t ran = run_claims(g, 0);
+    const uint64_t ran = run_claims(g, -1);
     atomic_fetch_add_explicit(&pool.stat_caller_chunks, ran, memory_order_relaxed);
     if (atomic_load(&pool.done) < chunks) {
         const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
@@ -661,7 +679,8 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
 tsk_pool_stats tsk_pool_get_stats(void) {
     tsk_pool_stats s = {
         atomic_load(&pool.stat_jobs), atomic_load(&pool.stat_worker_chunks),
-        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps)};
+        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps), {0}};
+    for (int i = 0; i < TSK_MAX_WORKERS && i < 8; i++) s.worker_chunks_by_index[i] = atomic_load(&pool.stat_by_worker[i]);
     return s;
 }
 

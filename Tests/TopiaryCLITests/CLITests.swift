@@ -158,3 +158,23 @@ final class CLITests: XCTestCase {
         }
     }
 }
+
+extension CLITests {
+    func testBenchCheckRejectsAnUnrunnableBaselineWithoutCrashing() throws {
+        let dir = try temporaryDirectory()
+        let cases = [
+            "batch0.json": #"{"tolerance": 0.1, "cells": [{"shape": "64x96", "batch": 0, "threads": 1, "sparsity": 0.9, "ratio": 0.5}]}"#,
+            "empty.json": #"{"tolerance": 0.1, "cells": []}"#,
+            "threads.json": #"{"tolerance": 0.1, "cells": [{"shape": "64x96", "batch": 8, "threads": 100, "sparsity": 0.9, "ratio": 0.5}]}"#,
+            "sparsity.json": #"{"tolerance": 0.1, "cells": [{"shape": "64x96", "batch": 8, "threads": 1, "sparsity": 1e300, "ratio": 0.5}]}"#,
+        ]
+        for (name, text) in cases {
+            let path = dir.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try run(["bench", "--check", path])
+            XCTAssertNotEqual(r.status, 0, "\(name): \(r.stderr)")
+            XCTAssert(r.stderr.contains(name), "\(name): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Fatal error"), "\(name): \(r.stderr)")
+        }
+    }
+}

@@ -94,6 +94,47 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         }
     }
 
+    func testValidationRefusesHugeBuffersBeforeAllocating() {
+        func message(_ c: SparseBenchmark.Configuration) -> String? {
+            do { try c.validate(); return nil } catch { return (error as? TopiaryError).map { "\($0.kind): \($0.message)" } ?? "\(error)" }
+        }
+        var c = SparseBenchmark.Configuration.quick
+        c.shapes = [Shape(8192, 8192)]; c.batches = [1024]  // exactly 2^26 weights and inputs: allowed
+        XCTAssertNil(message(c))
+        c.shapes = [Shape(8193, 8192)]; c.batches = [1]  // weight rows·columns > 2^26
+        XCTAssertEqual(message(c)?.contains("refused before allocating"), true, message(c) ?? "accepted")
+        XCTAssertEqual(message(c)?.hasPrefix("invalidOption"), true, message(c) ?? "accepted")
+        c.shapes = [Shape(1, 1 << 20)]; c.batches = [65]  // columns·batch > 2^26
+        XCTAssertEqual(message(c)?.contains("refused before allocating"), true, message(c) ?? "accepted")
+        c.shapes = [Shape(1 << 20, 1)]; c.batches = [65]  // rows·batch > 2^26
+        XCTAssertEqual(message(c)?.contains("refused before allocating"), true, message(c) ?? "accepted")
+        c.shapes = [Shape(Int.max, Int.max)]; c.batches = [1]  // would overflow the product
+        XCTAssertEqual(message(c)?.contains("refused before allocating"), true, message(c) ?? "accepted")
+        c.shapes = [Shape(0, 5)]
+        XCTAssertNotNil(message(c))
+    }
+
+    func testBaselineWithAnUnrunnableGridIsACorruptFileNamingIt() {
+        let path = NSTemporaryDirectory() + "topiary-unrunnable-baseline-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let cell = #"{"shape": "64x96", "batch": 8, "threads": 1, "sparsity": 0.9, "ratio": 0.5}"#
+        for bad in [#"{"tolerance": 0.1, "cells": []}"#,
+                    cell.replacingOccurrences(of: #""batch": 8"#, with: #""batch": 0"#),
+                    cell.replacingOccurrences(of: #""threads": 1"#, with: #""threads": 100"#),
+                    cell.replacingOccurrences(of: #""sparsity": 0.9"#, with: #""sparsity": 2"#),
+                    cell.replacingOccurrences(of: #""sparsity": 0.9"#, with: #""sparsity": 1e300"#),
+                    cell.replacingOccurrences(of: #""64x96""#, with: #""1048576x1048576""#)] {
+            let text = bad.hasPrefix(#"{"tolerance""#) ? bad : #"{"tolerance": 0.1, "cells": ["# + bad + "]}"
+            try? text.write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try SparseBenchmark.Baseline(contentsOfFile: path), text) {
+                XCTAssertEqual(($0 as? TopiaryError)?.kind, .corruptFile, text)
+                XCTAssert(($0 as? TopiaryError)?.message.contains(path) == true, "\($0)")
+            }
+        }
+        try? (#"{"tolerance": 0.1, "cells": ["# + cell + "]}").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertNoThrow(try SparseBenchmark.Baseline(contentsOfFile: path))
+    }
+
     func testResultsEncodeTheIssueKeys() throws {
         let results = SparseBenchmark.Results(results: [cell(Shape(4096, 4096), sparsity: 0.9, dense: 2, csr: 0.5)],
                                               crossover: [SparseBenchmark.Crossover(shape: Shape(4096, 4096), batch: 1, threads: 1, sparsity: 0.5)],

@@ -88,6 +88,30 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
+    func testACallWithFewerThreadsUsesOnlyThatManyPoolWorkers() {
+        var rng = SeededRandom(seed: 28)
+        // 1024·1024·0.5 non-zeros × batch 4 ≈ 2M multiply-adds: large enough to always use the pool.
+        let w = SparseTestSupport.randomMatrix(1024, 1024, sparsity: 0.5, rng: &rng)
+        let layer = SparseDense(weight: CSRMatrix(w), bias: SparseTestSupport.randomArray(1024, rng: &rng), activation: .relu)
+        let batch = 4
+        let x = SparseTestSupport.randomArray(1024 * batch, rng: &rng)
+        var y = [Float](repeating: 0, count: 1024 * batch)
+        func run(threads: Int, times: Int) {
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { py in
+                    for _ in 0..<times { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: py.baseAddress!, threads: threads) }
+                }
+            }
+        }
+        run(threads: 8, times: 20)  // creates every pool worker
+        let before = SparseKernels.poolStatistics.workerChunksByIndex
+        run(threads: 2, times: 200)
+        let after = SparseKernels.poolStatistics.workerChunksByIndex
+        for i in 1..<after.count {
+            XCTAssertEqual(after[i], before[i], "worker \(i) ran chunks of 2-thread calls: \(before) -> \(after)")
+        }
+    }
+
     func testTwoThreadsMatchTheReference() {
         var rng = SeededRandom(seed: 26)
         for batch in [1, 3, 128] {

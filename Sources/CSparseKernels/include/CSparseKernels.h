@@ -46,11 +46,6 @@ int tsk_variant_supported(int variant);
 /// The fastest variant this CPU supports (detected once).
 int tsk_best_variant(void);
 
-/// Rows `r0 ..< r1` of `Y = act(W·X + b)` on the calling thread. `bias` may be NULL (zero).
-void tsk_spmm_rows(int variant, const tsk_csr *w, const float *x, int64_t ldx,
-                   float *y, int64_t ldy, int64_t batch, const float *bias, int act,
-                   int64_t r0, int64_t r1);
-
 /// Writes `parts + 1` row boundaries into `splits` so that each part holds about the same
 /// number of non-zeros plus a per-row cost (`row_cost` non-zeros' worth per row).
 void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,
@@ -58,7 +53,8 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 
 /// All rows of `Y = act(W·X + b)`: the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, are
 /// claimed dynamically by up to `threads` threads (the caller and pool workers). With one thread,
-/// or when the pool is busy with another caller, runs everything on the calling thread.
+/// or when the pool is busy with another caller, runs everything on the calling thread; so does a
+/// small product (under about a million multiply-adds, `nnz · batch`) unless a worker is awake.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
@@ -75,6 +71,7 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
+    uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
 } tsk_pool_stats;
 
 /// A snapshot of the pool counters.

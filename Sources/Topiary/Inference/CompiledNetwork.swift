@@ -128,24 +128,31 @@ public final class CompiledNetwork {
             let sparsity = layer.weight.count == 0 ? 0 : 1 - Double(layer.weight.nonzeroCount) / Double(layer.weight.count)
             var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
                                      sparsity: sparsity, kind: .dense)
-            let dense = CompiledNetwork.denseStep(layer)
-            let sparse = SparseDense(layer)
+            // Each form is built only when the policy can run it: CSR for `.sparse`, a threshold
+            // the layer reaches and `.automatic` (which times both); dense otherwise.
             switch policy {
-            case .dense: choice.kind = .dense
-            case .sparse: choice.kind = .sparse
-            case .threshold(let s): choice.kind = sparsity >= s ? .sparse : .dense
+            case .dense:
+                steps.append(CompiledNetwork.denseStep(layer))
+            case .sparse:
+                choice.kind = .sparse
+                steps.append(.sparse(SparseDense(layer)))
+            case .threshold(let s):
+                choice.kind = sparsity >= s ? .sparse : .dense
+                steps.append(choice.kind == .sparse ? .sparse(SparseDense(layer)) : CompiledNetwork.denseStep(layer))
             case .automatic:
+                let dense = CompiledNetwork.denseStep(layer)
+                let sparse = SparseDense(layer)
                 let (d, s) = CompiledNetwork.time(dense: dense, sparse: sparse, batch: batchSize,
                                                   input: buffers.0, output: buffers.1, threads: threads, variant: v)
                 choice.denseSeconds = d
                 choice.sparseSeconds = s
                 choice.kind = s < d * CompiledNetwork.sparseMargin ? .sparse : .dense
-            }
-            if choice.kind == .sparse {
-                CompiledNetwork.release(dense)
-                steps.append(.sparse(sparse))
-            } else {
-                steps.append(dense)
+                if choice.kind == .sparse {
+                    CompiledNetwork.release(dense)
+                    steps.append(.sparse(sparse))
+                } else {
+                    steps.append(dense)
+                }
             }
             choices.append(choice)
         }

@@ -103,10 +103,16 @@ public enum SparseBenchmark {
             threads: [1, 2],
             warmupRuns: 2, runs: 7, secondsPerCell: 0.25)
 
-        /// Checks the values a user may type.
+        /// The most floats one buffer of a cell may hold (the weight `rows·columns`, the input
+        /// `columns·batch`, the output `rows·batch`): 2²⁶, 256 MiB.
+        public static let maximumBufferElements = 1 << 26
+
+        /// Checks the values a user may type, before anything is allocated.
         ///
         /// - Throws: ``TopiaryError`` `.invalidOption` for an empty list, a batch or thread count
-        ///   below 1 (threads above 64), a sparsity outside `[0, 1]`, or fewer than 1 run.
+        ///   below 1 (threads above 64), a sparsity outside `[0, 1]`, fewer than 1 run, a shape
+        ///   with a dimension below 1, or a cell whose weight (`rows·columns`), input
+        ///   (`columns·batch`) or output (`rows·batch`) would exceed ``maximumBufferElements`` floats.
         public func validate() throws {
             func fail(_ m: String) -> TopiaryError { TopiaryError(.invalidOption, m) }
             guard !shapes.isEmpty, !batches.isEmpty, !sparsities.isEmpty, !threads.isEmpty else {
@@ -116,6 +122,25 @@ public enum SparseBenchmark {
             if let t = threads.first(where: { $0 < 1 || $0 > 64 }) { throw fail("thread count \(t) is outside 1...64") }
             if let s = sparsities.first(where: { !($0 >= 0 && $0 <= 1) }) { throw fail("sparsity \(s) is outside [0, 1]") }
             guard runs >= 1, warmupRuns >= 0 else { throw fail("runs must be at least 1") }
+            guard secondsPerCell.isFinite, secondsPerCell >= 0 else { throw fail("seconds per cell \(secondsPerCell) is not a finite non-negative number") }
+            let limit = Configuration.maximumBufferElements
+            func fits(_ a: Int, _ b: Int) -> Bool {
+                let (p, overflow) = a.multipliedReportingOverflow(by: b)
+                return !overflow && p <= limit
+            }
+            let maxBatch = batches.max() ?? 1
+            for shape in shapes {
+                guard shape.rows >= 1, shape.columns >= 1 else { throw fail("shape \(shape) needs at least one row and one column") }
+                guard fits(shape.rows, shape.columns) else {
+                    throw fail("shape \(shape) has \(shape.rows)·\(shape.columns) weights, more than \(limit) (2^26): refused before allocating")
+                }
+                guard fits(shape.columns, maxBatch) else {
+                    throw fail("shape \(shape) at batch \(maxBatch) needs an input of \(shape.columns)·\(maxBatch) floats, more than \(limit) (2^26): refused before allocating")
+                }
+                guard fits(shape.rows, maxBatch) else {
+                    throw fail("shape \(shape) at batch \(maxBatch) needs an output of \(shape.rows)·\(maxBatch) floats, more than \(limit) (2^26): refused before allocating")
+                }
+            }
         }
     }
 
@@ -233,7 +258,9 @@ public enum SparseBenchmark {
                 self.shape = shape
                 self.batch = batch
                 self.threads = threads
-                self.sparsityPermille = Int((sparsity * 1000).rounded())
+                // Clamped, so a value no validation has seen cannot trap the conversion.
+                let permille = (sparsity * 1000).rounded()
+                self.sparsityPermille = permille.isNaN ? Int.min : Int(max(-1e15, min(1e15, permille)))
             }
         }
 
@@ -266,6 +293,22 @@ public enum SparseBenchmark {
             guard tolerance >= 0, cells.allSatisfy({ $0.ratio > 0 && $0.ratio.isFinite }) else {
                 throw TopiaryError(.corruptFile, "\(path): the tolerance and every ratio must be positive")
             }
+            try validate(path: path)
+        }
+
+        /// Checks that every cell, and so the grid ``configuration`` re-measures, is one
+        /// ``SparseBenchmark/run(_:variant:progress:)`` accepts.
+        ///
+        /// - Throws: ``TopiaryError`` `.corruptFile` naming `path` and the offending value.
+        func validate(path: String) throws {
+            func fail(_ m: String) -> TopiaryError { TopiaryError(.corruptFile, "\(path) is not a usable benchmark baseline: \(m)") }
+            guard !cells.isEmpty else { throw fail("it has no cells") }
+            for (i, e) in cells.enumerated() {
+                var one = Configuration.quick
+                one.shapes = [e.shape]; one.batches = [e.batch]; one.threads = [e.threads]; one.sparsities = [e.sparsity]
+                do { try one.validate() } catch let error as TopiaryError { throw fail("cell \(i): \(error.message)") }
+            }
+            do { try configuration.validate() } catch let error as TopiaryError { throw fail(error.message) }
         }
 
         /// The baseline as pretty-printed JSON with sorted keys.

@@ -80,6 +80,9 @@ public enum SparseKernels {
         public var callerChunks: Int
         /// Times a thread blocked after spinning.
         public var sleeps: Int
+        /// Row chunks run by each pool worker, in the order the workers were created: a call with
+        /// `threads` threads lets only the first `threads - 1` workers take part.
+        public var workerChunksByIndex: [Int]
     }
 
     /// A snapshot of the pool counters.
@@ -88,12 +91,9 @@ public enum SparseKernels {
     public static var poolStatistics: PoolStatistics {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
-                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps))
+                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps),
+                              workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } })
     }
-
-    /// Below this many multiply-adds (`nnz · B`) a product runs on one thread: waking a worker
-    /// costs more than it saves.
-    public static let parallelThreshold = 24_000
 
     /// A ``CSRMatrix`` copied into stable memory, with row splits for threading, ready for the C kernels.
     final class Operand {
@@ -156,19 +156,9 @@ public enum SparseKernels {
                       batch: Int, bias: UnsafePointer<Float>?, activation: Activation,
                       threads: Int, variant: Variant) {
             guard batch > 0, rows > 0 else { return }
-            let t = nonzeros * batch < SparseKernels.parallelThreshold ? 1 : threads
-            tsk_spmm(variant.code, Int32(t), view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
+            // Whether a small product may use the pool is decided in C (`TSK_SMALL_JOB`).
+            tsk_spmm(variant.code, Int32(clamping: threads), view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
                      bias, activation.kernelCode, splits.baseAddress!, Int64(chunkCount))
-        }
-
-        /// Rows `range` only, on the calling thread.
-        ///
-        /// The corresponding C function is `tsk_spmm_rows`.
-        func multiplyRows(_ range: Range<Int>, _ x: UnsafePointer<Float>, ldx: Int,
-                          into y: UnsafeMutablePointer<Float>, ldy: Int, batch: Int,
-                          bias: UnsafePointer<Float>?, activation: Activation, variant: Variant) {
-            tsk_spmm_rows(variant.code, view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
-                          bias, activation.kernelCode, Int64(range.lowerBound), Int64(range.upperBound))
         }
     }
 
