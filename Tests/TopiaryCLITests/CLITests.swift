@@ -2,50 +2,11 @@ import Foundation
 import XCTest
 
 /// Runs the built `topiary` binary and checks its output, JSON and exit codes.
-final class CLITests: XCTestCase {
-    private var binary: URL {
-        // The test bundle sits next to the built products.
-        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL.deletingLastPathComponent()
-            ?? Bundle.main.bundleURL
-        return products.appendingPathComponent("topiary")
-    }
-
-    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
-
-    private func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
-    private func requireDataset() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else {
-            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-        }
-    }
-
-    private func json(_ text: String) throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
-        return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(text)")
-    }
-
+final class CLITests: CLITestCase {
     func testHelpListsCommands() throws {
         let r = try run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for command in ["train", "eval", "bench"] { XCTAssert(r.stdout.contains(command), "help lacks \(command): \(r.stdout)") }
+        for command in ["train", "eval", "prune", "sensitivity", "bench"] { XCTAssert(r.stdout.contains(command), "help lacks \(command): \(r.stdout)") }
     }
 
     func testTrainThenEvalAgreeInJSON() throws {
