@@ -302,7 +302,7 @@ private struct Selection<Source: ScoreSource> {
                     PruningSelection.key(saliency: Source.score(w), position: base &+ i) <= threshold
                 }
             } else {
-                source.withValues(l) { v in
+                _ = source.withValues(l) { v in
                     layers[l].pruneKept { i, _ in
                         PruningSelection.key(saliency: Source.score(v[i]), position: base &+ i) <= threshold
                     }
