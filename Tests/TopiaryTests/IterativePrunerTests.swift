@@ -49,9 +49,9 @@ final class IterativePrunerTests: XCTestCase {
         // Interrupt after step 3: the callback throws.
         struct Stop: Error {}
         let first = Chain(sizes: [12, 24, 4], seed: 0)
-        XCTAssertThrowsError(try makeRun(first, data, checkpoint: dir.path).run { record, _ in
+        XCTAssertThrowsError(try makeRun(first, data, checkpoint: dir.path).run(onStep: { record, _ in
             if record.step == 3 { throw Stop() }
-        })
+        }))
         XCTAssert(try dir.contents().contains("state.json"))
         let resumed = Chain(sizes: [12, 24, 4], seed: 0)   // the original network, as the CLI would reload it
         let report = try makeRun(resumed, data, checkpoint: dir.path).run(resume: true)
