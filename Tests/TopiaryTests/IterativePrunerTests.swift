@@ -2,21 +2,6 @@ import XCTest
 @testable import Topiary
 
 final class IterativePrunerTests: XCTestCase {
-    private func syntheticDataset(seed: UInt64) -> Dataset {
-        func data(_ count: Int, _ s: UInt64) -> LabeledData {
-            var rng = SeededRandom(seed: s)
-            let images = randomMatrix(count, 12, rng: &rng)
-            let labels = (0..<count).map { i -> Int32 in
-                var best = 0
-                for j in 1..<4 where images[i, j] > images[i, best] { best = j }
-                return Int32(best)
-            }
-            return LabeledData(images: images, labels: labels)
-        }
-        return Dataset(train: data(400, seed), validation: data(100, seed + 1), test: data(100, seed + 2),
-                       normalization: .identity, classCount: 4)
-    }
-
     private func makeRun(_ net: Chain, _ data: Dataset, checkpoint: String? = nil,
                          method: IterativePruner.Method = .weights(Pruner(saliency: .magnitude, scope: .global)),
                          plan: IterativePruner.Plan = .steps(.geometric(fraction: 0.3, milestones: [0.5, 0.8])),
@@ -27,7 +12,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testRecordsEveryStepAndLandsOnTheTargets() throws {
-        let data = syntheticDataset(seed: 1)
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
         let net = Chain(sizes: [12, 24, 4], seed: 0)
         let report = try makeRun(net, data).run()
         XCTAssertEqual(report.steps.map(\.targetSparsity), [0.3, 0.5, 0.65, 0.755, 0.8].map { $0 }, accuracy: 1e-12)
@@ -41,7 +26,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testResumedRunReproducesTheUninterruptedRun() throws {
-        let data = syntheticDataset(seed: 2)
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
         let whole = Chain(sizes: [12, 24, 4], seed: 0)
         let expected = try makeRun(whole, data).run()
 
@@ -68,7 +53,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testReportedSparsityEqualsZerosInTheSavedFile() throws {
-        let data = syntheticDataset(seed: 3)
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
         let net = Chain(sizes: [12, 24, 4], seed: 0)
         let report = try makeRun(net, data, method: .weights(Pruner(saliency: .random(seed: 1), scope: .layerwise)),
                                  plan: .steps(.oneShot(0.77))).run()
@@ -85,7 +70,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testGradualPruningInsideTraining() throws {
-        let data = syntheticDataset(seed: 4)
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 4)
         let net = Chain(sizes: [12, 24, 4], seed: 0)
         // 13 batches per epoch; 6 events every 4 iterations from iteration 0 → all inside 2 epochs.
         let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.9), start: 0, interval: 4, count: 6)
@@ -98,7 +83,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testStructuredIterativeWithRewind() throws {
-        let data = syntheticDataset(seed: 5)
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 5)
         let net = Chain(sizes: [12, 24, 16, 4], seed: 0)
         let snapshot = WeightSnapshot(net, epoch: 0)
         let report = try makeRun(net, data, method: .neurons(NeuronPruner(criterion: .l1)),

@@ -4,20 +4,6 @@ import XCTest
 /// `--resume` reads `state.json`; a corrupted or foreign one must be refused with a typed error
 /// naming the file, not trap on a range or a precondition.
 final class PruningCheckpointTests: XCTestCase {
-    private func dataset() -> Dataset {
-        func data(_ count: Int, _ s: UInt64) -> LabeledData {
-            var rng = SeededRandom(seed: s)
-            let images = randomMatrix(count, 12, rng: &rng)
-            let labels = (0..<count).map { i -> Int32 in
-                var best = 0
-                for j in 1..<4 where images[i, j] > images[i, best] { best = j }
-                return Int32(best)
-            }
-            return LabeledData(images: images, labels: labels)
-        }
-        return Dataset(train: data(200, 1), validation: data(50, 2), test: data(50, 3), normalization: .identity, classCount: 4)
-    }
-
     private func structuredRun(_ data: Dataset, checkpoint: String) -> IterativePruner {
         IterativePruner(network: Chain(sizes: [12, 24, 16, 4], seed: 0), dataset: data,
                         method: .neurons(NeuronPruner(criterion: .l1)), plan: .steps(.list([0.25, 0.5])),
@@ -29,7 +15,7 @@ final class PruningCheckpointTests: XCTestCase {
     /// text, and expects resuming to throw `corruptFile` naming `file` (default state.json).
     private func assertResumeRefused(file: String = "state.json", _ corrupt: (String, TemporaryDirectory) throws -> String,
                                      line: UInt = #line) throws {
-        let data = dataset()
+        let data = argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
         let dir = try TemporaryDirectory()
         _ = try structuredRun(data, checkpoint: dir.path).run()
         let statePath = dir.path + "/state.json"
@@ -40,7 +26,7 @@ final class PruningCheckpointTests: XCTestCase {
     }
 
     func testUntouchedCheckpointResumes() throws {
-        let data = dataset()
+        let data = argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
         let dir = try TemporaryDirectory()
         let expected = try structuredRun(data, checkpoint: dir.path).run()
         let resumed = try structuredRun(data, checkpoint: dir.path).run(resume: true)

@@ -2,22 +2,8 @@ import XCTest
 @testable import Topiary
 
 final class TrainerTests: XCTestCase {
-    /// A small synthetic problem: the label is the index of the largest of the first 4 features.
-    private func syntheticData(count: Int, seed: UInt64) -> LabeledData {
-        var rng = SeededRandom(seed: seed)
-        var images = Matrix(rows: count, columns: 12)
-        var labels = [Int32](repeating: 0, count: count)
-        for i in 0..<count {
-            for j in 0..<12 { images[i, j] = rng.nextUniform(-1, 1) }
-            var best = 0
-            for j in 1..<4 where images[i, j] > images[i, best] { best = j }
-            labels[i] = Int32(best)
-        }
-        return LabeledData(images: images, labels: labels)
-    }
-
     func testSameSeedGivesBitIdenticalWeights() throws {
-        let data = syntheticData(count: 300, seed: 1)
+        let data = argmaxProblem(count: 300, seed: 1)
         func trainOnce() throws -> Chain {
             let net = Chain(sizes: [12, 16, 4], seed: 7)
             let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
@@ -35,7 +21,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testTrainingLearnsSyntheticProblem() throws {
-        let train = syntheticData(count: 2000, seed: 2), test = syntheticData(count: 500, seed: 3)
+        let train = argmaxProblem(count: 2000, seed: 2), test = argmaxProblem(count: 500, seed: 3)
         let net = Chain(sizes: [12, 32, 4], seed: 0)
         let before = net.evaluate(test).accuracy
         let trainer = Trainer(network: net, optimizer: Adam(learningRate: 0.01), batchSize: 50, seed: 0)
@@ -47,7 +33,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testDivergenceThrowsNonFinite() {
-        let data = syntheticData(count: 64, seed: 4)
+        let data = argmaxProblem(count: 64, seed: 4)
         let net = Chain(sizes: [12, 8, 4], seed: 0)
         let trainer = Trainer(network: net, optimizer: SGD(learningRate: 1e30), batchSize: 16, seed: 0)
         XCTAssertThrowsError(try { for _ in 0..<5 { try trainer.trainEpoch(data) } }()) { error in
@@ -56,7 +42,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testMaskedNetworkTrainsWithPrunedWeightsStayingZero() throws {
-        let data = syntheticData(count: 256, seed: 5)
+        let data = argmaxProblem(count: 256, seed: 5)
         let net = Chain(sizes: [12, 16, 4], seed: 1)
         net.prunableLayers[0].prune { $0 % 2 == 1 }
         let trainer = Trainer(network: net, optimizer: Adam.adamW(learningRate: 0.01, weightDecay: 0.1), batchSize: 32, seed: 1)
