@@ -523,6 +523,7 @@ static struct {
     _Atomic int caller_sleeping;
     _Atomic int64_t spin_ns;
     _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
+    _Atomic uint64_t nudges; // bumped to wake sleeping workers without a job (they spin again)
     tsk_job_fn fn;
     void *ctx;
     uint32_t generation;
@@ -586,17 +587,19 @@ static void *worker_main(void *arg) {
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
         uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
-        if (g == seen) {
+        while (g == seen) {
             const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
             for (uint32_t k = 1;; k++) {
                 cpu_relax();
                 g = (uint32_t)(atomic_load_explicit(&pool.next, memory_order_acquire) >> 32);
                 if (g != seen) break;
                 if ((k & 63) == 0 && now_ns() - start > limit) {
+                    // Block until a job or a nudge; after a nudge, spin again (the loop above).
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
                     pthread_mutex_lock(&pool.lock);
+                    const uint64_t nudged = atomic_load(&pool.nudges);
                     atomic_fetch_add(&pool.worker_sleepers, 1);
-                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
+                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen && atomic_load(&pool.nudges) == nudged)
                         pthread_cond_wait(&pool.work_cv, &pool.lock);
                     atomic_fetch_sub(&pool.worker_sleepers, 1);
                     pthread_mutex_unlock(&pool.lock);
@@ -613,22 +616,11 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-// Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
-// A `small` job runs on the caller alone unless a worker is awake (spinning): waking one from its
-// condition costs about as much as a small job, and a worker the scheduler delays after it has
-// claimed a chunk would make the caller wait (measured: a 50 µs SpMV took twice as long at the
-// median with the other core busy).
-static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int small) {
-    if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
-    const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
-    if (small && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
-        threads = 1;
-    if (threads <= 1 || chunks <= 1 || chunks > 0xFFFF || pthread_mutex_trylock(&pool.owner) != 0) {
-        for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
-        return;
-    }
+// Creates pool workers until there are `n` (or creation fails); returns how many exist. Called
+// with `pool.owner` held.
+static int ensure_workers(int n) {
     int workers = atomic_load(&pool.workers);
-    while (workers < threads - 1) {
+    while (workers < n) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -638,6 +630,24 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         if (failed) break;
         atomic_store(&pool.workers, ++workers);
     }
+    return workers;
+}
+
+// Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
+// A `small` job runs on the caller alone unless a worker is awake (spinning): waiting for a worker
+// to wake from its condition costs about as much as a small job, and a worker the scheduler
+// delays after it has claimed a chunk would make the caller wait (measured: a 50 µs SpMV took
+// twice as long at the median with the other core busy).
+static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int small) {
+    if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
+    const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
+    if (small && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
+        threads = 1;
+    if (threads <= 1 || chunks <= 1 || chunks > 0xFFFF || pthread_mutex_trylock(&pool.owner) != 0) {
+        for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
+        return;
+    }
+    const int workers = ensure_workers(threads - 1);
     if (workers == 0) {
         pthread_mutex_unlock(&pool.owner);
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
@@ -699,6 +709,7 @@ typedef struct {
     const int64_t *splits;
     const float *xp;
     int64_t panels;
+    int64_t panel_chunks;  // panel-parallel mode: chunks below this each pack and run one panel
 } spmm_job;
 
 static void spmm_chunk(void *ctx, int64_t c) {
@@ -707,17 +718,56 @@ static void spmm_chunk(void *ctx, int64_t c) {
               j->splits[c], j->splits[c + 1], j->xp, j->panels);
 }
 
+// Panel-parallel mode: chunk c < panel_chunks packs panel c of X into the running thread's own
+// scratch and sweeps every row over it; the chunks after those split the rows of the columns
+// that do not fill a panel (run unpacked).
+static void spmm_panel_chunk(void *ctx, int64_t c) {
+    const spmm_job *j = (const spmm_job *)ctx;
+    const int64_t pw = panel_width(j->variant);
+    if (c < j->panel_chunks) {
+        const float *xp = pack_panels(j->x + c * pw, j->ldx, j->w->columns, pw, 1);
+        // Without scratch the panel's columns run unpacked.
+        rows_impl(j->variant, j->w, j->x + c * pw, j->ldx, j->y + c * pw, j->ldy, pw, j->bias, j->act,
+                  0, j->w->rows, xp, xp ? 1 : 0);
+        return;
+    }
+    const int64_t r = c - j->panel_chunks, j0 = j->panel_chunks * pw;
+    rows_impl(j->variant, j->w, j->x + j0, j->ldx, j->y + j0, j->ldy, j->batch - j0, j->bias, j->act,
+              j->splits[r], j->splits[r + 1], NULL, 0);
+}
+
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks) {
-    // The caller packs once; the workers read its panels.
     int64_t panels = panel_count(variant, w, batch);
-    const float *xp = panels ? pack_panels(x, ldx, w->columns, panel_width(variant), panels) : NULL;
-    if (!xp) panels = 0;
-    spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels};
     const int64_t work = (w->offsets[w->rows] - w->offsets[0]) * batch;
-    run_parallel(spmm_chunk, &job, chunks, threads, work < TSK_SMALL_JOB);
+    const int small = work < TSK_SMALL_JOB;
+    // With at least as many panels as threads, the threads split the batch instead of the rows:
+    // each packs its own panels (packing is no longer a serial step before the product) and
+    // sweeps all rows over them, one claim per panel. Measured (AVX2, 300×784 at 90%, B = 128,
+    // 2 threads): row split with one packing caller 0.33 ms, panel split 0.16 ms (1 thread 0.27 ms).
+    if (threads >= 2 && panels >= threads && !small) {
+        const int64_t tail = batch - panels * panel_width(variant);
+        spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels};
+        run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), threads, 0);
+        return;
+    }
+    // Otherwise the caller packs once and the threads split the rows, reading its panels; an X
+    // that is one aligned panel already (a compiled network's slab of 64 samples) is used as is.
+    const int64_t pw = panel_width(variant);
+    const float *xp = NULL;
+    if (panels == 1 && batch == pw && ldx == pw && ((uintptr_t)x & 63) == 0) xp = x;
+    else if (panels) xp = pack_panels(x, ldx, w->columns, pw, panels);
+    if (!xp) panels = 0;
+    spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels, 0};
+    run_parallel(spmm_chunk, &job, chunks, threads, small);
 }
+
+void tsk_parallel_for(int threads, int64_t count, void (*fn)(void *ctx, int64_t index), void *ctx) {
+    run_parallel(fn, ctx, count, threads, 0);
+}
+
+int64_t tsk_panel_width(int variant) { return panel_width(variant); }
 
 // MARK: - Helpers for feature-major dense layers
 

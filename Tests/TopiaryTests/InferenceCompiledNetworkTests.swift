@@ -45,6 +45,30 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
+    func testSlabsAcrossTwoThreadsMatchTheChainAndOneThreadBitForBit() throws {
+        let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
+        for batch in [128, 200, 1000] {
+            let x = input(batch, 784, seed: UInt64(batch) + 7)
+            let two = CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 2)
+            let slab = try XCTUnwrap(two.slabWidth, "2 threads at batch \(batch) should cut slabs")
+            XCTAssertEqual(slab, SparseKernels.panelWidth(two.variant))
+            let one = CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 1)
+            XCTAssertNil(one.slabWidth)
+            let y2 = two(x), y1 = one(x)
+            assertClose(y2, net(x), "slabs B=\(batch)")
+            XCTAssertEqual(y2.storage, y1.storage, "the CSR kernels give the same bits whether a column is in a slab or not, B=\(batch)")
+            // A call with fewer samples than two slabs runs layer by layer, same values.
+            let small = input(3, 784, seed: 5)
+            assertClose(two(small), net(small), "B=3 through a slabbed plan")
+        }
+        // Mixed dense and CSR layers: each thread runs its slab's sgemm on its own.
+        let mixed = CompiledNetwork(prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12), batchSize: 256,
+                                    policy: .threshold(0.95), threads: 2)
+        XCTAssertEqual(mixed.choices.map(\.kind), [.dense, .dense, .dense])
+        let x = input(256, 784, seed: 13)
+        assertClose(mixed(x), prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)(x), "slabs, dense layers")
+    }
+
     func testAwkwardShapesMatchTheChain() {
         for (sizes, hidden) in [([13, 129, 7, 1, 13], Activation.tanh), ([1, 7, 1], .sigmoid), ([129, 13, 129], .relu)] {
             for s in [0, 0.5, 0.9, 0.99, 1.0] {

@@ -75,7 +75,8 @@ final class SparseKernelsTests: XCTestCase {
         var rng = SeededRandom(seed: 25)
         let w = SparseTestSupport.randomMatrix(500, 300, sparsity: 0.8, rng: &rng)
         let layer = SparseDense(weight: CSRMatrix(w), bias: SparseTestSupport.randomArray(500, rng: &rng), activation: .relu)
-        for batch in [1, 64] {
+        // 1 and 64: rows split across threads; 128 and 200: panels split (200 adds a row-split tail).
+        for batch in [1, 64, 128, 200] {
             let x = SparseTestSupport.randomArray(300 * batch, rng: &rng)
             var y1 = [Float](repeating: 0, count: 500 * batch), y2 = y1
             x.withUnsafeBufferPointer { px in
@@ -114,7 +115,7 @@ final class SparseKernelsTests: XCTestCase {
 
     func testTwoThreadsMatchTheReference() {
         var rng = SeededRandom(seed: 26)
-        for batch in [1, 3, 128] {
+        for batch in [1, 3, 128, 200] {
             check(1024, 300, batch: batch, sparsity: 0.7, activation: .relu, variants: [SparseKernels.bestVariant],
                   threads: 2, rng: &rng)
         }

@@ -59,6 +59,15 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
 
+/// Runs `fn(ctx, i)` for every `i < count` on up to `threads` threads (the caller and the pool,
+/// claiming indices dynamically, as `tsk_spmm` does); returns when all have run. `fn` must not
+/// call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run single-threaded).
+void tsk_parallel_for(int threads, int64_t count, void (*fn)(void *ctx, int64_t index), void *ctx);
+
+/// The batch columns per packed panel of `variant` (0 when it does not pack): a feature-major X
+/// of exactly this many columns, row stride equal to it and 64-byte aligned is used unpacked.
+int64_t tsk_panel_width(int variant);
+
 /// `Y[i, j] = act(Y[i, j] + bias[i])` over a feature-major `rows × batch` buffer (row stride ldy).
 void tsk_bias_act(float *y, int64_t ldy, int64_t rows, int64_t batch, const float *bias, int act);
 

@@ -6,6 +6,12 @@
 /// directly, so only the input is transposed once on the way in and the output once on the way
 /// out. The weights are copied at compile time; later changes to the ``Chain`` are not seen.
 ///
+/// With two or more threads and a batch of at least two *slabs* (``slabWidth`` samples, the
+/// kernels' panel width: 64 with AVX2), the batch is cut into slabs and each thread carries whole
+/// slabs through every layer on its own, one synchronisation per call instead of one per layer;
+/// a slab's activations are exactly one packed panel, so no layer copies its input. The layers'
+/// choices are then made (``Policy/automatic``) for one slab on one thread, the way they run.
+///
 /// ```swift
 /// let plan = CompiledNetwork(net, batchSize: 128, policy: .automatic)
 /// print(plan.report)               // per-layer choice and timings
@@ -82,6 +88,9 @@ public final class CompiledNetwork {
     public let variant: SparseKernels.Variant
     /// The per-layer choices, input first.
     public let choices: [LayerChoice]
+    /// Samples per slab when batches of at least two slabs are split across threads (see the
+    /// type's discussion), or `nil` when every call runs layer by layer with all threads.
+    public let slabWidth: Int?
     /// The layer sizes, input first.
     public let sizes: [Int]
 
@@ -115,13 +124,19 @@ public final class CompiledNetwork {
         self.sizes = network.sizes
         let width = network.sizes.max() ?? 1
         func make(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, n))
+            // 64-byte aligned, so that a slab's activations can serve as a packed panel.
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * MemoryLayout<Float>.stride, alignment: 64)
+            let b = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, n)), count: max(1, n))
             b.initialize(repeating: 0)
             return b
         }
         buffers = (make(width * batchSize), make(width * batchSize))
+        let panel = SparseKernels.panelWidth(v)
+        slabWidth = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
+        // The shape and thread count each layer runs at: one slab on one thread when slabbed.
+        let timedBatch = slabWidth ?? batchSize, timedThreads = slabWidth == nil ? threads : 1
 
-        if policy == .automatic { BLAS.threadCount = threads }
+        if policy == .automatic { BLAS.threadCount = timedThreads }
         var steps: [Step] = []
         var choices: [LayerChoice] = []
         for (index, layer) in network.layers.enumerated() {
@@ -142,8 +157,8 @@ public final class CompiledNetwork {
             case .automatic:
                 let dense = CompiledNetwork.denseStep(layer)
                 let sparse = SparseDense(layer)
-                let (d, s) = CompiledNetwork.time(dense: dense, sparse: sparse, batch: batchSize,
-                                                  input: buffers.0, output: buffers.1, threads: threads, variant: v)
+                let (d, s) = CompiledNetwork.time(dense: dense, sparse: sparse, batch: timedBatch,
+                                                  input: buffers.0, output: buffers.1, threads: timedThreads, variant: v)
                 choice.denseSeconds = d
                 choice.sparseSeconds = s
                 choice.kind = s < d * CompiledNetwork.sparseMargin ? .sparse : .dense
@@ -161,8 +176,8 @@ public final class CompiledNetwork {
     }
 
     deinit {
-        buffers.0.deallocate()
-        buffers.1.deallocate()
+        UnsafeMutableRawPointer(buffers.0.baseAddress!).deallocate()
+        UnsafeMutableRawPointer(buffers.1.baseAddress!).deallocate()
         for step in steps { CompiledNetwork.release(step) }
     }
 
@@ -236,8 +251,27 @@ public final class CompiledNetwork {
     public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
         precondition(batch >= 1 && batch <= batchSize,
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
+        if let slab = slabWidth, batch >= 2 * slab {
+            // Each thread carries whole slabs through the network; OpenBLAS runs on the calling thread.
+            if BLAS.threadCount != 1 { BLAS.threadCount = 1 }
+            let width = sizes.max() ?? 1
+            SparseKernels.parallelFor(threads: threads, count: (batch + slab - 1) / slab) { s in
+                let start = s * slab, n = min(slab, batch - start)
+                run(input + start * inputSize, batch: n, into: output + start * outputSize,
+                    x: buffers.0.baseAddress! + s * width * slab, y: buffers.1.baseAddress! + s * width * slab,
+                    threads: 1)
+            }
+            return
+        }
         if BLAS.threadCount != threads { BLAS.threadCount = threads }
-        var x = buffers.0.baseAddress!, y = buffers.1.baseAddress!
+        run(input, batch: batch, into: output, x: buffers.0.baseAddress!, y: buffers.1.baseAddress!, threads: threads)
+    }
+
+    /// Runs every layer on `batch` samples with the scratch buffers `x` and `y` (each at least
+    /// `max(sizes) × batch` floats).
+    private func run(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>,
+                     x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, threads: Int) {
+        var x = x, y = y
         if batch == 1 {
             x.update(from: input, count: inputSize)
         } else {
@@ -281,6 +315,9 @@ public final class CompiledNetwork {
             let d = c.denseSeconds.map { InferenceSupport.fixed($0 * 1e3, 4) } ?? "-"
             let s = c.sparseSeconds.map { InferenceSupport.fixed($0 * 1e3, 4) } ?? "-"
             lines.append("\(InferenceSupport.pad("\(c.index)", 7))\(InferenceSupport.pad(shape, 13))\(InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 4), 10))\(InferenceSupport.pad(c.kind.rawValue, 8))\(InferenceSupport.pad(d, 10))\(s)")
+        }
+        if let slabWidth {
+            lines.append("batches of \(2 * slabWidth)+ samples: slabs of \(slabWidth) across \(threads) threads, each layer timed on one slab and one thread")
         }
         return lines.joined(separator: "\n")
     }

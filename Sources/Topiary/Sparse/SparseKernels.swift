@@ -171,6 +171,36 @@ public enum SparseKernels {
         tsk_bias_act(y, Int64(ldy), Int64(rows), Int64(batch), bias, activation.kernelCode)
     }
 
+    /// The batch columns of one packed panel of `variant` (64 for AVX2, 128 for AVX-512, 0 for
+    /// the scalar reference, which does not pack).
+    ///
+    /// The corresponding C function is `tsk_panel_width`.
+    static func panelWidth(_ variant: Variant) -> Int { Int(tsk_panel_width(variant.code)) }
+
+    /// Runs `body(i)` for every `i < count` on up to `threads` threads (the caller and the
+    /// kernels' pool, which claim indices dynamically); returns when all have run.
+    ///
+    /// `body` runs concurrently with itself: it must only write memory no other index touches,
+    /// and the sparse products it runs execute on one thread.
+    /// The corresponding C function is `tsk_parallel_for`.
+    static func parallelFor(threads: Int, count: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            let box = ParallelBody(body)
+            withExtendedLifetime(box) {
+                tsk_parallel_for(Int32(clamping: threads), Int64(count), { ctx, i in
+                    guard let ctx else { return }
+                    Unmanaged<ParallelBody>.fromOpaque(ctx).takeUnretainedValue().body(Int(i))
+                }, Unmanaged.passUnretained(box).toOpaque())
+            }
+        }
+    }
+
+    /// The closure of ``parallelFor(threads:count:_:)``, boxed to cross into C.
+    private final class ParallelBody {
+        let body: (Int) -> Void
+        init(_ body: @escaping (Int) -> Void) { self.body = body }
+    }
+
     /// `dst = srcᵀ` where `src` is `rows × columns` row-major.
     ///
     /// The corresponding C function is `tsk_transpose`.
