@@ -80,6 +80,7 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
+    uint64_t backoffs;      ///< times a caller waited on a descheduled worker and went single-threaded for a while
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
 } tsk_pool_stats;
 

@@ -13,7 +13,9 @@ import CSparseKernels
 /// calling thread and a small pool of workers claim chunks dynamically. Idle workers spin for a
 /// bounded time (``spinLimitNanoseconds``) and then block, and the caller never waits for a
 /// worker that has not started: on a machine where another process holds a core, a call
-/// degrades to about single-thread speed instead of collapsing. A small product (under about a
+/// degrades to about single-thread speed instead of collapsing. When a caller does wait for a
+/// worker that claimed a chunk and was then descheduled (longer than its own share took), the
+/// pool backs off: calls run on their caller alone for 2 ms, doubling while stalls repeat. A small product (under about a
 /// million multiply-adds, some 60 µs) goes to the pool only while a worker is already awake:
 /// waking a sleeping one costs as much as the product, and a worker that the scheduler delays
 /// after claiming a chunk would make the caller wait for it.
@@ -80,6 +82,10 @@ public enum SparseKernels {
         public var callerChunks: Int
         /// Times a thread blocked after spinning.
         public var sleeps: Int
+        /// Times a caller waited for a worker's last chunk longer than its own share of the
+        /// work took, plus 10 µs (a descheduled worker: another process had its core), and then
+        /// ran its calls alone for a while (2 ms, doubling while it keeps happening, up to 1 s).
+        public var backoffs: Int
         /// Row chunks run by each pool worker, in the order the workers were created: a call with
         /// `threads` threads lets only the first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
@@ -91,7 +97,7 @@ public enum SparseKernels {
     public static var poolStatistics: PoolStatistics {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
-                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps),
+                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), backoffs: Int(s.backoffs),
                               workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } })
     }
 
