@@ -62,11 +62,15 @@ final class InferenceCompiledNetworkTests: XCTestCase {
             assertClose(two(small), net(small), "B=3 through a slabbed plan")
         }
         // Mixed dense and CSR layers: each thread runs its slab's sgemm on its own.
-        let mixed = CompiledNetwork(prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12), batchSize: 256,
-                                    policy: .threshold(0.95), threads: 2)
-        XCTAssertEqual(mixed.choices.map(\.kind), [.dense, .dense, .dense])
+        let half = prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)
+        half.prunableLayers[2].setMask(Matrix(rows: 10, columns: 100, repeating: 0))
+        let mixed = CompiledNetwork(half, batchSize: 256, policy: .threshold(0.95), threads: 2)
+        XCTAssertEqual(mixed.choices.map(\.kind), [.dense, .dense, .sparse])
+        XCTAssertNotNil(mixed.slabWidth)
         let x = input(256, 784, seed: 13)
-        assertClose(mixed(x), prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)(x), "slabs, dense layers")
+        assertClose(mixed(x), half(x), "slabs, dense and CSR layers")
+        // Without a CSR layer OpenBLAS threads the whole batch.
+        XCTAssertNil(CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
     }
 
     func testAwkwardShapesMatchTheChain() {

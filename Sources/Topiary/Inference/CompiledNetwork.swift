@@ -10,7 +10,8 @@
 /// kernels' panel width: 64 with AVX2), the batch is cut into slabs and each thread carries whole
 /// slabs through every layer on its own, one synchronisation per call instead of one per layer;
 /// a slab's activations are exactly one packed panel, so no layer copies its input. The layers'
-/// choices are then made (``Policy/automatic``) for one slab on one thread, the way they run.
+/// choices are then made (``Policy/automatic``) for one slab on one thread, the way they run; a
+/// plan without any CSR layer runs whole batches through OpenBLAS's own threads instead.
 ///
 /// ```swift
 /// let plan = CompiledNetwork(net, batchSize: 128, policy: .automatic)
@@ -89,7 +90,8 @@ public final class CompiledNetwork {
     /// The per-layer choices, input first.
     public let choices: [LayerChoice]
     /// Samples per slab when batches of at least two slabs are split across threads (see the
-    /// type's discussion), or `nil` when every call runs layer by layer with all threads.
+    /// type's discussion), or `nil` when every call runs layer by layer with all threads (one
+    /// thread, a batch size under two slabs, the scalar kernels, or no CSR layer).
     public let slabWidth: Int?
     /// The layer sizes, input first.
     public let sizes: [Int]
@@ -132,9 +134,9 @@ public final class CompiledNetwork {
         }
         buffers = (make(width * batchSize), make(width * batchSize))
         let panel = SparseKernels.panelWidth(v)
-        slabWidth = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
+        let slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
         // The shape and thread count each layer runs at: one slab on one thread when slabbed.
-        let timedBatch = slabWidth ?? batchSize, timedThreads = slabWidth == nil ? threads : 1
+        let timedBatch = slab ?? batchSize, timedThreads = slab == nil ? threads : 1
 
         if policy == .automatic { BLAS.threadCount = timedThreads }
         var steps: [Step] = []
@@ -173,6 +175,8 @@ public final class CompiledNetwork {
         }
         self.steps = steps
         self.choices = choices
+        // An all-dense plan leaves the threading to OpenBLAS, on the whole batch.
+        slabWidth = choices.contains { $0.kind == .sparse } ? slab : nil
     }
 
     deinit {
