@@ -46,6 +46,9 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("sensitivity-sparsities"), help: "Sparsities the sensitivity analysis tries, comma-separated (default 0.1…0.9, 0.95, 0.98, 0.99).")
     var sensitivitySparsities: String?
 
+    @Flag(name: .customLong("prune-biases"), help: "Biases take part in the ranking and selection like weights (|b| for magnitude, |b·∂L/∂b| for taylor); the target and the reported sparsity then count weights and biases together. Biases are not pruned by default.")
+    var pruneBiases = false
+
     @Option(help: "Structured pruning: 'neurons' removes whole hidden neurons (targets are fractions of hidden neurons).")
     var structured: String?
 
@@ -162,6 +165,7 @@ struct Prune: ParsableCommand {
         _ = try parsedLRSchedule(epochs: 1)
         if let s = sensitivitySparsities { _ = try parseFractions(s, option: "--sensitivity-sparsities") }
         if structured != nil, pruneEvery != nil { throw ValidationError("--prune-every prunes single weights; it cannot be combined with --structured.") }
+        if structured != nil, pruneBiases { throw ValidationError("--prune-biases prunes single biases; it cannot be combined with --structured (removing a neuron removes its bias).") }
     }
 
     // MARK: Parsing
@@ -291,6 +295,8 @@ struct Prune: ParsableCommand {
         var output: String
         var structured: Structured?
         var layer_targets: [Double]?
+        /// What `sparsity` counts: "weights", or "weights and biases" with --prune-biases.
+        var sparsity_counts: String
     }
 
     func run() throws {
@@ -344,14 +350,14 @@ struct Prune: ParsableCommand {
             sc.protectedLayers = try parsedProtect()
             sc.sparsityCaps = try parsedCaps()
             if budget != nil, scope == "sensitivity" {
-                let sizes = network.layers.map(\.weight.count)
+                let sizes = network.layers.map { $0.weight.count + (pruneBiases ? $0.bias.count : 0) }
                 guard let implied = sc.impliedSparsity(layerSizes: sizes) else {
                     throw TopiaryError(.invalidOption, "--budget: the sensitivity analysis gave \(layerTargets?.count ?? 0) per-layer targets for \(sizes.count) prunable layers")
                 }
                 impliedTarget = implied
                 say("sensitivity: final target \(percent(implied)), the sparsity the per-layer targets imply")
             }
-            method = .weights(Pruner(saliency: sal, scope: sc))
+            method = .weights(Pruner(saliency: sal, scope: sc, includeBiases: pruneBiases))
         }
 
         // Plan and epochs.
@@ -434,14 +440,15 @@ struct Prune: ParsableCommand {
                          dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val.accuracy,
                          method: pruner.fingerprint, total_epochs: totalEpochs, seconds: (clock.now - start).seconds,
                          mean_prune_seconds: pruneTimes.isEmpty ? 0 : pruneTimes.reduce(0, +) / Double(pruneTimes.count),
-                         output: output, structured: structuredReport, layer_targets: layerTargets)
+                         output: output, structured: structuredReport, layer_targets: layerTargets,
+                         sparsity_counts: pruneBiases ? "weights and biases" : "weights")
         if common.json {
             try printJSON(out)
         } else {
             if milestones.count > 1 {
                 print("milestones: " + milestones.map { "\(percent($0.sparsity)) → test \(percent($0.test_accuracy))" }.joined(separator: ", "))
             }
-            print("final: test accuracy \(percent(report.final.testAccuracy)), sparsity \(percent(report.final.sparsity)), \(report.final.nonzeroParameters)/\(report.final.parameters) non-zero parameters, \(totalEpochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
+            print("final: test accuracy \(percent(report.final.testAccuracy)), sparsity\(pruneBiases ? " (weights and biases)" : "") \(percent(report.final.sparsity)), \(report.final.nonzeroParameters)/\(report.final.parameters) non-zero parameters, \(totalEpochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
         }
     }
 }

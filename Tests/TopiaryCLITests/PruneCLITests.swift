@@ -187,6 +187,47 @@ final class PruneCLITests: CLITestCase {
         XCTAssertFalse(r.stdout.contains("val 0.00%"), r.stdout)
     }
 
+    /// --prune-biases: biases are ranked with the weights, the count is exact over weights and
+    /// biases, the file carries the bias masks, and the JSON says what the sparsity counts.
+    func testPruneBiasesCountsBiasesExactlyAndSavesBiasMasks() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("biases.safetensors").path
+        let r = try run(["prune", "--model", model, "--prune-biases", "--schedule", "oneshot", "--target", "0.5",
+                         "--finetune-epochs", "0", "--final-epochs", "1", "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssertEqual(j["sparsity_counts"] as? String, "weights and biases")
+        XCTAssert((j["method"] as? String)?.contains("; biases") ?? false, "\(j["method"] ?? "")")
+        // 784-32-16-10: 25,760 weights and 58 biases; round(0.5 · 25,818) = 12,909 pruned.
+        let final = try XCTUnwrap(j["final"] as? [String: Any])
+        XCTAssertEqual(final["parameters"] as? Int, 25_818)
+        XCTAssertEqual(final["nonzero_parameters"] as? Int, 25_818 - 12_909)
+        XCTAssertEqual(try XCTUnwrap(final["sparsity"] as? Double), 12_909.0 / 25_818.0, accuracy: 1e-12)
+        let t = try tensors(output)
+        var zeros = 0, prunedBiases = 0
+        for (name, tensor) in t where name.hasSuffix(".weight") || name.hasSuffix(".bias") {
+            zeros += floats(tensor.bytes).filter { $0 == 0 }.count
+        }
+        for l in 0..<3 {
+            let bias = floats(try XCTUnwrap(t["layers.\(l).bias"]).bytes)
+            guard let mask = t["layers.\(l).bias_mask"] else { continue }
+            XCTAssertEqual(mask.dtype, "U8")
+            for (b, m) in zip(bias, mask.bytes) where m == 0 {
+                XCTAssertEqual(b, 0)
+                prunedBiases += 1
+            }
+        }
+        XCTAssertEqual(zeros, 12_909, "pruned weights and biases are exact zeros in the file after fine-tuning")
+        XCTAssertGreaterThan(prunedBiases, 0)
+
+        let plain = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                             "--final-epochs", "0", "--output", dir.appendingPathComponent("plain.safetensors").path, "--json"] + limits)
+        XCTAssertEqual(try json(plain.stdout)["sparsity_counts"] as? String, "weights")
+        XCTAssertFalse(try tensors(dir.appendingPathComponent("plain.safetensors").path).keys.contains { $0.hasSuffix("bias_mask") })
+    }
+
     func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
         for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
                      ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],
@@ -195,6 +236,7 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--milestones", "0.95", "--target", "0.9"],
                      ["prune", "--model", "x", "--step-fraction", "1e-9"],
                      ["prune", "--model", "x", "--scope", "sensitivity", "--budget", "0.01", "--target", "0.5"],
+                     ["prune", "--model", "x", "--structured", "neurons", "--prune-biases"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

@@ -25,6 +25,27 @@ final class IterativePrunerTests: XCTestCase {
         XCTAssertGreaterThan(report.final.testAccuracy, 0.5)
     }
 
+    func testBiasesPrunedWithTheWeightsCountInTheRecordsAndStayZeroThroughFineTuning() throws {
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let net = Chain(sizes: [12, 24, 4], seed: 0)
+        let run = makeRun(net, data, method: .weights(Pruner(saliency: .magnitude, scope: .global, includeBiases: true)))
+        XCTAssertTrue(run.fingerprint.contains("; biases"))
+        XCTAssertFalse(makeRun(Chain(sizes: [12, 24, 4], seed: 0), data).fingerprint.contains("biases"))
+        let report = try run.run()
+        let total = 12 * 24 + 24 + 24 * 4 + 4   // 412 parameters, biases included
+        XCTAssertEqual(net.nonzeroParameterCount, total - Int((0.8 * Double(total)).rounded()))
+        XCTAssertEqual(report.final.nonzeroParameters, net.nonzeroParameterCount)
+        XCTAssertEqual(report.final.sparsity, net.parameterSparsity)
+        XCTAssertEqual(report.steps.last?.sparsity, net.parameterSparsity)
+        XCTAssertEqual(report.steps.last?.layerSparsity, net.layers.map(\.parameterSparsity))
+        XCTAssert(net.prunableLayers.contains { $0.hasPrunedBiases }, "some biases are among the lowest 80%")
+        for layer in net.prunableLayers {
+            for j in layer.bias.indices where layer.biasMask[j] == 0 {
+                XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern)
+            }
+        }
+    }
+
     func testResumedRunReproducesTheUninterruptedRun() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
         let whole = Chain(sizes: [12, 24, 4], seed: 0)

@@ -23,10 +23,14 @@ final class NeuronPrunerTests: XCTestCase {
         let x = randomMatrix(9, 13, rng: &rng)
         for activation in [Activation.relu, .tanh, .sigmoid] {
             let net = Chain(sizes: [13, 11, 7, 5], hidden: activation, seed: 2)
-            try Pruner(saliency: .random(seed: 1), scope: .global).prune(net, to: 0.3)   // masks survive removal
+            try Pruner(saliency: .random(seed: 1), scope: .global, includeBiases: true).prune(net, to: 0.3)   // masks survive removal
             let reference = net.copy()
             let step = try NeuronPruner(criterion: .l2).prune(net, to: 0.5)
             XCTAssertEqual(net.sizes, [13, 5, 3, 5])   // 11 − round(5.5) = 5, 7 − round(3.5) = 3
+            for (l, layer) in net.prunableLayers.enumerated() {
+                let rows = l < step.kept.count ? step.kept[l] : Array(0..<layer.outputSize)
+                XCTAssertEqual(layer.biasMask, rows.map { reference.prunableLayers[l].biasMask[$0] }, "bias masks follow their neurons")
+            }
             let expected = masked(reference, keeping: step.kept)(x)
             assertClose(net(x).storage, expected.storage, relative: 1e-5, "\(activation)")
         }

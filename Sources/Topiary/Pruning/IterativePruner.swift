@@ -110,7 +110,7 @@ public final class IterativePruner {
     public var fingerprint: String {
         let m: String
         switch method {
-        case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name))"
+        case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name)\(p.includeBiases ? "; biases" : ""))"
         case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform"))"
         }
         let p: String
@@ -193,8 +193,8 @@ public final class IterativePruner {
             let test = network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target
             let record = PruningStepRecord(
-                step: index + 1, targetSparsity: target, sparsity: network.sparsity,
-                layerSparsity: network.layers.map(\.weightSparsity), sizes: network.sizes,
+                step: index + 1, targetSparsity: target, sparsity: reportedSparsity,
+                layerSparsity: reportedLayerSparsity, sizes: network.sizes,
                 valAccuracy: val.accuracy, valLoss: val.loss, testAccuracy: test.accuracy, testLoss: test.loss,
                 epochs: phase.epochs, milestone: phase.milestone, pruneSeconds: pruneSeconds,
                 seconds: (clock.now - start).seconds)
@@ -206,14 +206,32 @@ public final class IterativePruner {
         let val = network.evaluate(dataset.validation, loss: loss)
         let test = network.evaluate(dataset.test, loss: loss)
         return PruningReport(steps: state.records, final: .init(
-            testAccuracy: test.accuracy, valAccuracy: val.accuracy, sparsity: network.sparsity,
+            testAccuracy: test.accuracy, valAccuracy: val.accuracy, sparsity: reportedSparsity,
             nonzeroParameters: network.nonzeroParameterCount, parameters: network.parameterCount, sizes: network.sizes))
     }
 
-    /// The fraction of prunable weights masked out.
+    /// Whether the method prunes biases with the weights; then the records' sparsities count
+    /// biases too.
+    public var countsBiases: Bool {
+        if case .weights(let pruner) = method { return pruner.includeBiases }
+        return false
+    }
+
+    /// The sparsity the records report: exact zeros among all weights, or among all weights and
+    /// biases when ``countsBiases``.
+    private var reportedSparsity: Double { countsBiases ? network.parameterSparsity : network.sparsity }
+
+    /// ``reportedSparsity`` per layer.
+    private var reportedLayerSparsity: [Double] {
+        network.layers.map { countsBiases ? $0.parameterSparsity : $0.weightSparsity }
+    }
+
+    /// The fraction of prunable parameters masked out (weights, plus biases when ``countsBiases``).
     private func maskedFraction() -> Double {
         let layers = network.prunableLayers
-        let n = layers.reduce(0) { $0 + $1.weight.count }
-        return n == 0 ? 0 : Double(layers.reduce(0) { $0 + $1.weight.count - $1.keptCount }) / Double(n)
+        let biases = countsBiases
+        let n = layers.reduce(0) { $0 + $1.weight.count + (biases ? $1.bias.count : 0) }
+        let pruned = layers.reduce(0) { $0 + $1.weight.count - $1.keptCount + (biases ? $1.bias.count - $1.keptBiasCount : 0) }
+        return n == 0 ? 0 : Double(pruned) / Double(n)
     }
 }

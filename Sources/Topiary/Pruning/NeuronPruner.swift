@@ -157,8 +157,8 @@ public struct NeuronPruner {
 
 extension Chain {
     /// Removes hidden neurons in place: `kept[l]` lists, increasingly, the output indices of layer
-    /// `l` to keep, for each layer but the last. Row `i` of `W_l` (and its mask), `b_l[i]` and column
-    /// `i` of `W_{l+1}` go for every removed `i`.
+    /// `l` to keep, for each layer but the last. Row `i` of `W_l` (and its mask), `b_l[i]` (and its
+    /// bias-mask entry) and column `i` of `W_{l+1}` go for every removed `i`.
     ///
     /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
     public func removeNeurons(keeping kept: [[Int]]) {
@@ -181,7 +181,8 @@ extension Chain {
             }
             let bias = rows.map { layer.bias[$0] }
             if let p = layer as? PrunableDense {
-                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask), activation: p.activation))
+                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask),
+                                               biasMask: rows.map { p.biasMask[$0] }, activation: p.activation))
             } else {
                 newLayers.append(Dense(weight: select(layer.weight), bias: bias, activation: layer.activation))
             }

@@ -1,13 +1,15 @@
 /// What one step of iterative pruning measured.
 ///
 /// `sparsity` and `layerSparsity` count exact zeros in the weights (the fraction a saved file
-/// shows); for structured pruning they stay near 0 and ``sizes`` shows the smaller layers.
+/// shows), or in the weights and biases together when the pruner includes biases
+/// (``Pruner/includeBiases``); for structured pruning they stay near 0 and ``sizes`` shows the
+/// smaller layers.
 public struct PruningStepRecord: Codable, Sendable, Equatable {
     /// The step number, from 1.
     public var step: Int
     /// The schedule's target (overall weight sparsity, or the fraction of hidden neurons removed).
     public var targetSparsity: Double
-    /// The fraction of all weights that are exactly zero after the step.
+    /// The fraction of all weights (and biases, when they are pruned) that are exactly zero after the step.
     public var sparsity: Double
     /// The same per layer.
     public var layerSparsity: [Double]
@@ -70,7 +72,7 @@ public struct PruningReport: Codable, Sendable, Equatable {
         public var testAccuracy: Double
         /// Validation accuracy.
         public var valAccuracy: Double
-        /// The fraction of all weights that are exactly zero.
+        /// The fraction of all weights (and biases, when they are pruned) that are exactly zero.
         public var sparsity: Double
         /// Weights and biases that are not exactly zero.
         public var nonzeroParameters: Int
