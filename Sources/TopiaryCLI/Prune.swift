@@ -14,6 +14,7 @@ struct Prune: ParsableCommand {
           One-shot, then 3 epochs:  topiary prune --model dense.safetensors --schedule oneshot --target 0.9 --finetune-epochs 0 --final-epochs 3
           AGP inside training, pruning every 50 batches over 20 epochs:  topiary prune --model dense.safetensors --schedule agp --prune-every 50 --finetune-epochs 20 --final-epochs 6 --target 0.98
           Lottery ticket:  topiary prune --model dense.safetensors --finetune rewind:0 ...
+          Rewind to epoch 1 (after topiary train --save-epochs 1 --output dense.safetensors):  topiary prune --model dense.safetensors --finetune rewind:1 ...
           Structured:  topiary prune --model dense.safetensors --structured neurons --criterion l1 --target 0.5 --schedule oneshot --finetune-epochs 0 --final-epochs 3
         """
     )
@@ -90,7 +91,7 @@ struct Prune: ParsableCommand {
     @Option(help: "continue, rewind:K (surviving weights back to those at training epoch K; K = 0 is the lottery-ticket reset) or reinit.")
     var finetune: String = "continue"
 
-    @Option(name: .customLong("rewind-weights"), help: "A model file with the weights to rewind to (default for rewind:0: the initialisation, rebuilt from the seed recorded in --model).")
+    @Option(name: .customLong("rewind-weights"), help: "A model file with the weights to rewind to. Default: <model stem>.epoch-K.safetensors next to --model when it exists (topiary train --save-epochs K writes it), else for rewind:0 the initialisation, rebuilt from the seed recorded in --model.")
     var rewindWeights: String?
 
     @Flag(name: .customLong("lr-rewind"), help: "Restart the learning-rate schedule at every step (Renda et al. 2020).")
@@ -239,27 +240,34 @@ struct Prune: ParsableCommand {
         buildOptimizer(optimizer, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
     }
 
-    /// The weights to rewind to: --rewind-weights, or for K = 0 the initialisation rebuilt from the
-    /// seed that `topiary train` recorded in the model's metadata.
-    func rewindSnapshot(epoch k: Int, loaded: Model) throws -> WeightSnapshot {
-        if let rewindWeights {
-            let m = try Model.load(from: rewindWeights)
+    /// The weights to rewind to and where they came from: --rewind-weights; else the file
+    /// `topiary train --save-epochs K` wrote next to --model (`<model stem>.epoch-K.safetensors`);
+    /// else, for K = 0, the initialisation rebuilt from the seed that `topiary train` recorded in
+    /// the model's metadata.
+    func rewindSnapshot(epoch k: Int, loaded: Model) throws -> (snapshot: WeightSnapshot, source: String) {
+        func fromFile(_ path: String) throws -> (snapshot: WeightSnapshot, source: String) {
+            let m = try Model.load(from: path)
             guard m.network.sizes == loaded.network.sizes else {
-                throw TopiaryError(.invalidShape, "\(rewindWeights) is \(m.network.sizes.map(String.init).joined(separator: "-")), the model is \(loaded.network.sizes.map(String.init).joined(separator: "-"))")
+                throw TopiaryError(.invalidShape, "\(path) is \(m.network.sizes.map(String.init).joined(separator: "-")), the model is \(loaded.network.sizes.map(String.init).joined(separator: "-"))")
             }
-            return WeightSnapshot(m.network, epoch: k)
+            return (WeightSnapshot(m.network, epoch: k), path)
         }
+        if let rewindWeights { return try fromFile(rewindWeights) }
+        let epochFile = Model.epochPath(for: model, epoch: k)
+        if FileManager.default.fileExists(atPath: epochFile) { return try fromFile(epochFile) }
+        let bothWays = "pass --rewind-weights FILE with the weights at epoch \(k), or train with --save-epochs \(k) so that \(epochFile) exists"
         guard k == 0 else {
-            throw TopiaryError(.invalidOption, "rewind:\(k) needs --rewind-weights FILE holding the weights at epoch \(k)")
+            throw TopiaryError(.invalidOption, "rewind:\(k) needs the weights at epoch \(k): \(bothWays)")
         }
         let recipe = loaded.metadata["trained_with"] ?? ""
         let words = recipe.split(separator: " ").map(String.init)
         guard let i = words.firstIndex(of: "--seed"), i + 1 < words.count, let seed = UInt64(words[i + 1]) else {
-            throw TopiaryError(.invalidOption, "\(model) does not record its training seed; pass --rewind-weights with the initial weights")
+            throw TopiaryError(.invalidOption, "rewind:0 needs the initial weights and \(model) does not record its training seed: \(bothWays)")
         }
         let hidden = loaded.network.layers.first?.activation ?? .relu
         let output = loaded.network.layers.last?.activation ?? .identity
-        return WeightSnapshot(Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0)
+        return (WeightSnapshot(Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0),
+                "the initialisation rebuilt from seed \(seed)")
     }
 
     // MARK: Report
@@ -295,6 +303,8 @@ struct Prune: ParsableCommand {
         var output: String
         var structured: Structured?
         var layer_targets: [Double]?
+        /// Where the weights of --finetune rewind:K came from.
+        var rewind_from: String?
         /// What `sparsity` counts: "weights", or "weights and biases" with --prune-biases.
         var sparsity_counts: String
     }
@@ -379,10 +389,15 @@ struct Prune: ParsableCommand {
         }
         let totalEpochs = stepCount * (pruneEvery != nil && schedule == "agp" ? 1 : finetuneEpochs) + milestoneCount * finalEpochs
         let policy: FineTuningPolicy
+        var rewindFrom: String?
         switch try parsedPolicyKind() {
         case .continue: policy = .continue
         case .reinit: policy = .reinitialize(seed: seed)
-        case .rewind(let k): policy = .rewind(try rewindSnapshot(epoch: k, loaded: loaded))
+        case .rewind(let k):
+            let (snapshot, source) = try rewindSnapshot(epoch: k, loaded: loaded)
+            policy = .rewind(snapshot)
+            rewindFrom = source
+            say("rewind:\(k): surviving weights go back to \(source) after every step")
         }
         let lrEpochs = lrRewind ? finetuneEpochs + finalEpochs : totalEpochs
         var fineTuning = FineTuning(policy: policy, epochsPerStep: finetuneEpochs, finalEpochs: finalEpochs,
@@ -440,7 +455,7 @@ struct Prune: ParsableCommand {
                          dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val.accuracy,
                          method: pruner.fingerprint, total_epochs: totalEpochs, seconds: (clock.now - start).seconds,
                          mean_prune_seconds: pruneTimes.isEmpty ? 0 : pruneTimes.reduce(0, +) / Double(pruneTimes.count),
-                         output: output, structured: structuredReport, layer_targets: layerTargets,
+                         output: output, structured: structuredReport, layer_targets: layerTargets, rewind_from: rewindFrom,
                          sparsity_counts: pruneBiases ? "weights and biases" : "weights")
         if common.json {
             try printJSON(out)

@@ -228,6 +228,45 @@ final class PruneCLITests: CLITestCase {
         XCTAssertFalse(try tensors(dir.appendingPathComponent("plain.safetensors").path).keys.contains { $0.hasSuffix("bias_mask") })
     }
 
+    /// rewind:K without --rewind-weights uses <model stem>.epoch-K.safetensors from `train --save-epochs`:
+    /// the same result as naming the file; rewind:0 from the file equals the seed's initialisation;
+    /// with neither, the error names both ways.
+    func testRewindFindsTheEpochFileSavedByTrain() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let dense = dir.appendingPathComponent("dense.safetensors").path
+        let epoch = { (k: Int) in dir.appendingPathComponent("dense.epoch-\(k).safetensors").path }
+        let t = try run(["train", "--arch", "784-32-16-10", "--epochs", "2", "--seed", "0", "--save-epochs", "0,1",
+                         "--output", dense, "--json"] + limits)
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let base = ["prune", "--model", dense, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                    "--final-epochs", "1", "--json"] + limits
+        func pruned(_ name: String, _ extra: [String]) throws -> (json: [String: Any], tensors: [String: [UInt8]]) {
+            let path = dir.appendingPathComponent(name).path
+            let r = try run(base + extra + ["--output", path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return (try json(r.stdout), try tensors(path).mapValues(\.bytes))
+        }
+        let automatic = try pruned("auto.safetensors", ["--finetune", "rewind:1"])
+        XCTAssertEqual(automatic.json["rewind_from"] as? String, epoch(1))
+        let named = try pruned("named.safetensors", ["--finetune", "rewind:1", "--rewind-weights", epoch(1)])
+        XCTAssertEqual(automatic.tensors, named.tensors)
+        let continued = try pruned("continue.safetensors", [])
+        XCTAssertNotEqual(automatic.tensors, continued.tensors, "rewinding changes the result")
+
+        let fromFile = try pruned("zero-file.safetensors", ["--finetune", "rewind:0"])
+        XCTAssertEqual(fromFile.json["rewind_from"] as? String, epoch(0))
+        try FileManager.default.removeItem(atPath: epoch(0))
+        let fromSeed = try pruned("zero-seed.safetensors", ["--finetune", "rewind:0"])
+        XCTAssertEqual(fromSeed.json["rewind_from"] as? String, "the initialisation rebuilt from seed 0")
+        XCTAssertEqual(fromFile.tensors, fromSeed.tensors, "epoch 0 is the initialisation")
+
+        let missing = try run(base + ["--finetune", "rewind:2", "--output", dir.appendingPathComponent("x.safetensors").path])
+        XCTAssertNotEqual(missing.status, 0)
+        for part in ["--rewind-weights", "--save-epochs 2", epoch(2)] { XCTAssert(missing.stderr.contains(part), missing.stderr) }
+        XCTAssertFalse(missing.stderr.contains("Fatal error"), missing.stderr)
+    }
+
     func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
         for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
                      ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],

@@ -43,6 +43,22 @@ public struct Model {
         "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
     ]
 
+    /// The path of the weights saved at the end of training epoch `epoch` beside the model file
+    /// `path`: `<stem>.epoch-K.safetensors` in the same folder, where the stem is the file name
+    /// without its extension (epoch 0 is the initialisation). `topiary train --save-epochs` writes
+    /// these files and `topiary prune --finetune rewind:K` reads them.
+    ///
+    /// ```swift
+    /// Model.epochPath(for: "runs/dense.safetensors", epoch: 3)   // "runs/dense.epoch-3.safetensors"
+    /// ```
+    public static func epochPath(for path: String, epoch: Int) -> String {
+        let slash = path.lastIndex(of: "/")
+        let nameStart = slash.map { path.index(after: $0) } ?? path.startIndex
+        var stemEnd = path.endIndex
+        if let dot = path[nameStart...].lastIndex(of: "."), dot > nameStart { stemEnd = dot }
+        return String(path[..<stemEnd]) + ".epoch-\(epoch).safetensors"
+    }
+
     // MARK: Saving
 
     /// The model as a safetensors container.

@@ -141,13 +141,25 @@ public final class Trainer {
     /// Trains `epochs` epochs, evaluating on the validation and test splits after each.
     /// Returns one record per epoch.
     ///
+    /// `onEpoch` sees the network exactly as it is at the end of the epoch, so it is where to keep
+    /// the weights of chosen epochs (for rewinding, Frankle & Carbin 2019); the weights before the
+    /// first epoch (epoch 0) are the network before `fit` is called:
+    ///
+    /// ```swift
+    /// try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 0))
+    /// try trainer.fit(data, epochs: 15, onEpoch: { record in
+    ///     if record.epoch == 1 { try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 1)) }
+    /// })
+    /// ```
+    ///
     /// - Parameters:
     ///   - progress: called after every batch.
-    ///   - onEpoch: called after every epoch with its record.
+    ///   - onEpoch: called after every epoch with its record; an error it throws stops training
+    ///     and is rethrown.
     @discardableResult
     public func fit(_ dataset: Dataset, epochs: Int,
                     progress: ((TrainingProgress) -> Void)? = nil,
-                    onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+                    onEpoch: ((EpochRecord) throws -> Void)? = nil) throws -> [EpochRecord] {
         var history: [EpochRecord] = []
         for _ in 0..<epochs {
             let (trainLoss, seconds) = try trainEpoch(dataset.train, progress: progress)
@@ -156,7 +168,7 @@ public final class Trainer {
             let record = EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val.loss,
                                      valAccuracy: val.accuracy, testAccuracy: test.accuracy, seconds: seconds)
             history.append(record)
-            onEpoch?(record)
+            try onEpoch?(record)
         }
         return history
     }
