@@ -276,7 +276,7 @@ struct Prune: ParsableCommand {
         var step: Int
         var target_sparsity: Double
         var sparsity: Double
-        var val_accuracy: Double
+        @NullWhenNil var val_accuracy: Double?
         var test_accuracy: Double
         var model: String?
     }
@@ -295,7 +295,7 @@ struct Prune: ParsableCommand {
         var final: PruningReport.Final
         var milestones: [Milestone]
         var dense_test_accuracy: Double
-        var dense_val_accuracy: Double
+        @NullWhenNil var dense_val_accuracy: Double?
         var method: String
         var total_epochs: Int
         var seconds: Double
@@ -317,11 +317,11 @@ struct Prune: ParsableCommand {
         let dataset = try data.load(normalization: loaded.normalization)
         let network = loaded.network
         let original = network.copy()
-        let dense = (test: network.evaluate(dataset.test), val: network.evaluate(dataset.validation))
-        // An empty validation split (--validation 0) has no accuracy: "n/a", as `topiary train` prints.
-        let valText: (Double) -> String = { dataset.validation.isEmpty ? "n/a" : percent($0) }
+        // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
+        let dense = (test: network.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation))
+        let valText = percentOrNotApplicable
         let say: (String) -> Void = { line in if !common.json { print(line); fflush(stdout) } }
-        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val.accuracy))")
+        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val?.accuracy))")
 
         // Method.
         var layerTargets: [Double]?
@@ -452,7 +452,7 @@ struct Prune: ParsableCommand {
         }
         let pruneTimes = report.steps.map(\.pruneSeconds).filter { $0 > 0 }
         let out = Report(steps: report.steps, final: report.final, milestones: milestones,
-                         dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val.accuracy,
+                         dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val?.accuracy,
                          method: pruner.fingerprint, total_epochs: totalEpochs, seconds: (clock.now - start).seconds,
                          mean_prune_seconds: pruneTimes.isEmpty ? 0 : pruneTimes.reduce(0, +) / Double(pruneTimes.count),
                          output: output, structured: structuredReport, layer_targets: layerTargets, rewind_from: rewindFrom,

@@ -58,8 +58,11 @@ struct Train: ParsableCommand {
         var nonzero_parameters: Int
         var test_accuracy: Double
         var test_loss: Double
-        var val_accuracy: Double
-        /// Validation images; 0 with `--validation 0`, when the accuracies on it are 0 and meaningless.
+        /// `null` with `--validation 0`.
+        @NullWhenNil var val_accuracy: Double?
+        /// `null` with `--validation 0`.
+        @NullWhenNil var val_loss: Double?
+        /// Validation images; 0 with `--validation 0`, when the validation figures are `null`.
         var validation_count: Int
         var train_count: Int
         var epochs: [EpochRecord]
@@ -97,9 +100,8 @@ struct Train: ParsableCommand {
         }, onEpoch: { r in
             bar.finish()
             if !common.json {
-                let val = dataset.validation.isEmpty ? "n/a" : percent(r.valAccuracy)
                 print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
-                             r.epoch, epochs, r.trainLoss, val, percent(r.testAccuracy), r.seconds))
+                             r.epoch, epochs, r.trainLoss, percentOrNotApplicable(r.valAccuracy), percent(r.testAccuracy), r.seconds))
                 fflush(stdout)
             }
             try saveEpoch(r.epoch)
@@ -107,10 +109,10 @@ struct Train: ParsableCommand {
         let model = Model(network: network, normalization: dataset.normalization, metadata: metadata)
         try model.save(to: output)
         let test = network.evaluate(dataset.test)
-        let val = network.evaluate(dataset.validation)
+        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation)
         let report = Report(architecture: arch, parameters: network.parameterCount,
                             nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
-                            test_loss: test.loss, val_accuracy: val.accuracy,
+                            test_loss: test.loss, val_accuracy: val?.accuracy, val_loss: val?.loss,
                             validation_count: dataset.validation.count, train_count: dataset.train.count, epochs: history,
                             seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
                             threads: common.threads, output: output, epoch_files: epochFiles)

@@ -70,6 +70,34 @@ final class CLITests: CLITestCase {
         }
     }
 
+    /// --validation 0: the validation fields are JSON null (not 0) and the text says n/a.
+    func testTrainWithoutValidationReportsNull() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let limits = ["--train-limit", "2000", "--validation", "0", "--test-limit", "500", "--threads", "1"]
+        let model = dir.appendingPathComponent("m.safetensors").path
+        let r = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssert(j["val_accuracy"] is NSNull, r.stdout)
+        XCTAssert(j["val_loss"] is NSNull, r.stdout)
+        XCTAssertEqual(j["validation_count"] as? Int, 0)
+        let epoch = try XCTUnwrap((j["epochs"] as? [[String: Any]])?.first)
+        XCTAssert(epoch["val_accuracy"] is NSNull && epoch["val_loss"] is NSNull, "\(epoch)")
+        XCTAssertNotNil(epoch["test_accuracy"] as? Double)
+
+        let text = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model] + limits)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssert(text.stdout.contains("val acc n/a"), text.stdout)
+
+        let split = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model, "--json", "--validation", "500",
+                             "--train-limit", "2000", "--test-limit", "500", "--threads", "1"])
+        let s = try json(split.stdout)
+        let accuracy = try XCTUnwrap(s["val_accuracy"] as? Double)
+        XCTAssertEqual(((s["epochs"] as? [[String: Any]])?.last?["val_accuracy"] as? Double), accuracy)
+        XCTAssertNotNil(s["val_loss"] as? Double)
+    }
+
     func testMissingModelFileIsAClearErrorNotACrash() throws {
         let r = try run(["eval", "--model", "/nonexistent/model.safetensors"])
         XCTAssertNotEqual(r.status, 0)

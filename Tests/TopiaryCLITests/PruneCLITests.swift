@@ -267,6 +267,29 @@ final class PruneCLITests: CLITestCase {
         XCTAssertFalse(missing.stderr.contains("Fatal error"), missing.stderr)
     }
 
+    /// --validation 0 --json: every validation figure is null, not 0.
+    func testEmptyValidationGivesNullInJSON() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let r = try run(["prune", "--model", model, "--schedule", "geometric", "--step-fraction", "0.5", "--milestones", "0.5",
+                         "--finetune-epochs", "0", "--final-epochs", "0", "--output", dir.appendingPathComponent("p.safetensors").path,
+                         "--json", "--train-limit", "2000", "--validation", "0", "--test-limit", "1000", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssert(j["dense_val_accuracy"] is NSNull, r.stdout)
+        let steps = try XCTUnwrap(j["steps"] as? [[String: Any]])
+        XCTAssertEqual(steps.count, 1)
+        for step in steps {
+            XCTAssert(step["val_accuracy"] is NSNull && step["val_loss"] is NSNull, "\(step)")
+            XCTAssertNotNil(step["test_accuracy"] as? Double)
+        }
+        XCTAssert((j["final"] as? [String: Any])?["val_accuracy"] is NSNull, r.stdout)
+        let milestones = try XCTUnwrap(j["milestones"] as? [[String: Any]])
+        XCTAssertEqual(milestones.count, 1)
+        XCTAssert(milestones[0]["val_accuracy"] is NSNull, "\(milestones)")
+    }
+
     func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
         for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
                      ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],

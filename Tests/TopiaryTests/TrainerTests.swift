@@ -82,6 +82,26 @@ final class TrainerTests: XCTestCase {
                              Chain(sizes: [12, 16, 4], seed: 7), "epoch 0 is the initialisation")
     }
 
+    func testWithoutAValidationSplitTheValidationFiguresAreNullNotZero() throws {
+        let split = argmaxDataset(train: 200, validation: 50, test: 50, seed: 8)
+        let empty = Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
+                            normalization: .identity, classCount: 4)
+        let records = try Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0)
+            .fit(empty, epochs: 1)
+        XCTAssertNil(records[0].valAccuracy)
+        XCTAssertNil(records[0].valLoss)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(records[0])) as? [String: Any])
+        XCTAssert(json["val_accuracy"] is NSNull, "\(json)")
+        XCTAssert(json["val_loss"] is NSNull, "\(json)")
+        XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: JSONEncoder().encode(records[0])), records[0])
+
+        let net = Chain(sizes: [12, 8, 4], seed: 0)
+        let withSplit = try Trainer(network: net, optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0).fit(split, epochs: 1)
+        XCTAssertEqual(withSplit[0].valAccuracy, net.evaluate(split.validation).accuracy)
+        XCTAssertEqual(withSplit[0].valLoss, net.evaluate(split.validation).loss)
+        XCTAssertEqual(withSplit[0].testAccuracy, records[0].testAccuracy, "the same training, only the validation differs")
+    }
+
     func testAnErrorThrownByOnEpochStopsTraining() {
         struct Stop: Error {}
         let trainer = Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)

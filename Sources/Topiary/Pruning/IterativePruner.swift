@@ -189,13 +189,13 @@ public final class IterativePruner {
                     pruneSeconds += try pruner.prune(network, to: s).seconds
                 } : nil)
             }
-            let val = network.evaluate(dataset.validation, loss: loss)
+            let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target
             let record = PruningStepRecord(
                 step: index + 1, targetSparsity: target, sparsity: reportedSparsity,
                 layerSparsity: reportedLayerSparsity, sizes: network.sizes,
-                valAccuracy: val.accuracy, valLoss: val.loss, testAccuracy: test.accuracy, testLoss: test.loss,
+                valAccuracy: val?.accuracy, valLoss: val?.loss, testAccuracy: test.accuracy, testLoss: test.loss,
                 epochs: phase.epochs, milestone: phase.milestone, pruneSeconds: pruneSeconds,
                 seconds: (clock.now - start).seconds)
             state.records.append(record)
@@ -203,10 +203,10 @@ public final class IterativePruner {
             try checkpoint?.save(network: network, normalization: dataset.normalization, state: &state)
             try onStep?(record, network)
         }
-        let val = network.evaluate(dataset.validation, loss: loss)
+        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
         let test = network.evaluate(dataset.test, loss: loss)
         return PruningReport(steps: state.records, final: .init(
-            testAccuracy: test.accuracy, valAccuracy: val.accuracy, sparsity: reportedSparsity,
+            testAccuracy: test.accuracy, valAccuracy: val?.accuracy, sparsity: reportedSparsity,
             nonzeroParameters: network.nonzeroParameterCount, parameters: network.parameterCount, sizes: network.sizes))
     }
 
