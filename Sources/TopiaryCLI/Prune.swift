@@ -16,6 +16,7 @@ struct Prune: ParsableCommand {
           Lottery ticket:  topiary prune --model dense.safetensors --finetune rewind:0 ...
           Rewind to epoch 1 (after topiary train --save-epochs 1 --output dense.safetensors):  topiary prune --model dense.safetensors --finetune rewind:1 ...
           Structured:  topiary prune --model dense.safetensors --structured neurons --criterion l1 --target 0.5 --schedule oneshot --finetune-epochs 0 --final-epochs 3
+          Structured, half of all hidden neurons wherever they are:  topiary prune --model dense.safetensors --structured neurons --scope global --criterion l2 --target 0.5 ...
         """
     )
 
@@ -32,8 +33,11 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("taylor-batches"), help: "Batches of training data the Taylor saliency averages over.")
     var taylorBatches: Int = 10
 
-    @Option(help: "Scope: global (one threshold), layerwise (same fraction per layer) or sensitivity (per-layer targets from a sensitivity analysis on the validation split).")
-    var scope: String = "global"
+    @Option(help: "Scope: global (one threshold), layerwise (same fraction per layer) or sensitivity (per-layer targets from a sensitivity analysis on the validation split). Default: global. With --structured neurons: layerwise (the default: the same fraction of each hidden layer) or global (all hidden neurons ranked together by scores comparable across layers: mean |w| for l1, L2 norm / √fan-in for l2, mean |activation|; every layer keeps at least one neuron).")
+    var scope: String?
+
+    /// The scope of weight pruning (global by default).
+    var weightScope: String { scope ?? "global" }
 
     @Option(help: "Prunable layers (from 0) never pruned, comma-separated.")
     var protect: String?
@@ -138,8 +142,13 @@ struct Prune: ParsableCommand {
         guard ["magnitude", "random", "taylor"].contains(saliency) else {
             throw ValidationError("Unknown saliency '\(saliency)': use magnitude, random or taylor.")
         }
-        guard ["global", "layerwise", "sensitivity"].contains(scope) else {
-            throw ValidationError("Unknown scope '\(scope)': use global, layerwise or sensitivity.")
+        if let scope {
+            guard ["global", "layerwise", "sensitivity"].contains(scope) else {
+                throw ValidationError("Unknown scope '\(scope)': use global, layerwise or sensitivity.")
+            }
+            if structured != nil, scope == "sensitivity" {
+                throw ValidationError("--structured neurons takes --scope layerwise (the default) or global.")
+            }
         }
         if let structured, structured != "neurons" { throw ValidationError("--structured accepts only 'neurons'.") }
         guard ["l1", "l2", "activation"].contains(criterion) else { throw ValidationError("Unknown criterion '\(criterion)': use l1, l2 or activation.") }
@@ -330,12 +339,12 @@ struct Prune: ParsableCommand {
         if structured != nil {
             let c: NeuronCriterion = criterion == "l1" ? .l1 : criterion == "l2" ? .l2
                 : .activation(dataset.train.prefix(activationSamples), sampleCount: activationSamples)
-            method = .neurons(NeuronPruner(criterion: c))
+            method = .neurons(NeuronPruner(criterion: c, scope: scope == "global" ? .global : .layerwise))
         } else {
             let sal: Saliency = saliency == "magnitude" ? .magnitude : saliency == "random" ? .random(seed: seed)
                 : .taylor(data: dataset.train, batchCount: taylorBatches, batchSize: batchSize, seed: seed)
             var sc: PruningScope
-            switch scope {
+            switch weightScope {
             case "layerwise": sc = .layerwise
             case "sensitivity":
                 let sparsities = try sensitivitySparsities.map { try parseFractions($0, option: "--sensitivity-sparsities") }
@@ -359,7 +368,7 @@ struct Prune: ParsableCommand {
             }
             sc.protectedLayers = try parsedProtect()
             sc.sparsityCaps = try parsedCaps()
-            if budget != nil, scope == "sensitivity" {
+            if budget != nil, weightScope == "sensitivity" {
                 let sizes = network.layers.map { $0.weight.count + (pruneBiases ? $0.bias.count : 0) }
                 guard let implied = sc.impliedSparsity(layerSizes: sizes) else {
                     throw TopiaryError(.invalidOption, "--budget: the sensitivity analysis gave \(layerTargets?.count ?? 0) per-layer targets for \(sizes.count) prunable layers")

@@ -126,6 +126,28 @@ final class PruneCLITests: CLITestCase {
         XCTAssertEqual(try json(e.stdout)["architecture"] as? String, "784-16-8-10")
     }
 
+    /// --scope global with --structured ranks the 48 hidden neurons together: exactly round(0.5 · 48)
+    /// = 24 remain, however they fall between the two hidden layers.
+    func testStructuredGlobalScopeRemovesHalfOfAllHiddenNeurons() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("global.safetensors").path
+        let r = try run(["prune", "--model", model, "--structured", "neurons", "--scope", "global", "--criterion", "l2",
+                         "--target", "0.5", "--schedule", "oneshot", "--finetune-epochs", "0", "--final-epochs", "0",
+                         "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let sizes = try XCTUnwrap((j["structured"] as? [String: Any])?["sizes_after"] as? [Int])
+        XCTAssertEqual(sizes.count, 4)
+        XCTAssertEqual([sizes[0], sizes[3]], [784, 10])
+        XCTAssertEqual(sizes[1] + sizes[2], 24)
+        XCTAssert(sizes[1] >= 1 && sizes[2] >= 1, "\(sizes)")
+        XCTAssert((j["method"] as? String)?.contains("; global") ?? false, "\(j["method"] ?? "")")
+        let e = try run(["eval", "--model", output, "--json"] + limits)
+        XCTAssertEqual(try json(e.stdout)["architecture"] as? String, sizes.map(String.init).joined(separator: "-"))
+    }
+
     func testSensitivityReportsCurvesAndBudgetTargets() throws {
         try requireDataset()
         let dir = try temporaryDirectory()
@@ -299,6 +321,7 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--step-fraction", "1e-9"],
                      ["prune", "--model", "x", "--scope", "sensitivity", "--budget", "0.01", "--target", "0.5"],
                      ["prune", "--model", "x", "--structured", "neurons", "--prune-biases"],
+                     ["prune", "--model", "x", "--structured", "neurons", "--scope", "sensitivity"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

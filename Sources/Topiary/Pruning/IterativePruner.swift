@@ -111,7 +111,7 @@ public final class IterativePruner {
         let m: String
         switch method {
         case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name)\(p.includeBiases ? "; biases" : ""))"
-        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform"))"
+        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.scope == .global ? "; global" : ""))"
         }
         let p: String
         switch plan {
