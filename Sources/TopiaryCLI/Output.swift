@@ -11,6 +11,24 @@ func printJSON<T: Encodable>(_ value: T) throws {
     FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
+/// An optional report field that encodes `nil` as JSON `null` (synthesized `Encodable` would
+/// leave the key out): `--json` keeps every key, and a figure that does not exist, such as the
+/// validation accuracy with `--validation 0`, is `null` rather than a misleading 0.
+@propertyWrapper
+struct NullWhenNil<Value: Encodable>: Encodable {
+    var wrappedValue: Value?
+
+    init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
+    }
+}
+
+/// A validation figure for the text output: a percentage, or "n/a" without a validation split.
+func percentOrNotApplicable(_ fraction: Double?) -> String { fraction.map(percent) ?? "n/a" }
+
 /// Writes a line to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))

@@ -14,7 +14,9 @@ struct Prune: ParsableCommand {
           One-shot, then 3 epochs:  topiary prune --model dense.safetensors --schedule oneshot --target 0.9 --finetune-epochs 0 --final-epochs 3
           AGP inside training, pruning every 50 batches over 20 epochs:  topiary prune --model dense.safetensors --schedule agp --prune-every 50 --finetune-epochs 20 --final-epochs 6 --target 0.98
           Lottery ticket:  topiary prune --model dense.safetensors --finetune rewind:0 ...
+          Rewind to epoch 1 (after topiary train --save-epochs 1 --output dense.safetensors):  topiary prune --model dense.safetensors --finetune rewind:1 ...
           Structured:  topiary prune --model dense.safetensors --structured neurons --criterion l1 --target 0.5 --schedule oneshot --finetune-epochs 0 --final-epochs 3
+          Structured, half of all hidden neurons wherever they are:  topiary prune --model dense.safetensors --structured neurons --scope global --criterion l2 --target 0.5 ...
         """
     )
 
@@ -31,8 +33,11 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("taylor-batches"), help: "Batches of training data the Taylor saliency averages over.")
     var taylorBatches: Int = 10
 
-    @Option(help: "Scope: global (one threshold), layerwise (same fraction per layer) or sensitivity (per-layer targets from a sensitivity analysis on the validation split).")
-    var scope: String = "global"
+    @Option(help: "Scope: global (one threshold), layerwise (same fraction per layer) or sensitivity (per-layer targets from a sensitivity analysis on the validation split). Default: global. With --structured neurons: layerwise (the default: the same fraction of each hidden layer) or global (all hidden neurons ranked together by scores comparable across layers: mean |w| for l1, L2 norm / √fan-in for l2, mean |activation|; every layer keeps at least one neuron).")
+    var scope: String?
+
+    /// The scope of weight pruning (global by default).
+    var weightScope: String { scope ?? "global" }
 
     @Option(help: "Prunable layers (from 0) never pruned, comma-separated.")
     var protect: String?
@@ -45,6 +50,9 @@ struct Prune: ParsableCommand {
 
     @Option(name: .customLong("sensitivity-sparsities"), help: "Sparsities the sensitivity analysis tries, comma-separated (default 0.1…0.9, 0.95, 0.98, 0.99).")
     var sensitivitySparsities: String?
+
+    @Flag(name: .customLong("prune-biases"), help: "Biases take part in the ranking and selection like weights (|b| for magnitude, |b·∂L/∂b| for taylor); the target and the reported sparsity then count weights and biases together. Biases are not pruned by default.")
+    var pruneBiases = false
 
     @Option(help: "Structured pruning: 'neurons' removes whole hidden neurons (targets are fractions of hidden neurons).")
     var structured: String?
@@ -87,7 +95,7 @@ struct Prune: ParsableCommand {
     @Option(help: "continue, rewind:K (surviving weights back to those at training epoch K; K = 0 is the lottery-ticket reset) or reinit.")
     var finetune: String = "continue"
 
-    @Option(name: .customLong("rewind-weights"), help: "A model file with the weights to rewind to (default for rewind:0: the initialisation, rebuilt from the seed recorded in --model).")
+    @Option(name: .customLong("rewind-weights"), help: "A model file with the weights to rewind to. Default: <model stem>.epoch-K.safetensors next to --model when it exists (topiary train --save-epochs K writes it), else for rewind:0 the initialisation, rebuilt from the seed recorded in --model.")
     var rewindWeights: String?
 
     @Flag(name: .customLong("lr-rewind"), help: "Restart the learning-rate schedule at every step (Renda et al. 2020).")
@@ -134,8 +142,13 @@ struct Prune: ParsableCommand {
         guard ["magnitude", "random", "taylor"].contains(saliency) else {
             throw ValidationError("Unknown saliency '\(saliency)': use magnitude, random or taylor.")
         }
-        guard ["global", "layerwise", "sensitivity"].contains(scope) else {
-            throw ValidationError("Unknown scope '\(scope)': use global, layerwise or sensitivity.")
+        if let scope {
+            guard ["global", "layerwise", "sensitivity"].contains(scope) else {
+                throw ValidationError("Unknown scope '\(scope)': use global, layerwise or sensitivity.")
+            }
+            if structured != nil, scope == "sensitivity" {
+                throw ValidationError("--structured neurons takes --scope layerwise (the default) or global.")
+            }
         }
         if let structured, structured != "neurons" { throw ValidationError("--structured accepts only 'neurons'.") }
         guard ["l1", "l2", "activation"].contains(criterion) else { throw ValidationError("Unknown criterion '\(criterion)': use l1, l2 or activation.") }
@@ -162,6 +175,7 @@ struct Prune: ParsableCommand {
         _ = try parsedLRSchedule(epochs: 1)
         if let s = sensitivitySparsities { _ = try parseFractions(s, option: "--sensitivity-sparsities") }
         if structured != nil, pruneEvery != nil { throw ValidationError("--prune-every prunes single weights; it cannot be combined with --structured.") }
+        if structured != nil, pruneBiases { throw ValidationError("--prune-biases prunes single biases; it cannot be combined with --structured (removing a neuron removes its bias).") }
     }
 
     // MARK: Parsing
@@ -235,27 +249,34 @@ struct Prune: ParsableCommand {
         buildOptimizer(optimizer, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
     }
 
-    /// The weights to rewind to: --rewind-weights, or for K = 0 the initialisation rebuilt from the
-    /// seed that `topiary train` recorded in the model's metadata.
-    func rewindSnapshot(epoch k: Int, loaded: Model) throws -> WeightSnapshot {
-        if let rewindWeights {
-            let m = try Model.load(from: rewindWeights)
+    /// The weights to rewind to and where they came from: --rewind-weights; else the file
+    /// `topiary train --save-epochs K` wrote next to --model (`<model stem>.epoch-K.safetensors`);
+    /// else, for K = 0, the initialisation rebuilt from the seed that `topiary train` recorded in
+    /// the model's metadata.
+    func rewindSnapshot(epoch k: Int, loaded: Model) throws -> (snapshot: WeightSnapshot, source: String) {
+        func fromFile(_ path: String) throws -> (snapshot: WeightSnapshot, source: String) {
+            let m = try Model.load(from: path)
             guard m.network.sizes == loaded.network.sizes else {
-                throw TopiaryError(.invalidShape, "\(rewindWeights) is \(m.network.sizes.map(String.init).joined(separator: "-")), the model is \(loaded.network.sizes.map(String.init).joined(separator: "-"))")
+                throw TopiaryError(.invalidShape, "\(path) is \(m.network.sizes.map(String.init).joined(separator: "-")), the model is \(loaded.network.sizes.map(String.init).joined(separator: "-"))")
             }
-            return WeightSnapshot(m.network, epoch: k)
+            return (WeightSnapshot(m.network, epoch: k), path)
         }
+        if let rewindWeights { return try fromFile(rewindWeights) }
+        let epochFile = Model.epochPath(for: model, epoch: k)
+        if FileManager.default.fileExists(atPath: epochFile) { return try fromFile(epochFile) }
+        let bothWays = "pass --rewind-weights FILE with the weights at epoch \(k), or train with --save-epochs \(k) so that \(epochFile) exists"
         guard k == 0 else {
-            throw TopiaryError(.invalidOption, "rewind:\(k) needs --rewind-weights FILE holding the weights at epoch \(k)")
+            throw TopiaryError(.invalidOption, "rewind:\(k) needs the weights at epoch \(k): \(bothWays)")
         }
         let recipe = loaded.metadata["trained_with"] ?? ""
         let words = recipe.split(separator: " ").map(String.init)
         guard let i = words.firstIndex(of: "--seed"), i + 1 < words.count, let seed = UInt64(words[i + 1]) else {
-            throw TopiaryError(.invalidOption, "\(model) does not record its training seed; pass --rewind-weights with the initial weights")
+            throw TopiaryError(.invalidOption, "rewind:0 needs the initial weights and \(model) does not record its training seed: \(bothWays)")
         }
         let hidden = loaded.network.layers.first?.activation ?? .relu
         let output = loaded.network.layers.last?.activation ?? .identity
-        return WeightSnapshot(Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0)
+        return (WeightSnapshot(Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0),
+                "the initialisation rebuilt from seed \(seed)")
     }
 
     // MARK: Report
@@ -264,7 +285,7 @@ struct Prune: ParsableCommand {
         var step: Int
         var target_sparsity: Double
         var sparsity: Double
-        var val_accuracy: Double
+        @NullWhenNil var val_accuracy: Double?
         var test_accuracy: Double
         var model: String?
     }
@@ -283,7 +304,7 @@ struct Prune: ParsableCommand {
         var final: PruningReport.Final
         var milestones: [Milestone]
         var dense_test_accuracy: Double
-        var dense_val_accuracy: Double
+        @NullWhenNil var dense_val_accuracy: Double?
         var method: String
         var total_epochs: Int
         var seconds: Double
@@ -291,6 +312,10 @@ struct Prune: ParsableCommand {
         var output: String
         var structured: Structured?
         var layer_targets: [Double]?
+        /// Where the weights of --finetune rewind:K came from.
+        var rewind_from: String?
+        /// What `sparsity` counts: "weights", or "weights and biases" with --prune-biases.
+        var sparsity_counts: String
     }
 
     func run() throws {
@@ -301,11 +326,11 @@ struct Prune: ParsableCommand {
         let dataset = try data.load(normalization: loaded.normalization)
         let network = loaded.network
         let original = network.copy()
-        let dense = (test: network.evaluate(dataset.test), val: network.evaluate(dataset.validation))
-        // An empty validation split (--validation 0) has no accuracy: "n/a", as `topiary train` prints.
-        let valText: (Double) -> String = { dataset.validation.isEmpty ? "n/a" : percent($0) }
+        // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
+        let dense = (test: network.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation))
+        let valText = percentOrNotApplicable
         let say: (String) -> Void = { line in if !common.json { print(line); fflush(stdout) } }
-        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val.accuracy))")
+        say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val?.accuracy))")
 
         // Method.
         var layerTargets: [Double]?
@@ -314,12 +339,12 @@ struct Prune: ParsableCommand {
         if structured != nil {
             let c: NeuronCriterion = criterion == "l1" ? .l1 : criterion == "l2" ? .l2
                 : .activation(dataset.train.prefix(activationSamples), sampleCount: activationSamples)
-            method = .neurons(NeuronPruner(criterion: c))
+            method = .neurons(NeuronPruner(criterion: c, scope: scope == "global" ? .global : .layerwise))
         } else {
             let sal: Saliency = saliency == "magnitude" ? .magnitude : saliency == "random" ? .random(seed: seed)
                 : .taylor(data: dataset.train, batchCount: taylorBatches, batchSize: batchSize, seed: seed)
             var sc: PruningScope
-            switch scope {
+            switch weightScope {
             case "layerwise": sc = .layerwise
             case "sensitivity":
                 let sparsities = try sensitivitySparsities.map { try parseFractions($0, option: "--sensitivity-sparsities") }
@@ -343,15 +368,15 @@ struct Prune: ParsableCommand {
             }
             sc.protectedLayers = try parsedProtect()
             sc.sparsityCaps = try parsedCaps()
-            if budget != nil, scope == "sensitivity" {
-                let sizes = network.layers.map(\.weight.count)
+            if budget != nil, weightScope == "sensitivity" {
+                let sizes = network.layers.map { $0.weight.count + (pruneBiases ? $0.bias.count : 0) }
                 guard let implied = sc.impliedSparsity(layerSizes: sizes) else {
                     throw TopiaryError(.invalidOption, "--budget: the sensitivity analysis gave \(layerTargets?.count ?? 0) per-layer targets for \(sizes.count) prunable layers")
                 }
                 impliedTarget = implied
                 say("sensitivity: final target \(percent(implied)), the sparsity the per-layer targets imply")
             }
-            method = .weights(Pruner(saliency: sal, scope: sc))
+            method = .weights(Pruner(saliency: sal, scope: sc, includeBiases: pruneBiases))
         }
 
         // Plan and epochs.
@@ -373,10 +398,15 @@ struct Prune: ParsableCommand {
         }
         let totalEpochs = stepCount * (pruneEvery != nil && schedule == "agp" ? 1 : finetuneEpochs) + milestoneCount * finalEpochs
         let policy: FineTuningPolicy
+        var rewindFrom: String?
         switch try parsedPolicyKind() {
         case .continue: policy = .continue
         case .reinit: policy = .reinitialize(seed: seed)
-        case .rewind(let k): policy = .rewind(try rewindSnapshot(epoch: k, loaded: loaded))
+        case .rewind(let k):
+            let (snapshot, source) = try rewindSnapshot(epoch: k, loaded: loaded)
+            policy = .rewind(snapshot)
+            rewindFrom = source
+            say("rewind:\(k): surviving weights go back to \(source) after every step")
         }
         let lrEpochs = lrRewind ? finetuneEpochs + finalEpochs : totalEpochs
         var fineTuning = FineTuning(policy: policy, epochsPerStep: finetuneEpochs, finalEpochs: finalEpochs,
@@ -431,17 +461,18 @@ struct Prune: ParsableCommand {
         }
         let pruneTimes = report.steps.map(\.pruneSeconds).filter { $0 > 0 }
         let out = Report(steps: report.steps, final: report.final, milestones: milestones,
-                         dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val.accuracy,
+                         dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val?.accuracy,
                          method: pruner.fingerprint, total_epochs: totalEpochs, seconds: (clock.now - start).seconds,
                          mean_prune_seconds: pruneTimes.isEmpty ? 0 : pruneTimes.reduce(0, +) / Double(pruneTimes.count),
-                         output: output, structured: structuredReport, layer_targets: layerTargets)
+                         output: output, structured: structuredReport, layer_targets: layerTargets, rewind_from: rewindFrom,
+                         sparsity_counts: pruneBiases ? "weights and biases" : "weights")
         if common.json {
             try printJSON(out)
         } else {
             if milestones.count > 1 {
                 print("milestones: " + milestones.map { "\(percent($0.sparsity)) → test \(percent($0.test_accuracy))" }.joined(separator: ", "))
             }
-            print("final: test accuracy \(percent(report.final.testAccuracy)), sparsity \(percent(report.final.sparsity)), \(report.final.nonzeroParameters)/\(report.final.parameters) non-zero parameters, \(totalEpochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
+            print("final: test accuracy \(percent(report.final.testAccuracy)), sparsity\(pruneBiases ? " (weights and biases)" : "") \(percent(report.final.sparsity)), \(report.final.nonzeroParameters)/\(report.final.parameters) non-zero parameters, \(totalEpochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
         }
     }
 }

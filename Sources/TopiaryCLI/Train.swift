@@ -30,6 +30,9 @@ struct Train: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to save the model (safetensors).")
     var output: String = "model.safetensors"
 
+    @Option(name: .customLong("save-epochs"), help: "Also save the weights at the end of these epochs, comma-separated (0 = the initialisation, before any training), as <output stem>.epoch-K.safetensors next to --output; 'topiary prune --finetune rewind:K' finds them there.")
+    var saveEpochs: String?
+
     func validate() throws {
         let sizes = try parseArchitecture(arch)
         guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
@@ -39,6 +42,14 @@ struct Train: ParsableCommand {
             throw ValidationError("Unknown activation '\(activation)': use relu, tanh, sigmoid or identity.")
         }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000.") }
+        _ = try parsedSaveEpochs()
+    }
+
+    /// The epochs of --save-epochs, each in 0...--epochs.
+    func parsedSaveEpochs() throws -> Set<Int> {
+        guard let saveEpochs else { return [] }
+        let list = try parseList(saveEpochs, option: "--save-epochs") { Int($0).flatMap { (0...epochs).contains($0) ? $0 : nil } }
+        return Set(list)
     }
 
     struct Report: Encodable {
@@ -47,14 +58,19 @@ struct Train: ParsableCommand {
         var nonzero_parameters: Int
         var test_accuracy: Double
         var test_loss: Double
-        var val_accuracy: Double
-        /// Validation images; 0 with `--validation 0`, when the accuracies on it are 0 and meaningless.
+        /// `null` with `--validation 0`.
+        @NullWhenNil var val_accuracy: Double?
+        /// `null` with `--validation 0`.
+        @NullWhenNil var val_loss: Double?
+        /// Validation images; 0 with `--validation 0`, when the validation figures are `null`.
         var validation_count: Int
         var train_count: Int
         var epochs: [EpochRecord]
         var seconds_per_epoch: Double
         var threads: Int
         var output: String
+        /// The files of --save-epochs, by increasing epoch.
+        var epoch_files: [String]
     }
 
     func run() throws {
@@ -64,6 +80,19 @@ struct Train: ParsableCommand {
         let network = Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
         let trainer = Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
                               seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
+        let metadata = ["trained_with": "topiary train --arch \(arch) --epochs \(epochs) --lr \(training.lr) --optimizer \(training.optimizer) --seed \(training.seed)"]
+        let saveEpochs = try parsedSaveEpochs()
+        var epochFiles: [String] = []
+        /// Saves the weights as they are now, at the end of `epoch`, if --save-epochs asks for it.
+        func saveEpoch(_ epoch: Int) throws {
+            guard saveEpochs.contains(epoch) else { return }
+            let path = Model.epochPath(for: output, epoch: epoch)
+            try Model(network: network, normalization: dataset.normalization,
+                      metadata: metadata.merging(["epoch": "\(epoch)"]) { $1 }).save(to: path)
+            epochFiles.append(path)
+            if !common.json { print("saved the weights of epoch \(epoch) to \(path)") }
+        }
+        try saveEpoch(0)
         let bar = ProgressBar(enabled: !common.json)
         let history = try trainer.fit(dataset, epochs: epochs, progress: { p in
             bar.update("epoch \(p.epoch)/\(epochs)", done: p.batchesDone, total: p.batchCount, elapsed: p.elapsed,
@@ -71,23 +100,22 @@ struct Train: ParsableCommand {
         }, onEpoch: { r in
             bar.finish()
             if !common.json {
-                let val = dataset.validation.isEmpty ? "n/a" : percent(r.valAccuracy)
                 print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
-                             r.epoch, epochs, r.trainLoss, val, percent(r.testAccuracy), r.seconds))
+                             r.epoch, epochs, r.trainLoss, percentOrNotApplicable(r.valAccuracy), percent(r.testAccuracy), r.seconds))
                 fflush(stdout)
             }
+            try saveEpoch(r.epoch)
         })
-        let model = Model(network: network, normalization: dataset.normalization,
-                          metadata: ["trained_with": "topiary train --arch \(arch) --epochs \(epochs) --lr \(training.lr) --optimizer \(training.optimizer) --seed \(training.seed)"])
+        let model = Model(network: network, normalization: dataset.normalization, metadata: metadata)
         try model.save(to: output)
         let test = network.evaluate(dataset.test)
-        let val = network.evaluate(dataset.validation)
+        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation)
         let report = Report(architecture: arch, parameters: network.parameterCount,
                             nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
-                            test_loss: test.loss, val_accuracy: val.accuracy,
+                            test_loss: test.loss, val_accuracy: val?.accuracy, val_loss: val?.loss,
                             validation_count: dataset.validation.count, train_count: dataset.train.count, epochs: history,
                             seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
-                            threads: common.threads, output: output)
+                            threads: common.threads, output: output, epoch_files: epochFiles)
         if common.json {
             try printJSON(report)
         } else {

@@ -45,4 +45,26 @@ class CLITestCase: XCTestCase {
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
         return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(text)")
     }
+
+    /// The tensors of a safetensors file: name → (dtype, raw little-endian bytes), read from the bytes.
+    func tensors(_ path: String) throws -> [String: (dtype: String, bytes: [UInt8])] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerSize = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
+        var out: [String: (dtype: String, bytes: [UInt8])] = [:]
+        for (name, value) in header where name != "__metadata__" {
+            let entry = try XCTUnwrap(value as? [String: Any])
+            let offsets = try XCTUnwrap(entry["data_offsets"] as? [Int])
+            out[name] = (try XCTUnwrap(entry["dtype"] as? String), Array(bytes[(8 + headerSize + offsets[0])..<(8 + headerSize + offsets[1])]))
+        }
+        return out
+    }
+
+    /// The F32 values of one tensor's raw bytes.
+    func floats(_ bytes: [UInt8]) -> [Float] {
+        stride(from: 0, to: bytes.count, by: 4).map { i in
+            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+        }
+    }
 }
+

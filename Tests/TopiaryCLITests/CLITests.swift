@@ -37,6 +37,67 @@ final class CLITests: CLITestCase {
         XCTAssertEqual(e["nonzero_parameters"] as? Int, t["nonzero_parameters"] as? Int)
     }
 
+    /// --save-epochs 0,1 writes <stem>.epoch-0 and .epoch-1 next to --output; the epoch-1 file holds,
+    /// bit for bit, the weights of a one-epoch run with the same seed.
+    func testSaveEpochsWritesTheWeightsAtTheEndOfEachChosenEpoch() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let limits = ["--train-limit", "2000", "--validation", "500", "--test-limit", "500", "--threads", "1"]
+        let model = dir.appendingPathComponent("dense.safetensors").path
+        let two = try run(["train", "--arch", "784-16-10", "--epochs", "2", "--seed", "3", "--save-epochs", "1,0",
+                           "--output", model, "--json"] + limits)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let epochFiles = ["dense.epoch-0.safetensors", "dense.epoch-1.safetensors"].map { dir.appendingPathComponent($0).path }
+        XCTAssertEqual(try json(two.stdout)["epoch_files"] as? [String], epochFiles)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(),
+                       ["dense.epoch-0.safetensors", "dense.epoch-1.safetensors", "dense.safetensors"])
+
+        let one = dir.appendingPathComponent("one.safetensors").path
+        let r = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--seed", "3", "--output", one, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let saved = try tensors(epochFiles[1]), reference = try tensors(one), final = try tensors(model)
+        XCTAssertEqual(Set(saved.keys), ["layers.0.weight", "layers.0.bias", "layers.0.mask", "layers.1.weight", "layers.1.bias", "layers.1.mask"])
+        for (name, tensor) in reference {
+            XCTAssertEqual(saved[name]?.bytes, tensor.bytes, "\(name) at the end of epoch 1")
+        }
+        XCTAssertNotEqual(saved["layers.0.weight"]?.bytes, final["layers.0.weight"]?.bytes, "epoch 2 moved on")
+        XCTAssertNotEqual(try tensors(epochFiles[0])["layers.0.weight"]?.bytes, saved["layers.0.weight"]?.bytes)
+
+        for bad in ["3", "x", "-1"] {
+            let b = try run(["train", "--epochs", "2", "--save-epochs", bad, "--output", dir.appendingPathComponent("bad.safetensors").path])
+            XCTAssertEqual(b.status, 64, "--save-epochs \(bad): \(b.stderr)")
+            XCTAssert(b.stderr.contains("--save-epochs"), b.stderr)
+        }
+    }
+
+    /// --validation 0: the validation fields are JSON null (not 0) and the text says n/a.
+    func testTrainWithoutValidationReportsNull() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let limits = ["--train-limit", "2000", "--validation", "0", "--test-limit", "500", "--threads", "1"]
+        let model = dir.appendingPathComponent("m.safetensors").path
+        let r = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssert(j["val_accuracy"] is NSNull, r.stdout)
+        XCTAssert(j["val_loss"] is NSNull, r.stdout)
+        XCTAssertEqual(j["validation_count"] as? Int, 0)
+        let epoch = try XCTUnwrap((j["epochs"] as? [[String: Any]])?.first)
+        XCTAssert(epoch["val_accuracy"] is NSNull && epoch["val_loss"] is NSNull, "\(epoch)")
+        XCTAssertNotNil(epoch["test_accuracy"] as? Double)
+
+        let text = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model] + limits)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssert(text.stdout.contains("val acc n/a"), text.stdout)
+
+        let split = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--output", model, "--json", "--validation", "500",
+                             "--train-limit", "2000", "--test-limit", "500", "--threads", "1"])
+        let s = try json(split.stdout)
+        let accuracy = try XCTUnwrap(s["val_accuracy"] as? Double)
+        XCTAssertEqual(((s["epochs"] as? [[String: Any]])?.last?["val_accuracy"] as? Double), accuracy)
+        XCTAssertNotNil(s["val_loss"] as? Double)
+    }
+
     func testMissingModelFileIsAClearErrorNotACrash() throws {
         let r = try run(["eval", "--model", "/nonexistent/model.safetensors"])
         XCTAssertNotEqual(r.status, 0)

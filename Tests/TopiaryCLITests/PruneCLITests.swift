@@ -126,6 +126,28 @@ final class PruneCLITests: CLITestCase {
         XCTAssertEqual(try json(e.stdout)["architecture"] as? String, "784-16-8-10")
     }
 
+    /// --scope global with --structured ranks the 48 hidden neurons together: exactly round(0.5 · 48)
+    /// = 24 remain, however they fall between the two hidden layers.
+    func testStructuredGlobalScopeRemovesHalfOfAllHiddenNeurons() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("global.safetensors").path
+        let r = try run(["prune", "--model", model, "--structured", "neurons", "--scope", "global", "--criterion", "l2",
+                         "--target", "0.5", "--schedule", "oneshot", "--finetune-epochs", "0", "--final-epochs", "0",
+                         "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        let sizes = try XCTUnwrap((j["structured"] as? [String: Any])?["sizes_after"] as? [Int])
+        XCTAssertEqual(sizes.count, 4)
+        XCTAssertEqual([sizes[0], sizes[3]], [784, 10])
+        XCTAssertEqual(sizes[1] + sizes[2], 24)
+        XCTAssert(sizes[1] >= 1 && sizes[2] >= 1, "\(sizes)")
+        XCTAssert((j["method"] as? String)?.contains("; global") ?? false, "\(j["method"] ?? "")")
+        let e = try run(["eval", "--model", output, "--json"] + limits)
+        XCTAssertEqual(try json(e.stdout)["architecture"] as? String, sizes.map(String.init).joined(separator: "-"))
+    }
+
     func testSensitivityReportsCurvesAndBudgetTargets() throws {
         try requireDataset()
         let dir = try temporaryDirectory()
@@ -187,6 +209,109 @@ final class PruneCLITests: CLITestCase {
         XCTAssertFalse(r.stdout.contains("val 0.00%"), r.stdout)
     }
 
+    /// --prune-biases: biases are ranked with the weights, the count is exact over weights and
+    /// biases, the file carries the bias masks, and the JSON says what the sparsity counts.
+    func testPruneBiasesCountsBiasesExactlyAndSavesBiasMasks() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let output = dir.appendingPathComponent("biases.safetensors").path
+        let r = try run(["prune", "--model", model, "--prune-biases", "--schedule", "oneshot", "--target", "0.5",
+                         "--finetune-epochs", "0", "--final-epochs", "1", "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssertEqual(j["sparsity_counts"] as? String, "weights and biases")
+        XCTAssert((j["method"] as? String)?.contains("; biases") ?? false, "\(j["method"] ?? "")")
+        // 784-32-16-10: 25,760 weights and 58 biases; round(0.5 · 25,818) = 12,909 pruned.
+        let final = try XCTUnwrap(j["final"] as? [String: Any])
+        XCTAssertEqual(final["parameters"] as? Int, 25_818)
+        XCTAssertEqual(final["nonzero_parameters"] as? Int, 25_818 - 12_909)
+        XCTAssertEqual(try XCTUnwrap(final["sparsity"] as? Double), 12_909.0 / 25_818.0, accuracy: 1e-12)
+        let t = try tensors(output)
+        var zeros = 0, prunedBiases = 0
+        for (name, tensor) in t where name.hasSuffix(".weight") || name.hasSuffix(".bias") {
+            zeros += floats(tensor.bytes).filter { $0 == 0 }.count
+        }
+        for l in 0..<3 {
+            let bias = floats(try XCTUnwrap(t["layers.\(l).bias"]).bytes)
+            guard let mask = t["layers.\(l).bias_mask"] else { continue }
+            XCTAssertEqual(mask.dtype, "U8")
+            for (b, m) in zip(bias, mask.bytes) where m == 0 {
+                XCTAssertEqual(b, 0)
+                prunedBiases += 1
+            }
+        }
+        XCTAssertEqual(zeros, 12_909, "pruned weights and biases are exact zeros in the file after fine-tuning")
+        XCTAssertGreaterThan(prunedBiases, 0)
+
+        let plain = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                             "--final-epochs", "0", "--output", dir.appendingPathComponent("plain.safetensors").path, "--json"] + limits)
+        XCTAssertEqual(try json(plain.stdout)["sparsity_counts"] as? String, "weights")
+        XCTAssertFalse(try tensors(dir.appendingPathComponent("plain.safetensors").path).keys.contains { $0.hasSuffix("bias_mask") })
+    }
+
+    /// rewind:K without --rewind-weights uses <model stem>.epoch-K.safetensors from `train --save-epochs`:
+    /// the same result as naming the file; rewind:0 from the file equals the seed's initialisation;
+    /// with neither, the error names both ways.
+    func testRewindFindsTheEpochFileSavedByTrain() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let dense = dir.appendingPathComponent("dense.safetensors").path
+        let epoch = { (k: Int) in dir.appendingPathComponent("dense.epoch-\(k).safetensors").path }
+        let t = try run(["train", "--arch", "784-32-16-10", "--epochs", "2", "--seed", "0", "--save-epochs", "0,1",
+                         "--output", dense, "--json"] + limits)
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let base = ["prune", "--model", dense, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                    "--final-epochs", "1", "--json"] + limits
+        func pruned(_ name: String, _ extra: [String]) throws -> (json: [String: Any], tensors: [String: [UInt8]]) {
+            let path = dir.appendingPathComponent(name).path
+            let r = try run(base + extra + ["--output", path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return (try json(r.stdout), try tensors(path).mapValues(\.bytes))
+        }
+        let automatic = try pruned("auto.safetensors", ["--finetune", "rewind:1"])
+        XCTAssertEqual(automatic.json["rewind_from"] as? String, epoch(1))
+        let named = try pruned("named.safetensors", ["--finetune", "rewind:1", "--rewind-weights", epoch(1)])
+        XCTAssertEqual(automatic.tensors, named.tensors)
+        let continued = try pruned("continue.safetensors", [])
+        XCTAssertNotEqual(automatic.tensors, continued.tensors, "rewinding changes the result")
+
+        let fromFile = try pruned("zero-file.safetensors", ["--finetune", "rewind:0"])
+        XCTAssertEqual(fromFile.json["rewind_from"] as? String, epoch(0))
+        try FileManager.default.removeItem(atPath: epoch(0))
+        let fromSeed = try pruned("zero-seed.safetensors", ["--finetune", "rewind:0"])
+        XCTAssertEqual(fromSeed.json["rewind_from"] as? String, "the initialisation rebuilt from seed 0")
+        XCTAssertEqual(fromFile.tensors, fromSeed.tensors, "epoch 0 is the initialisation")
+
+        let missing = try run(base + ["--finetune", "rewind:2", "--output", dir.appendingPathComponent("x.safetensors").path])
+        XCTAssertNotEqual(missing.status, 0)
+        for part in ["--rewind-weights", "--save-epochs 2", epoch(2)] { XCTAssert(missing.stderr.contains(part), missing.stderr) }
+        XCTAssertFalse(missing.stderr.contains("Fatal error"), missing.stderr)
+    }
+
+    /// --validation 0 --json: every validation figure is null, not 0.
+    func testEmptyValidationGivesNullInJSON() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let r = try run(["prune", "--model", model, "--schedule", "geometric", "--step-fraction", "0.5", "--milestones", "0.5",
+                         "--finetune-epochs", "0", "--final-epochs", "0", "--output", dir.appendingPathComponent("p.safetensors").path,
+                         "--json", "--train-limit", "2000", "--validation", "0", "--test-limit", "1000", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssert(j["dense_val_accuracy"] is NSNull, r.stdout)
+        let steps = try XCTUnwrap(j["steps"] as? [[String: Any]])
+        XCTAssertEqual(steps.count, 1)
+        for step in steps {
+            XCTAssert(step["val_accuracy"] is NSNull && step["val_loss"] is NSNull, "\(step)")
+            XCTAssertNotNil(step["test_accuracy"] as? Double)
+        }
+        XCTAssert((j["final"] as? [String: Any])?["val_accuracy"] is NSNull, r.stdout)
+        let milestones = try XCTUnwrap(j["milestones"] as? [[String: Any]])
+        XCTAssertEqual(milestones.count, 1)
+        XCTAssert(milestones[0]["val_accuracy"] is NSNull, "\(milestones)")
+    }
+
     func testInvalidPruneOptionsAreRejectedBeforeWork() throws {
         for args in [["prune", "--model", "x", "--saliency", "fisher"], ["prune", "--model", "x", "--scope", "blockwise"],
                      ["prune", "--model", "x", "--schedule", "cubic"], ["prune", "--model", "x", "--target", "1.5"],
@@ -195,6 +320,8 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--milestones", "0.95", "--target", "0.9"],
                      ["prune", "--model", "x", "--step-fraction", "1e-9"],
                      ["prune", "--model", "x", "--scope", "sensitivity", "--budget", "0.01", "--target", "0.5"],
+                     ["prune", "--model", "x", "--structured", "neurons", "--prune-biases"],
+                     ["prune", "--model", "x", "--structured", "neurons", "--scope", "sensitivity"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

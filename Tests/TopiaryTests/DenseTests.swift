@@ -97,4 +97,34 @@ final class DenseTests: XCTestCase {
         layer.prune { _ in false }
         XCTAssertEqual(layer.keptCount, 16)
     }
+
+    func testBiasMaskOnlyShrinksZeroesBiasesAndMasksTheirGradient() {
+        var rng = SeededRandom(seed: 14)
+        let layer = PrunableDense(3, 5, activation: .relu, using: &rng)
+        let original = layer.bias
+        XCTAssertEqual(layer.biasMask, [1, 1, 1, 1, 1])
+        XCTAssertFalse(layer.hasPrunedBiases)
+        layer.pruneBiases { $0 == 1 || $0 == 3 }
+        XCTAssertEqual(layer.keptBiasCount, 3)
+        XCTAssertEqual(layer.biasMask, [1, 0, 1, 0, 1])
+        XCTAssertEqual(layer.bias.map(\.bitPattern), [original[0], 0, original[2], 0, original[4]].map(\.bitPattern))
+        XCTAssertEqual(layer.keptCount, 15, "pruning biases leaves the weight mask alone")
+        // Masks only shrink: a later call cannot revive bias 1.
+        layer.pruneBiases { $0 == 0 }
+        XCTAssertEqual(layer.biasMask, [0, 0, 1, 0, 1])
+        // Writing a bias directly, then applyMask, restores the invariant.
+        layer.bias[1] = 7
+        layer.applyMask()
+        XCTAssertEqual(layer.bias[1].bitPattern, Float(0).bitPattern)
+        // The gradient seen through biasGradient is masked; copies keep the bias mask.
+        layer.biasGradient = [1, 2, 3, 4, 5]
+        XCTAssertEqual(layer.biasGradient, [0, 0, 3, 0, 5])
+        XCTAssertEqual((layer.copy() as? PrunableDense)?.biasMask, [0, 0, 1, 0, 1])
+        XCTAssertEqual(PrunableDense(layer).biasMask, [0, 0, 1, 0, 1])
+        layer.setBiasMask([0, 0, 0, 0, 1])
+        XCTAssertEqual(layer.keptBiasCount, 1)
+        XCTAssertEqual(layer.bias[2], 0)
+        XCTAssertEqual(layer.weight.nonzeroCount + layer.nonzeroBiasCount, 16)
+        XCTAssertEqual(layer.parameterSparsity, 1 - 16.0 / 20.0)
+    }
 }

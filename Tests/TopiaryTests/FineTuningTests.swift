@@ -44,6 +44,27 @@ final class FineTuningTests: XCTestCase {
         }
     }
 
+    func testRewindAndReinitialiseKeepPrunedBiasesAtZero() throws {
+        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        let initial = WeightSnapshot(net, epoch: 0)
+        try Pruner(scope: .global, includeBiases: true).prune(net, to: 0.6)
+        let masks = net.prunableLayers.map(\.biasMask)
+        XCTAssert(masks.joined().contains(0), "some biases are pruned")
+        for policy in [FineTuningPolicy.rewind(initial), .reinitialize(seed: 2)] {
+            try policy.apply(to: net, step: 1)
+            for (l, layer) in net.prunableLayers.enumerated() {
+                XCTAssertEqual(layer.biasMask, masks[l], policy.name)
+                for j in layer.bias.indices {
+                    if masks[l][j] == 0 {
+                        XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern, policy.name)
+                    } else if case .rewind = policy {
+                        XCTAssertEqual(layer.bias[j], initial.biases[l][j])
+                    }
+                }
+            }
+        }
+    }
+
     func testRewindSnapshotOfWrongShapeThrows() {
         let snapshot = WeightSnapshot(Chain(sizes: [12, 8, 4], seed: 0))
         assertThrowsTopiaryError(.invalidShape, try snapshot.rewind(Chain(sizes: [12, 16, 4], seed: 0)))

@@ -145,4 +145,15 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         net.layers[0].bias = net.layers[0].bias.map { $0 + 1 }
         assertClose(plan(x), before, "snapshot")
     }
+
+    func testPrunedBiasesCompileAsZeroBiases() throws {
+        let net = prunedChain([30, 20, 4], sparsity: 0.7, seed: 12)
+        try Pruner(saliency: .magnitude, scope: .global, includeBiases: true).prune(net, to: 0.8)
+        XCTAssert(net.prunableLayers.contains { $0.hasPrunedBiases })
+        let x = input(5, 30, seed: 13)
+        for policy in [CompiledNetwork.Policy.dense, .sparse] {
+            assertClose(CompiledNetwork(net, batchSize: 5, policy: policy)(x), net(x), "\(policy)")
+        }
+    }
 }
+

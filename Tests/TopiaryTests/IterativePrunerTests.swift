@@ -25,6 +25,46 @@ final class IterativePrunerTests: XCTestCase {
         XCTAssertGreaterThan(report.final.testAccuracy, 0.5)
     }
 
+    func testBiasesPrunedWithTheWeightsCountInTheRecordsAndStayZeroThroughFineTuning() throws {
+        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let net = Chain(sizes: [12, 24, 4], seed: 0)
+        let run = makeRun(net, data, method: .weights(Pruner(saliency: .magnitude, scope: .global, includeBiases: true)))
+        XCTAssertTrue(run.fingerprint.contains("; biases"))
+        XCTAssertFalse(makeRun(Chain(sizes: [12, 24, 4], seed: 0), data).fingerprint.contains("biases"))
+        let report = try run.run()
+        let total = 12 * 24 + 24 + 24 * 4 + 4   // 412 parameters, biases included
+        XCTAssertEqual(net.nonzeroParameterCount, total - Int((0.8 * Double(total)).rounded()))
+        XCTAssertEqual(report.final.nonzeroParameters, net.nonzeroParameterCount)
+        XCTAssertEqual(report.final.sparsity, net.parameterSparsity)
+        XCTAssertEqual(report.steps.last?.sparsity, net.parameterSparsity)
+        XCTAssertEqual(report.steps.last?.layerSparsity, net.layers.map(\.parameterSparsity))
+        XCTAssert(net.prunableLayers.contains { $0.hasPrunedBiases }, "some biases are among the lowest 80%")
+        for layer in net.prunableLayers {
+            for j in layer.bias.indices where layer.biasMask[j] == 0 {
+                XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern)
+            }
+        }
+    }
+
+    func testWithoutAValidationSplitRecordsHaveNoValidationFigures() throws {
+        let split = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let data = Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
+                           normalization: .identity, classCount: 4)
+        let dir = try TemporaryDirectory()
+        let report = try makeRun(Chain(sizes: [12, 24, 4], seed: 0), data, checkpoint: dir.path).run()
+        XCTAssertEqual(report.steps.map(\.valAccuracy), [Double?](repeating: nil, count: 5))
+        XCTAssertEqual(report.steps.map(\.valLoss), [Double?](repeating: nil, count: 5))
+        XCTAssertNil(report.final.valAccuracy)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any])
+        let step = try XCTUnwrap((json["steps"] as? [[String: Any]])?.first)
+        XCTAssert(step["val_accuracy"] is NSNull && step["val_loss"] is NSNull, "\(step)")
+        XCTAssert((json["final"] as? [String: Any])?["val_accuracy"] is NSNull, "\(json)")
+        XCTAssertEqual(try JSONDecoder().decode(PruningReport.self, from: JSONEncoder().encode(report)), report)
+        // The checkpoint keeps them absent: a resumed run reports the same records.
+        let resumed = try makeRun(Chain(sizes: [12, 24, 4], seed: 0), data, checkpoint: dir.path).run(resume: true)
+        XCTAssertEqual(resumed.steps, report.steps)
+    }
+
     func testResumedRunReproducesTheUninterruptedRun() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
         let whole = Chain(sizes: [12, 24, 4], seed: 0)

@@ -146,4 +146,58 @@ final class ModelFileTests: XCTestCase {
         let error = assertThrowsTopiaryError(.corruptFile, try Model.load(from: path))
         XCTAssertTrue(error?.message.contains(path) ?? false)
     }
+
+    // MARK: Bias masks
+
+    /// `sampleModel()` with biases 1 and 4 of layer 0 pruned.
+    func sampleModelWithPrunedBiases() -> Model {
+        let model = sampleModel()
+        model.network.prunableLayers[0].pruneBiases { $0 == 1 || $0 == 4 }
+        return model
+    }
+
+    func testBiasMaskRoundTripsExactlyAndIsWrittenOnlyWhenSomeBiasIsPruned() throws {
+        let dir = try TemporaryDirectory()
+        let model = sampleModelWithPrunedBiases()
+        let file = try model.safeTensors()
+        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.uint8Values, [1, 0, 1, 1, 0, 1, 1])
+        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.shape, [7])
+        XCTAssertNil(file.tensors["layers.1.bias_mask"], "no pruned bias, no bias mask")
+        try model.save(to: dir.file("a.safetensors"))
+        let back = try Model.load(from: dir.file("a.safetensors"))
+        assertSameModel(model, back)
+        XCTAssertEqual(back.network.prunableLayers.map(\.biasMask), model.network.prunableLayers.map(\.biasMask))
+        XCTAssertEqual(back.network.prunableLayers[0].keptBiasCount, 5)
+        try back.save(to: dir.file("b.safetensors"))
+        XCTAssertEqual(try dir.read("a.safetensors"), try dir.read("b.safetensors"))
+    }
+
+    func testFilesWithoutABiasMaskKeepEveryBias() throws {
+        let back = try load { _ in }
+        XCTAssertEqual(back.network.prunableLayers.map(\.keptBiasCount), [7, 5])
+    }
+
+    func testBadBiasMasksAreCorrupt() {
+        func edited(_ edit: @escaping (inout SafeTensors) -> Void) throws -> Model {
+            var file = try sampleModelWithPrunedBiases().safeTensors()
+            edit(&file)
+            return try Model(safeTensors: SafeTensors(bytes: file.serialized()), source: "edited")
+        }
+        assertThrowsTopiaryError(.corruptFile, try edited { file in
+            file.tensors["layers.0.bias_mask"] = .init(uint8: [1, 0, 2, 1, 0, 1, 1], shape: [7])
+        })
+        let error = assertThrowsTopiaryError(.corruptFile, try edited { file in
+            var b = file.tensors["layers.0.bias"]?.float32Values ?? []
+            b[1] = 0.25
+            file.tensors["layers.0.bias"] = .init(float32: b, shape: [7])
+        })
+        XCTAssertTrue(error?.message.contains("bias mask") ?? false, error?.message ?? "")
+        assertThrowsTopiaryError(.corruptFile, try edited { file in
+            file.tensors["layers.0.bias_mask"] = .init(uint8: [1, 1, 1], shape: [3])
+        })
+        assertThrowsTopiaryError(.corruptFile, try edited { file in
+            file.tensors["layers.2.bias_mask"] = .init(uint8: [1, 1, 1], shape: [3])   // layer 2 has no weight mask
+        })
+    }
 }
+

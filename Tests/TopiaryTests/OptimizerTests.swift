@@ -89,4 +89,33 @@ final class OptimizerTests: XCTestCase {
         let cosine = LearningRateSchedule.cosine(epochs: 10)
         XCTAssertEqual(cosine(0), 1); XCTAssertEqual(cosine(5), 0.5, accuracy: 1e-12); XCTAssertEqual(cosine(10), 0, accuracy: 1e-12)
     }
+
+    func testPrunedBiasesStayExactlyZeroThroughEveryOptimizerWithWeightDecay() {
+        let optimizers: [(String, Optimizer)] = [
+            ("sgd", SGD(learningRate: 0.1, weightDecay: 0.01)),
+            ("sgd-momentum", SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)),
+            ("nesterov", SGD(learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01)),
+            ("adam", Adam(learningRate: 0.01, weightDecay: 0.01)),
+            ("adamw", Adam.adamW(learningRate: 0.01, weightDecay: 0.1)),
+        ]
+        for (name, optimizer) in optimizers {
+            let net = Chain(sizes: [6, 5, 3], seed: 33)
+            // Momentum and moments build up on every bias first, then some biases are pruned.
+            train(net, optimizer, steps: 5)
+            for (l, layer) in net.prunableLayers.enumerated() { layer.pruneBiases { ($0 + l) % 2 == 0 } }
+            let before = net.copy()
+            train(net, optimizer, steps: 100)
+            for (layer, old) in zip(net.prunableLayers, before.prunableLayers) {
+                for j in 0..<layer.bias.count {
+                    if layer.biasMask[j] == 0 {
+                        XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern, "\(name) bias \(j)")
+                    } else {
+                        XCTAssertNotEqual(layer.bias[j], old.bias[j], "\(name) must have changed kept bias \(j)")
+                    }
+                }
+                XCTAssertEqual(layer.keptCount, layer.weight.count, "\(name): no weight is pruned")
+            }
+        }
+    }
 }
+

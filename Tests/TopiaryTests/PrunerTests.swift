@@ -149,4 +149,139 @@ final class PrunerTests: XCTestCase {
         XCTAssertLessThan(median, 0.004)
         #endif
     }
+
+    // MARK: Biases
+
+    /// `handBuilt()` with non-zero biases: layer 0 b = [0.5, 7], layer 1 b = [−2.5].
+    private func handBuiltWithBiases() -> Chain {
+        Chain([PrunableDense(weight: Matrix([[1, 2, 3], [4, 5, 6]]), bias: [0.5, 7], activation: .relu),
+               PrunableDense(weight: Matrix([[-0.5, 10]]), bias: [-2.5])])
+    }
+
+    func testBiasesAreNotPrunedByDefault() throws {
+        let net = handBuiltWithBiases()
+        let step = try Pruner(saliency: .magnitude, scope: .global).prune(net, to: 0.5)
+        XCTAssertEqual(weights(net), [[0, 0, 0, 4, 5, 6], [0, 10]])
+        XCTAssertEqual(net.layers.map(\.bias), [[0.5, 7], [-2.5]])
+        XCTAssertEqual(step.layerWeights, [6, 2])
+        XCTAssertFalse(step.includesBiases)
+    }
+
+    func testGlobalMagnitudeWithBiasesHasTheKnownAnswer() throws {
+        let net = handBuiltWithBiases()
+        // 11 parameters, 50% → round(5.5) = 6 pruned: 0.5 (bias 0 of layer 0, position 6) before −0.5
+        // (weight 0 of layer 1, position 8) on the tie, then 1, 2, −2.5, 3.
+        let step = try Pruner(saliency: .magnitude, scope: .global, includeBiases: true).prune(net, to: 0.5)
+        XCTAssertEqual(weights(net), [[0, 0, 0, 4, 5, 6], [0, 10]])
+        XCTAssertEqual(net.layers.map(\.bias), [[0, 7], [0]])
+        XCTAssertEqual(net.prunableLayers.map(\.biasMask), [[0, 1], [0]])
+        XCTAssertEqual(step.layerWeights, [8, 3])
+        XCTAssertEqual(step.layerPruned, [4, 2])
+        XCTAssertEqual(step.sparsity, 6.0 / 11.0)
+        XCTAssertTrue(step.includesBiases)
+        XCTAssertEqual(net.nonzeroParameterCount, 11 - 6)
+        XCTAssertEqual(net.parameterSparsity, 6.0 / 11.0)
+    }
+
+    func testLayerwiseMagnitudeWithBiasesHasTheKnownAnswer() throws {
+        let net = handBuiltWithBiases()
+        // 0.25: layer 0 (8 parameters) round(2) = 2 pruned: 0.5, 1; layer 1 (3) round(0.75) = 1: −0.5.
+        try Pruner(saliency: .magnitude, scope: .layerwise, includeBiases: true).prune(net, to: 0.25)
+        XCTAssertEqual(weights(net), [[0, 2, 3, 4, 5, 6], [0, 10]])
+        XCTAssertEqual(net.layers.map(\.bias), [[0, 7], [-2.5]])
+    }
+
+    func testExactCountsWithBiasesForEverySaliencyAndScope() throws {
+        var rng = SeededRandom(seed: 6)
+        let data = LabeledData(images: randomMatrix(64, 37, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
+        let saliencies: [Saliency] = [.magnitude, .random(seed: 2), .taylor(data: data, batchCount: 2, batchSize: 32),
+                                      .perLayer(name: "p²", weights: { _, l in l.weight.storage.map { $0 * $0 } },
+                                                biases: { _, l in l.bias.map { $0 * $0 } })]
+        for saliency in saliencies {
+            for target in [0.0, 0.1, 0.333, 0.5, 0.9, 0.97, 1.0] {
+                let net = Chain(sizes: [37, 13, 7, 3], seed: 5)
+                let n = net.parameterCount   // 481 + 13 + 91 + 7 + 21 + 3
+                XCTAssertEqual(n, 616)
+                try Pruner(saliency: saliency, scope: .global, includeBiases: true).prune(net, to: target)
+                XCTAssertEqual(net.nonzeroParameterCount, n - Int((target * Double(n)).rounded()), "global \(saliency.name) \(target)")
+                let net2 = Chain(sizes: [37, 13, 7, 3], seed: 5)
+                try Pruner(saliency: saliency, scope: .layerwise, includeBiases: true).prune(net2, to: target)
+                for layer in net2.prunableLayers {
+                    let count = layer.parameterCount
+                    XCTAssertEqual(layer.weight.nonzeroCount + layer.nonzeroBiasCount, count - Int((target * Double(count)).rounded()),
+                                   "layerwise \(saliency.name) \(target)")
+                    XCTAssertEqual(layer.keptBiasCount, layer.nonzeroBiasCount)
+                }
+            }
+        }
+    }
+
+    /// Over 16,384 candidates the selection samples a window; the answer must still be the exact
+    /// `m` lowest (|value|, position) keys, biases included.
+    func testGlobalMagnitudeWithBiasesMatchesTheSortingReferenceOnALargeNetwork() throws {
+        let net = Chain(sizes: [200, 100, 10], seed: 9)   // 21,110 parameters
+        // Repeated magnitudes make ties that the position must break.
+        for layer in net.layers {
+            for i in 0..<layer.weight.count { layer.weight.storage[i] = (layer.weight.storage[i] * 64).rounded() / 64 }
+            layer.bias = layer.bias.map { ($0 * 64).rounded() / 64 }
+        }
+        var keys: [UInt64] = []
+        var position = 0
+        for layer in net.layers {
+            for v in layer.weight.storage + layer.bias {
+                keys.append(PruningSelection.key(saliency: abs(v), position: position))
+                position += 1
+            }
+        }
+        let m = Int((0.8 * Double(keys.count)).rounded())
+        let threshold = PruningSelection.kthSmallestBySorting(keys, k: m - 1)
+        try Pruner(saliency: .magnitude, scope: .global, includeBiases: true).prune(net, to: 0.8)
+        var masks: [Float] = []
+        for layer in net.prunableLayers { masks += layer.mask.storage + layer.biasMask }
+        XCTAssertEqual(masks, keys.map { $0 <= threshold ? 0 : 1 })
+    }
+
+    func testBiasMasksNeverGrow() throws {
+        let net = Chain(sizes: [20, 10, 5], seed: 3)
+        let pruner = Pruner(saliency: .random(seed: 9), scope: .global, includeBiases: true)
+        var previous = net.prunableLayers.map(\.biasMask)
+        var prunedBiases = 0
+        for target in [0.3, 0.5, 0.5, 0.2, 0.8, 0.95] {
+            try pruner.prune(net, to: target)
+            let masks = net.prunableLayers.map(\.biasMask)
+            for (old, new) in zip(previous, masks) {
+                for j in old.indices where old[j] == 0 { XCTAssertEqual(new[j], 0) }
+            }
+            previous = masks
+            prunedBiases = masks.joined().filter { $0 == 0 }.count
+        }
+        XCTAssertGreaterThan(prunedBiases, 0, "the random control prunes some biases")
+        // 265 parameters: round(0.95 · 265) = round(251.75) = 252 pruned.
+        XCTAssertEqual(net.nonzeroParameterCount, 13)
+    }
+
+    func testBiasesNeedASaliencyThatScoresThem() throws {
+        let net = Chain(sizes: [4, 3, 2], seed: 0)
+        let weightsOnly = Saliency(name: "w²") { net in net.prunableLayers.map { $0.weight.storage.map { $0 * $0 } } }
+        XCTAssertFalse(weightsOnly.scoresBiases)
+        assertThrowsTopiaryError(.invalidOption, try Pruner(saliency: weightsOnly, includeBiases: true).prune(net, to: 0.5))
+        XCTAssertEqual(net.nonzeroParameterCount, net.parameterCount, "nothing pruned")
+        let badBiases = Saliency(name: "bad", weights: { net in net.prunableLayers.map { $0.weight.storage } },
+                                 biases: { _ in [[1], [2]] })
+        assertThrowsTopiaryError(.invalidShape, try Pruner(saliency: badBiases, includeBiases: true).prune(net, to: 0.5))
+    }
+
+    func testTaylorBiasScoresAreBiasTimesGradient() throws {
+        var rng = SeededRandom(seed: 3)
+        let data = LabeledData(images: randomMatrix(64, 6, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
+        let net = Chain(sizes: [6, 5, 3], seed: 2)
+        let taylor = Saliency.taylor(data: data, batchCount: 1, batchSize: 64)
+        let weightScores = try taylor.scores(for: net)
+        let biasScores = try taylor.biasScores(for: net)
+        XCTAssertEqual(try taylor.scores(for: net, includingBiases: true).weights, weightScores)
+        // The last backward pass was the saliency's single full batch.
+        for (l, layer) in net.prunableLayers.enumerated() {
+            assertClose(biasScores[l], zip(layer.bias, layer.biasGradient).map { abs($0 * $1) }, relative: 1e-6)
+        }
+    }
 }

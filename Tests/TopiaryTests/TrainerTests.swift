@@ -51,6 +51,73 @@ final class TrainerTests: XCTestCase {
         for i in stride(from: 1, to: w.count, by: 2) { XCTAssertEqual(w[i], 0) }
     }
 
+    private func assertSameParameters(_ a: Chain, _ b: Chain, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.sizes, b.sizes, message, file: file, line: line)
+        for (la, lb) in zip(a.layers, b.layers) {
+            XCTAssertEqual(la.weight.storage.map(\.bitPattern), lb.weight.storage.map(\.bitPattern), message, file: file, line: line)
+            XCTAssertEqual(la.bias.map(\.bitPattern), lb.bias.map(\.bitPattern), message, file: file, line: line)
+        }
+    }
+
+    func testWeightsSavedInOnEpochEqualARunOfThatManyEpochsBitForBit() throws {
+        let data = argmaxDataset(train: 300, validation: 50, test: 50, seed: 6)
+        let dir = try TemporaryDirectory()
+        let output = dir.file("dense.safetensors")
+        func makeTrainer(_ net: Chain) -> Trainer {
+            Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
+        }
+        let net = Chain(sizes: [12, 16, 4], seed: 7)
+        try Model(network: net).save(to: Model.epochPath(for: output, epoch: 0))
+        try makeTrainer(net).fit(data, epochs: 3, onEpoch: { record in
+            if record.epoch == 2 { try Model(network: net).save(to: Model.epochPath(for: output, epoch: 2)) }
+        })
+        XCTAssertEqual(try dir.contents(), ["dense.epoch-0.safetensors", "dense.epoch-2.safetensors"])
+
+        let twoEpochs = Chain(sizes: [12, 16, 4], seed: 7)
+        try makeTrainer(twoEpochs).fit(data, epochs: 2)
+        let saved = try Model.load(from: dir.file("dense.epoch-2.safetensors")).network
+        assertSameParameters(saved, twoEpochs, "epoch 2")
+        XCTAssertNotEqual(saved.layers[0].weight, net.layers[0].weight, "the third epoch moved on")
+        assertSameParameters(try Model.load(from: dir.file("dense.epoch-0.safetensors")).network,
+                             Chain(sizes: [12, 16, 4], seed: 7), "epoch 0 is the initialisation")
+    }
+
+    func testWithoutAValidationSplitTheValidationFiguresAreNullNotZero() throws {
+        let split = argmaxDataset(train: 200, validation: 50, test: 50, seed: 8)
+        let empty = Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
+                            normalization: .identity, classCount: 4)
+        let records = try Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0)
+            .fit(empty, epochs: 1)
+        XCTAssertNil(records[0].valAccuracy)
+        XCTAssertNil(records[0].valLoss)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(records[0])) as? [String: Any])
+        XCTAssert(json["val_accuracy"] is NSNull, "\(json)")
+        XCTAssert(json["val_loss"] is NSNull, "\(json)")
+        XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: JSONEncoder().encode(records[0])), records[0])
+
+        let net = Chain(sizes: [12, 8, 4], seed: 0)
+        let withSplit = try Trainer(network: net, optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0).fit(split, epochs: 1)
+        XCTAssertEqual(withSplit[0].valAccuracy, net.evaluate(split.validation).accuracy)
+        XCTAssertEqual(withSplit[0].valLoss, net.evaluate(split.validation).loss)
+        XCTAssertEqual(withSplit[0].testAccuracy, records[0].testAccuracy, "the same training, only the validation differs")
+    }
+
+    func testAnErrorThrownByOnEpochStopsTraining() {
+        struct Stop: Error {}
+        let trainer = Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)
+        XCTAssertThrowsError(try trainer.fit(argmaxDataset(train: 64, validation: 16, test: 16, seed: 1), epochs: 5,
+                                             onEpoch: { record in if record.epoch == 2 { throw Stop() } }))
+        XCTAssertEqual(trainer.epochsCompleted, 2)
+    }
+
+    func testEpochPathSitsNextToTheModelWithTheEpochBeforeTheExtension() {
+        XCTAssertEqual(Model.epochPath(for: "runs/dense.safetensors", epoch: 3), "runs/dense.epoch-3.safetensors")
+        XCTAssertEqual(Model.epochPath(for: "dense.safetensors", epoch: 0), "dense.epoch-0.safetensors")
+        XCTAssertEqual(Model.epochPath(for: "model", epoch: 12), "model.epoch-12.safetensors")
+        XCTAssertEqual(Model.epochPath(for: "v1.2/model.final.bin", epoch: 1), "v1.2/model.final.epoch-1.safetensors")
+        XCTAssertEqual(Model.epochPath(for: "/tmp/.model", epoch: 1), "/tmp/.model.epoch-1.safetensors")
+    }
+
     /// Real data: LeNet-300-100 trained two epochs on the first 10,000 Fashion-MNIST training images
     /// (SGD 0.05, momentum 0.9, seed 0) reaches at least 80% on the whole test set (82.2% measured;
     /// one epoch gives 78%, the full 55,000-image recipe 84% after one epoch and 88% after fifteen).

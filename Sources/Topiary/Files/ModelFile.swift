@@ -3,7 +3,9 @@
 ///
 /// The file holds, for each layer `N` (input first), the tensors `layers.N.weight` (`F32`,
 /// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a ``PrunableDense`` layer,
-/// `layers.N.mask` (`U8`, `[out, in]`, entries 0 or 1). Its `__metadata__` holds
+/// `layers.N.mask` (`U8`, `[out, in]`, entries 0 or 1) and, only when some of its biases are
+/// pruned, `layers.N.bias_mask` (`U8`, `[out]`; a file without it has every bias kept, and an
+/// all-ones bias mask is not written back). Its `__metadata__` holds
 /// `format` (`topiary`), `format_version` (`1`), `architecture` (`784-300-100-10`),
 /// `activations` (`relu,relu,identity`), `input_scale`, `input_mean`, `input_std` (shortest
 /// round-trip decimal `Float`s), and the user's metadata.
@@ -41,6 +43,22 @@ public struct Model {
         "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
     ]
 
+    /// The path of the weights saved at the end of training epoch `epoch` beside the model file
+    /// `path`: `<stem>.epoch-K.safetensors` in the same folder, where the stem is the file name
+    /// without its extension (epoch 0 is the initialisation). `topiary train --save-epochs` writes
+    /// these files and `topiary prune --finetune rewind:K` reads them.
+    ///
+    /// ```swift
+    /// Model.epochPath(for: "runs/dense.safetensors", epoch: 3)   // "runs/dense.epoch-3.safetensors"
+    /// ```
+    public static func epochPath(for path: String, epoch: Int) -> String {
+        let slash = path.lastIndex(of: "/")
+        let nameStart = slash.map { path.index(after: $0) } ?? path.startIndex
+        var stemEnd = path.endIndex
+        if let dot = path[nameStart...].lastIndex(of: "."), dot > nameStart { stemEnd = dot }
+        return String(path[..<stemEnd]) + ".epoch-\(epoch).safetensors"
+    }
+
     // MARK: Saving
 
     /// The model as a safetensors container.
@@ -71,6 +89,10 @@ public struct Model {
             file.tensors["layers.\(l).bias"] = .init(float32: layer.bias, shape: [layer.outputSize])
             if let prunable = layer as? PrunableDense {
                 file.tensors["layers.\(l).mask"] = .init(uint8: prunable.mask.storage.map { $0 != 0 ? 1 : 0 }, shape: shape)
+                if prunable.hasPrunedBiases {
+                    file.tensors["layers.\(l).bias_mask"] = .init(uint8: prunable.biasMask.map { $0 != 0 ? 1 : 0 },
+                                                                  shape: [layer.outputSize])
+                }
             }
         }
         return file
@@ -89,8 +111,9 @@ public struct Model {
     ///
     /// - Throws: `fileNotFound` if it is missing; `corruptFile` naming `path` for a damaged
     ///   container, missing or malformed metadata, a tensor of the wrong dtype or shape, layers
-    ///   that do not chain, unexpected tensors, mask entries other than 0 and 1, or a non-zero
-    ///   weight where the mask is 0; `nonFinite` for NaN or infinite parameters.
+    ///   that do not chain, unexpected tensors, mask entries other than 0 and 1, a non-zero
+    ///   weight (bias) where the mask (bias mask) is 0, or a bias mask without a weight mask;
+    ///   `nonFinite` for NaN or infinite parameters.
     public static func load(from path: String) throws -> Model {
         try Model(safeTensors: try SafeTensors.read(from: path), source: path)
     }
@@ -166,6 +189,17 @@ public struct Model {
                 throw TopiaryError(.nonFinite, "\(source): layer \(l) holds NaN or infinite parameters")
             }
             let weight = Matrix(rows: output, columns: input, storage: weightValues)
+            let biasMaskBytes = try tensor("bias_mask", .uint8, [output], required: false)?.uint8Values
+            var biasMask: [Float]?
+            if let biasMaskBytes {
+                if let j = biasMaskBytes.firstIndex(where: { $0 > 1 }) {
+                    throw corrupt("layers.\(l).bias_mask holds \(biasMaskBytes[j]) at index \(j); masks hold only 0 and 1")
+                }
+                if let j = biasMaskBytes.indices.first(where: { biasMaskBytes[$0] == 0 && biasValues[$0] != 0 }) {
+                    throw corrupt("layers.\(l).bias is \(biasValues[j]) at index \(j), where the bias mask prunes it (must be 0)")
+                }
+                biasMask = biasMaskBytes.map { Float($0) }
+            }
             if let maskBytes = try tensor("mask", .uint8, [output, input], required: false)?.uint8Values {
                 if let i = maskBytes.firstIndex(where: { $0 > 1 }) {
                     throw corrupt("layers.\(l).mask holds \(maskBytes[i]) at index \(i); masks hold only 0 and 1")
@@ -174,8 +208,10 @@ public struct Model {
                     throw corrupt("layers.\(l).weight is \(weightValues[i]) at index \(i), where the mask prunes it (must be 0)")
                 }
                 let mask = Matrix(rows: output, columns: input, storage: maskBytes.map { Float($0) })
-                layers.append(PrunableDense(weight: weight, bias: biasValues, mask: mask, activation: activation))
+                layers.append(PrunableDense(weight: weight, bias: biasValues, mask: mask, biasMask: biasMask,
+                                            activation: activation))
             } else {
+                guard biasMask == nil else { throw corrupt("layers.\(l).bias_mask is present without layers.\(l).mask") }
                 layers.append(Dense(weight: weight, bias: biasValues, activation: activation))
             }
         }

@@ -45,14 +45,19 @@ public final class Chain {
     public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
     /// Weights and biases that are not exactly zero.
     public var nonzeroParameterCount: Int {
-        layers.reduce(0) { $0 + $1.weight.nonzeroCount + $1.bias.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+        layers.reduce(0) { $0 + $1.weight.nonzeroCount + $1.nonzeroBiasCount }
     }
     /// All weights (biases excluded).
     public var weightCount: Int { layers.reduce(0) { $0 + $1.weight.count } }
     /// Weights that are not exactly zero.
     public var nonzeroWeightCount: Int { layers.reduce(0) { $0 + $1.weight.nonzeroCount } }
-    /// The fraction of weights that are exactly zero.
+    /// The fraction of weights that are exactly zero (biases are not counted; see ``parameterSparsity``).
     public var sparsity: Double { weightCount == 0 ? 0 : 1 - Double(nonzeroWeightCount) / Double(weightCount) }
+    /// The fraction of weights and biases, counted together, that are exactly zero: the sparsity
+    /// reported when biases are pruned too (``Pruner/includeBiases``).
+    public var parameterSparsity: Double {
+        parameterCount == 0 ? 0 : 1 - Double(nonzeroParameterCount) / Double(parameterCount)
+    }
 
     /// A deep copy (parameters and masks).
     public func copy() -> Chain { Chain(layers.map { $0.copy() }) }

@@ -31,8 +31,13 @@ public class Dense {
     /// The unmasked weight gradient as `sgemm` left it; optimizers read it and apply the mask in
     /// the same pass as the update, so the training loop never spends a separate pass on masking.
     var rawWeightGradient: Matrix
-    /// `∂L/∂b` from the last `backward`.
-    public internal(set) var biasGradient: [Float]
+    /// `∂L/∂b` from the last `backward`; for a ``PrunableDense`` with pruned biases, masked.
+    public internal(set) var biasGradient: [Float] {
+        get { biasGradientView(rawBiasGradient) }
+        set { rawBiasGradient = newValue }
+    }
+    /// The unmasked bias gradient; optimizers apply the bias mask in the update itself.
+    var rawBiasGradient: [Float]
 
     /// Creates a layer with the given parameters.
     ///
@@ -44,7 +49,7 @@ public class Dense {
         self.bias = bias
         self.activation = activation
         self.rawWeightGradient = Matrix(rows: weight.rows, columns: weight.columns)
-        self.biasGradient = [Float](repeating: 0, count: bias.count)
+        self.rawBiasGradient = [Float](repeating: 0, count: bias.count)
     }
 
     /// Creates an `inputSize → outputSize` layer initialised as PyTorch's `nn.Linear`.
@@ -91,7 +96,7 @@ public class Dense {
             BLAS.gemm(.transpose, .none, m: m, n: k, k: batch,
                       a: outputGradient, lda: m, b: input, ldb: k, c: gw.baseAddress!, ldc: k)
         }
-        biasGradient.withUnsafeMutableBufferPointer { gb in
+        rawBiasGradient.withUnsafeMutableBufferPointer { gb in
             for j in 0..<m { gb[j] = 0 }
             for r in 0..<batch {
                 let row = outputGradient + r * m
@@ -108,6 +113,9 @@ public class Dense {
 
     /// What ``weightGradient`` shows of the raw gradient (``PrunableDense`` masks it).
     func gradientView(_ raw: Matrix) -> Matrix { raw }
+
+    /// What ``biasGradient`` shows of the raw bias gradient (``PrunableDense`` masks it).
+    func biasGradientView(_ raw: [Float]) -> [Float] { raw }
 
     /// Applies the layer to a batch `[batch, in]`, returning `[batch, out]`.
     ///
@@ -134,5 +142,13 @@ extension Dense {
     /// The fraction of this layer's weights that are exactly zero.
     public var weightSparsity: Double {
         weight.count == 0 ? 0 : 1 - Double(weight.nonzeroCount) / Double(weight.count)
+    }
+
+    /// The number of biases that are not exactly zero.
+    public var nonzeroBiasCount: Int { bias.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+
+    /// The fraction of this layer's weights and biases, counted together, that are exactly zero.
+    public var parameterSparsity: Double {
+        parameterCount == 0 ? 0 : 1 - Double(weight.nonzeroCount + nonzeroBiasCount) / Double(parameterCount)
     }
 }

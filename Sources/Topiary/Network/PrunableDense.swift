@@ -5,15 +5,20 @@
 /// mask the gradient, their update and their state in one fused pass, so a pruned weight stays
 /// exactly `0.0` through any number of steps, weight decay included.
 ///
+/// Biases have their own mask, ``biasMask``, all ones unless biases are pruned (biases are not
+/// pruned by default; see ``Pruner/includeBiases``). It obeys the same rules: `bias == bias ⊙
+/// biasMask`, it only shrinks, and optimizers keep a pruned bias exactly `+0.0`.
+///
 /// ```swift
 /// var rng = SeededRandom(seed: 0)
 /// let layer = PrunableDense(784, 300, activation: .relu, using: &rng)
 /// layer.prune { i in abs(layer.weight.storage[i]) < 0.01 }
+/// layer.pruneBiases { j in abs(layer.bias[j]) < 0.001 }
 /// ```
 public final class PrunableDense: Dense {
     /// The mask, `[out, in]`, with entries exactly `0` (pruned) or `1` (kept).
     public private(set) var mask: Matrix {
-        didSet { keptCount = Self.nonzeroCount(mask) }
+        didSet { keptCount = Self.nonzeroCount(mask.storage) }
     }
 
     /// The number of weights kept by the mask.
@@ -22,17 +27,35 @@ public final class PrunableDense: Dense {
     /// Whether any weight is pruned; when none is, masking is skipped in the hot loops.
     public var hasPrunedWeights: Bool { keptCount < mask.count }
 
-    /// Creates a layer with the given parameters and mask (all ones when `mask` is `nil`).
+    /// The bias mask, one entry per output, exactly `0` (pruned) or `1` (kept).
+    public private(set) var biasMask: [Float] {
+        didSet { keptBiasCount = Self.nonzeroCount(biasMask) }
+    }
+
+    /// The number of biases kept by the bias mask.
+    public private(set) var keptBiasCount: Int
+
+    /// Whether any bias is pruned.
+    public var hasPrunedBiases: Bool { keptBiasCount < biasMask.count }
+
+    /// Creates a layer with the given parameters and masks (all ones when `nil`).
     ///
-    /// Weights at masked positions are set to zero.
-    /// - Precondition: the mask has the weight's shape and holds only `0` and `1`.
-    public init(weight: Matrix, bias: [Float], mask: Matrix? = nil, activation: Activation = .identity) {
+    /// Weights and biases at masked positions are set to zero.
+    /// - Precondition: the mask has the weight's shape, the bias mask one entry per output, and
+    ///   both hold only `0` and `1`.
+    public init(weight: Matrix, bias: [Float], mask: Matrix? = nil, biasMask: [Float]? = nil,
+                activation: Activation = .identity) {
         let m = mask ?? Matrix(rows: weight.rows, columns: weight.columns, repeating: 1)
         precondition(m.rows == weight.rows && m.columns == weight.columns,
                      "PrunableDense: mask is \(m.rows)×\(m.columns), expected \(weight.rows)×\(weight.columns)")
         precondition(m.storage.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense: mask entries must be 0 or 1")
+        let bm = biasMask ?? [Float](repeating: 1, count: weight.rows)
+        precondition(bm.count == weight.rows, "PrunableDense: bias mask has \(bm.count) entries, expected \(weight.rows)")
+        precondition(bm.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense: bias mask entries must be 0 or 1")
         self.mask = m
-        self.keptCount = Self.nonzeroCount(m)
+        self.keptCount = Self.nonzeroCount(m.storage)
+        self.biasMask = bm
+        self.keptBiasCount = Self.nonzeroCount(bm)
         super.init(weight: weight, bias: bias, activation: activation)
         applyMask()
     }
@@ -44,9 +67,10 @@ public final class PrunableDense: Dense {
         self.init(dense)
     }
 
-    /// Wraps a dense layer (copying its parameters) with a full mask.
+    /// Wraps a dense layer (copying its parameters) with full masks, or copies a prunable one with its masks.
     public convenience init(_ dense: Dense) {
-        self.init(weight: dense.weight, bias: dense.bias, mask: (dense as? PrunableDense)?.mask,
+        let prunable = dense as? PrunableDense
+        self.init(weight: dense.weight, bias: dense.bias, mask: prunable?.mask, biasMask: prunable?.biasMask,
                   activation: dense.activation)
     }
 
@@ -65,9 +89,21 @@ public final class PrunableDense: Dense {
         mask = newMask
     }
 
+    /// Prunes every bias at index `j` for which `shouldPrune(j)` is true.
+    ///
+    /// Masks only shrink: already-pruned biases stay pruned.
+    public func pruneBiases(where shouldPrune: (Int) -> Bool) {
+        var newMask = biasMask
+        for j in 0..<newMask.count where newMask[j] != 0 && shouldPrune(j) {
+            newMask[j] = 0
+            bias[j] = 0
+        }
+        biasMask = newMask
+    }
+
     /// The number of non-zero mask entries, counted branch-free (this runs after every mask change).
-    private static func nonzeroCount(_ m: Matrix) -> Int {
-        m.storage.withUnsafeBufferPointer { b in
+    private static func nonzeroCount(_ m: [Float]) -> Int {
+        m.withUnsafeBufferPointer { b in
             // Mask entries are exactly 0 or 1.0 (0x3F80_0000, bit 29 set): integer bit arithmetic
             // counts them without branches.
             var n: UInt32 = 0
@@ -94,6 +130,20 @@ public final class PrunableDense: Dense {
         return before - keptCount
     }
 
+    /// ``pruneKept(where:)`` for the biases: prunes every kept bias whose index `j` and value `b`
+    /// satisfy `shouldPrune(j, b)`; returns how many were pruned.
+    @discardableResult
+    func pruneKeptBiases(where shouldPrune: (Int, Float) -> Bool) -> Int {
+        let before = keptBiasCount
+        var m = biasMask
+        for j in 0..<m.count where m[j] != 0 && shouldPrune(j, bias[j]) {
+            m[j] = 0
+            bias[j] = 0
+        }
+        biasMask = m
+        return before - keptBiasCount
+    }
+
     /// Replaces the mask. Weights at newly masked positions become zero.
     ///
     /// - Precondition: same shape, entries `0` or `1`.
@@ -105,13 +155,29 @@ public final class PrunableDense: Dense {
         applyMask()
     }
 
-    /// Restores the invariant `weight == weight ⊙ mask` (call after writing `weight` directly).
+    /// Replaces the bias mask. Biases at newly masked positions become zero.
+    ///
+    /// - Precondition: one entry per output, entries `0` or `1`.
+    public func setBiasMask(_ newMask: [Float]) {
+        precondition(newMask.count == biasMask.count,
+                     "PrunableDense.setBiasMask: expected \(biasMask.count) entries, got \(newMask.count)")
+        precondition(newMask.allSatisfy { $0 == 0 || $0 == 1 }, "PrunableDense.setBiasMask: entries must be 0 or 1")
+        biasMask = newMask
+        applyMask()
+    }
+
+    /// Restores the invariants `weight == weight ⊙ mask` and `bias == bias ⊙ biasMask` (call
+    /// after writing `weight` or `bias` directly).
     public func applyMask() {
-        guard hasPrunedWeights else { return }
-        mask.storage.withUnsafeBufferPointer { m in
-            weight.storage.withUnsafeMutableBufferPointer { w in
-                for i in 0..<w.count { w[i] = m[i] != 0 ? w[i] : 0 }   // +0, never −0
+        if hasPrunedWeights {
+            mask.storage.withUnsafeBufferPointer { m in
+                weight.storage.withUnsafeMutableBufferPointer { w in
+                    for i in 0..<w.count { w[i] = m[i] != 0 ? w[i] : 0 }   // +0, never −0
+                }
             }
+        }
+        if hasPrunedBiases {
+            for j in 0..<bias.count where biasMask[j] == 0 { bias[j] = 0 }
         }
     }
 
@@ -122,8 +188,13 @@ public final class PrunableDense: Dense {
         return g
     }
 
-    /// A deep copy with the same mask.
+    override func biasGradientView(_ raw: [Float]) -> [Float] {
+        guard hasPrunedBiases else { return raw }
+        return zip(raw, biasMask).map { $0 * $1 }
+    }
+
+    /// A deep copy with the same masks.
     public override func copy() -> Dense {
-        PrunableDense(weight: weight, bias: bias, mask: mask, activation: activation)
+        PrunableDense(weight: weight, bias: bias, mask: mask, biasMask: biasMask, activation: activation)
     }
 }

@@ -43,7 +43,7 @@ public struct WeightSnapshot: Sendable, Equatable {
     }
 
     /// Sets every layer's weights to the snapshot's at surviving (unmasked) positions, and its biases
-    /// to the snapshot's; pruned weights stay exactly zero.
+    /// to the snapshot's; pruned weights and pruned biases stay exactly zero.
     ///
     /// - Throws: `invalidShape` when the snapshot's layers do not match the network's.
     public func rewind(_ network: Chain) throws {
@@ -72,9 +72,9 @@ public struct WeightSnapshot: Sendable, Equatable {
 public enum FineTuningPolicy {
     /// Keep training from the current weights (the article's recommendation).
     case `continue`
-    /// Reset the surviving weights (and all biases) to a snapshot, then train (Frankle & Carbin 2019).
+    /// Reset the surviving weights and biases to a snapshot, then train (Frankle & Carbin 2019).
     case rewind(WeightSnapshot)
-    /// Redraw the surviving weights and the biases from the initial distribution, `U(±1/√in)`,
+    /// Redraw the surviving weights and biases from the initial distribution, `U(±1/√in)`,
     /// with a generator seeded by `seed` and the step number, then train.
     case reinitialize(seed: UInt64)
 

@@ -110,8 +110,8 @@ public final class IterativePruner {
     public var fingerprint: String {
         let m: String
         switch method {
-        case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name))"
-        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform"))"
+        case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name)\(p.includeBiases ? "; biases" : ""))"
+        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.scope == .global ? "; global" : ""))"
         }
         let p: String
         switch plan {
@@ -189,13 +189,13 @@ public final class IterativePruner {
                     pruneSeconds += try pruner.prune(network, to: s).seconds
                 } : nil)
             }
-            let val = network.evaluate(dataset.validation, loss: loss)
+            let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target
             let record = PruningStepRecord(
-                step: index + 1, targetSparsity: target, sparsity: network.sparsity,
-                layerSparsity: network.layers.map(\.weightSparsity), sizes: network.sizes,
-                valAccuracy: val.accuracy, valLoss: val.loss, testAccuracy: test.accuracy, testLoss: test.loss,
+                step: index + 1, targetSparsity: target, sparsity: reportedSparsity,
+                layerSparsity: reportedLayerSparsity, sizes: network.sizes,
+                valAccuracy: val?.accuracy, valLoss: val?.loss, testAccuracy: test.accuracy, testLoss: test.loss,
                 epochs: phase.epochs, milestone: phase.milestone, pruneSeconds: pruneSeconds,
                 seconds: (clock.now - start).seconds)
             state.records.append(record)
@@ -203,17 +203,35 @@ public final class IterativePruner {
             try checkpoint?.save(network: network, normalization: dataset.normalization, state: &state)
             try onStep?(record, network)
         }
-        let val = network.evaluate(dataset.validation, loss: loss)
+        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
         let test = network.evaluate(dataset.test, loss: loss)
         return PruningReport(steps: state.records, final: .init(
-            testAccuracy: test.accuracy, valAccuracy: val.accuracy, sparsity: network.sparsity,
+            testAccuracy: test.accuracy, valAccuracy: val?.accuracy, sparsity: reportedSparsity,
             nonzeroParameters: network.nonzeroParameterCount, parameters: network.parameterCount, sizes: network.sizes))
     }
 
-    /// The fraction of prunable weights masked out.
+    /// Whether the method prunes biases with the weights; then the records' sparsities count
+    /// biases too.
+    public var countsBiases: Bool {
+        if case .weights(let pruner) = method { return pruner.includeBiases }
+        return false
+    }
+
+    /// The sparsity the records report: exact zeros among all weights, or among all weights and
+    /// biases when ``countsBiases``.
+    private var reportedSparsity: Double { countsBiases ? network.parameterSparsity : network.sparsity }
+
+    /// ``reportedSparsity`` per layer.
+    private var reportedLayerSparsity: [Double] {
+        network.layers.map { countsBiases ? $0.parameterSparsity : $0.weightSparsity }
+    }
+
+    /// The fraction of prunable parameters masked out (weights, plus biases when ``countsBiases``).
     private func maskedFraction() -> Double {
         let layers = network.prunableLayers
-        let n = layers.reduce(0) { $0 + $1.weight.count }
-        return n == 0 ? 0 : Double(layers.reduce(0) { $0 + $1.weight.count - $1.keptCount }) / Double(n)
+        let biases = countsBiases
+        let n = layers.reduce(0) { $0 + $1.weight.count + (biases ? $1.bias.count : 0) }
+        let pruned = layers.reduce(0) { $0 + $1.weight.count - $1.keptCount + (biases ? $1.bias.count - $1.keptBiasCount : 0) }
+        return n == 0 ? 0 : Double(pruned) / Double(n)
     }
 }

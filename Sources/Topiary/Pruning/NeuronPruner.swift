@@ -22,26 +22,48 @@ public enum NeuronCriterion {
 /// Removing neuron `i` of layer `l` deletes row `i` of `W_l` (and of its mask), entry `i` of
 /// `b_l`, and column `i` of `W_{l+1}`. The smaller network computes exactly what the original
 /// computes with those rows and columns masked out (ReLU, tanh, sigmoid alike, because the
-/// outgoing column is gone). The output layer's neurons are never removed.
+/// outgoing column is gone). The output layer's neurons are never removed, and neither is the
+/// last neuron of a hidden layer: every hidden layer keeps at least one.
 ///
-/// In each hidden layer of `m` neurons, removing a fraction `f` of the original `m₀` removes
-/// neurons until `m₀ − round(f·m₀)` remain (at least one); the lowest scores go first, ties to the
-/// lower index.
+/// Two scopes (``Scope``):
+/// - ``Scope/layerwise`` (the default): in each hidden layer of `m` neurons, removing a fraction
+///   `f` of the original `m₀` removes neurons until `m₀ − round(f·m₀)` remain (at least one); the
+///   lowest scores go first, ties to the lower index.
+/// - ``Scope/global``: all hidden neurons of all hidden layers are ranked together, so removing a
+///   fraction `f` of the original `H₀` hidden neurons leaves `H₀ − round(f·H₀)` of them, however
+///   they fall among the layers (exactly, unless that would empty a layer: then a layer's last
+///   neuron is skipped and the next lowest goes instead, and at most `H − L` of the `H` current
+///   neurons of `L` hidden layers are removed). Raw norms grow with the fan-in, so the global
+///   ranking uses scores comparable across layers (``comparableScores(_:)``): the mean absolute
+///   incoming weight for L1, the L2 norm over `√fan-in` for L2, the mean absolute activation for
+///   activation. Ties go to the lower layer, then the lower index.
 ///
 /// ```swift
 /// let pruner = NeuronPruner(criterion: .l1)
 /// let step = try pruner.prune(network, to: 0.5)   // 784-300-100-10 becomes 784-150-50-10
+/// let global = NeuronPruner(criterion: .l2, scope: .global)   // 200 of the 400 hidden neurons, wherever they are
 /// ```
 public struct NeuronPruner {
+    /// Where the target applies.
+    public enum Scope: String, Sendable, CaseIterable {
+        /// The same fraction of each hidden layer.
+        case layerwise
+        /// One ranking over all hidden neurons, by scores comparable across layers.
+        case global
+    }
+
     /// How neurons are scored.
     public var criterion: NeuronCriterion
-    /// Optional per-hidden-layer fractions overriding the target (one per hidden layer).
+    /// Optional per-hidden-layer fractions overriding the target (one per hidden layer; layerwise only).
     public var layerFractions: [Double]?
+    /// Where the target applies (default ``Scope/layerwise``).
+    public var scope: Scope
 
     /// Creates a neuron pruner.
-    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil) {
+    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: Scope = .layerwise) {
         self.criterion = criterion
         self.layerFractions = layerFractions
+        self.scope = scope
     }
 
     /// What one structured step did.
@@ -100,14 +122,39 @@ public struct NeuronPruner {
         }
     }
 
-    /// Removes hidden neurons of `network` in place (its ``Chain/layers`` are replaced) until each
-    /// hidden layer has removed `fraction` of `originalSizes` (its hidden widths before any
-    /// structured pruning; the current widths by default).
+    /// The scores the global scope ranks, comparable across layers of different fan-in: for a
+    /// layer of fan-in `k`, L1 becomes the mean absolute incoming weight `Σ_j |W[i, j]| / k`, L2
+    /// becomes `√(Σ_j W[i, j]²) / √k` (the root mean square); the activation criterion is already
+    /// a mean and is unchanged.
     ///
-    /// - Throws: `invalidOption` for a fraction outside `[0, 1]` or wrong per-layer fractions.
+    /// - Throws: as ``scores(_:)``.
+    public func comparableScores(_ network: Chain) throws -> [[Float]] {
+        let raw = try scores(network)
+        switch criterion {
+        case .activation: return raw
+        case .l1, .l2:
+            let squared = criterion.name == "l2"
+            return zip(raw, network.layers).map { scores, layer in
+                let k = Float(layer.inputSize)
+                let divisor = squared ? k.squareRoot() : k
+                return scores.map { $0 / divisor }
+            }
+        }
+    }
+
+    /// Removes hidden neurons of `network` in place (its ``Chain/layers`` are replaced) until
+    /// `fraction` of `originalSizes` (the hidden widths before any structured pruning; the current
+    /// widths by default) is removed: in each hidden layer for the layerwise scope, over all hidden
+    /// neurons together for the global scope (see ``NeuronPruner``).
+    ///
+    /// - Throws: `invalidOption` for a fraction outside `[0, 1]`, wrong per-layer fractions, or
+    ///   per-layer fractions with the global scope.
     @discardableResult
     public func prune(_ network: Chain, to fraction: Double, originalSizes: [Int]? = nil) throws -> Step {
         let hiddenCount = network.layers.count - 1
+        if scope == .global, layerFractions != nil {
+            throw TopiaryError(.invalidOption, "per-layer neuron fractions apply to the layerwise scope, not the global one")
+        }
         let fractions = layerFractions ?? [Double](repeating: fraction, count: hiddenCount)
         guard fractions.count == hiddenCount else {
             throw TopiaryError(.invalidOption, "\(fractions.count) per-layer fractions given, the network has \(hiddenCount) hidden layers")
@@ -119,18 +166,46 @@ public struct NeuronPruner {
         guard original.count == hiddenCount else {
             throw TopiaryError(.invalidOption, "\(original.count) original hidden sizes given, the network has \(hiddenCount) hidden layers")
         }
-        let scores = try self.scores(network)
         var kept: [[Int]] = []
-        for l in 0..<hiddenCount {
-            let width = network.layers[l].outputSize
-            let f = layerFractions == nil ? fraction : fractions[l]
-            let keep = min(width, max(1, original[l] - Int((f * Double(original[l])).rounded())))
-            let order = (0..<width).sorted { (scores[l][$0], $0) < (scores[l][$1], $1) }
-            kept.append(order[(width - keep)...].sorted())
+        switch scope {
+        case .layerwise:
+            let scores = try self.scores(network)
+            for l in 0..<hiddenCount {
+                let width = network.layers[l].outputSize
+                let f = layerFractions == nil ? fraction : fractions[l]
+                let keep = min(width, max(1, original[l] - Int((f * Double(original[l])).rounded())))
+                let order = (0..<width).sorted { (scores[l][$0], $0) < (scores[l][$1], $1) }
+                kept.append(order[(width - keep)...].sorted())
+            }
+        case .global:
+            kept = globalSelection(try comparableScores(network), originalTotal: original.reduce(0, +), fraction: fraction)
         }
         let before = network.sizes
         network.removeNeurons(keeping: kept)
         return Step(sizesBefore: before, sizesAfter: network.sizes, kept: kept)
+    }
+
+    /// The kept neurons of each hidden layer when the lowest of the comparable `scores` of all hidden
+    /// layers go until `originalTotal − round(fraction · originalTotal)` remain, never the last of a layer.
+    private func globalSelection(_ scores: [[Float]], originalTotal: Int, fraction: Double) -> [[Int]] {
+        let widths = scores.map(\.count)
+        let current = widths.reduce(0, +)
+        let goal = originalTotal - Int((fraction * Double(originalTotal)).rounded())
+        var toRemove = max(0, current - goal)
+        // Order keys: score (NaN lowest), then layer, then index, so ties go to the lower layer and index.
+        var order: [(key: UInt32, layer: Int, index: Int)] = []
+        for (l, layerScores) in scores.enumerated() {
+            for (i, score) in layerScores.enumerated() { order.append((PruningSelection.orderKey(score), l, i)) }
+        }
+        order.sort { ($0.key, $0.layer, $0.index) < ($1.key, $1.layer, $1.index) }
+        var remaining = widths
+        var removed = scores.map { [Bool](repeating: false, count: $0.count) }
+        for candidate in order where toRemove > 0 && remaining[candidate.layer] > 1 {
+            removed[candidate.layer][candidate.index] = true
+            remaining[candidate.layer] -= 1
+            toRemove -= 1
+        }
+        return removed.map { flags in flags.indices.filter { !flags[$0] } }
     }
 
     /// Median seconds of a forward pass of `network` over `batch` rows of `input` (repeated
@@ -157,8 +232,8 @@ public struct NeuronPruner {
 
 extension Chain {
     /// Removes hidden neurons in place: `kept[l]` lists, increasingly, the output indices of layer
-    /// `l` to keep, for each layer but the last. Row `i` of `W_l` (and its mask), `b_l[i]` and column
-    /// `i` of `W_{l+1}` go for every removed `i`.
+    /// `l` to keep, for each layer but the last. Row `i` of `W_l` (and its mask), `b_l[i]` (and its
+    /// bias-mask entry) and column `i` of `W_{l+1}` go for every removed `i`.
     ///
     /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
     public func removeNeurons(keeping kept: [[Int]]) {
@@ -181,7 +256,8 @@ extension Chain {
             }
             let bias = rows.map { layer.bias[$0] }
             if let p = layer as? PrunableDense {
-                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask), activation: p.activation))
+                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask),
+                                               biasMask: rows.map { p.biasMask[$0] }, activation: p.activation))
             } else {
                 newLayers.append(Dense(weight: select(layer.weight), bias: bias, activation: layer.activation))
             }

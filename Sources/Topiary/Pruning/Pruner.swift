@@ -7,38 +7,53 @@
 /// (row-major in `[out, in]`), being pruned first (``PruningSelection``). Masks only shrink: a
 /// pruned weight stays pruned, so a target below the current sparsity prunes nothing.
 ///
+/// Biases are not pruned by default. With ``includeBiases`` they take part like weights: a
+/// layer's `n_l` counts its weights and its biases, each bias is scored by the saliency (`|b|`
+/// for magnitude), its ``PrunableDense/biasMask`` only shrinks, and pruning the `n` prunable
+/// parameters to `s` leaves exactly `n − round(s·n)` of them non-zero. In the tie-break a layer's
+/// biases come after its weights (bias `j` of a layer of `k` weights has flat index `k + j`).
+///
 /// ```swift
 /// let network = try Model.load(from: "dense.safetensors").network
 /// let pruner = Pruner(saliency: .magnitude, scope: .global)
 /// let step = try pruner.prune(network, to: 0.9)
 /// network.sparsity          // 0.9 (exactly 239,580 of 266,200 weights are zero)
+/// let withBiases = Pruner(saliency: .magnitude, scope: .global, includeBiases: true)
 /// ```
 public struct Pruner {
     /// How important each weight is.
     public var saliency: Saliency
     /// Where the target applies.
     public var scope: PruningScope
+    /// Whether biases take part in the ranking and selection like weights (default `false`).
+    public var includeBiases: Bool
 
     /// Creates a pruner.
-    public init(saliency: Saliency = .magnitude, scope: PruningScope = .global) {
+    public init(saliency: Saliency = .magnitude, scope: PruningScope = .global, includeBiases: Bool = false) {
         self.saliency = saliency
         self.scope = scope
+        self.includeBiases = includeBiases
     }
 
     /// What one pruning step did.
+    ///
+    /// The counts are of prunable parameters: each layer's weights, plus its biases when
+    /// ``includesBiases`` is true.
     public struct Step: Sendable, Equatable {
         /// The requested overall sparsity.
         public var target: Double
-        /// Weights per prunable layer.
+        /// Prunable parameters per prunable layer (weights, plus biases when ``includesBiases``).
         public var layerWeights: [Int]
-        /// Weights pruned per prunable layer after the step (masked out).
+        /// Parameters pruned per prunable layer after the step (masked out).
         public var layerPruned: [Int]
-        /// Weights newly pruned by this step, per prunable layer.
+        /// Parameters newly pruned by this step, per prunable layer.
         public var newlyPruned: [Int]
+        /// Whether biases were counted and pruned with the weights.
+        public var includesBiases: Bool
         /// Seconds spent (saliency and selection).
         public var seconds: Double
 
-        /// The fraction of prunable weights masked out after the step.
+        /// The fraction of prunable parameters masked out after the step.
         public var sparsity: Double {
             let n = layerWeights.reduce(0, +)
             return n == 0 ? 0 : Double(layerPruned.reduce(0, +)) / Double(n)
@@ -52,9 +67,10 @@ public struct Pruner {
     /// Prunes `network` in place to overall sparsity `sparsity`.
     ///
     /// - Throws: `invalidOption` when `sparsity` is outside `[0, 1]`, the scope does not fit the
-    ///   network, or protection and caps make the target unreachable; the saliency's errors.
-    /// - Complexity: O(n) in the number of prunable weights, plus the saliency's cost. The magnitude
-    ///   saliency is read straight from the weights, without materialising scores.
+    ///   network, protection and caps make the target unreachable, or biases are included with a
+    ///   saliency that does not score them; the saliency's errors.
+    /// - Complexity: O(n) in the number of prunable parameters, plus the saliency's cost. The
+    ///   magnitude saliency is read straight from the parameters, without materialising scores.
     @discardableResult
     public func prune(_ network: Chain, to sparsity: Double) throws -> Step {
         let clock = ContinuousClock()
@@ -62,33 +78,57 @@ public struct Pruner {
         guard sparsity.isFinite, (0...1).contains(sparsity) else {
             throw TopiaryError(.invalidOption, "target sparsity must be in [0, 1], got \(sparsity)")
         }
+        if includeBiases, !saliency.scoresBiases {
+            throw TopiaryError(.invalidOption, "saliency \(saliency.name) does not score biases; make it with Saliency(name:weights:biases:) to prune biases")
+        }
         let layers = network.prunableLayers
         try scope.validate(layerCount: layers.count)
-        let sizes = layers.map(\.weight.count)
+        // Slots: each layer's weights, then (with biases) its biases; slot order is the tie-break order.
+        let slots = layers.flatMap { layer in includeBiases ? [Slot(layer, bias: false), Slot(layer, bias: true)] : [Slot(layer, bias: false)] }
+        let perLayer = includeBiases ? 2 : 1
+        let sizes = layers.map { $0.weight.count + (includeBiases ? $0.bias.count : 0) }
         guard sizes.reduce(0, +) < Int(UInt32.max) else {
-            throw TopiaryError(.invalidShape, "more than 2³² prunable weights are not supported")
+            throw TopiaryError(.invalidShape, "more than 2³² prunable parameters are not supported")
         }
-        let before = layers.map { $0.weight.count - $0.keptCount }
+        let pruned = { (layer: PrunableDense) in
+            layer.weight.count - layer.keptCount + (self.includeBiases ? layer.bias.count - layer.keptBiasCount : 0)
+        }
+        let before = layers.map(pruned)
+        let plan = Plan(slots: slots, perLayer: perLayer)
         if saliency.isMagnitude {
-            try prune(layers, to: sparsity, sizes: sizes, before: before, source: MagnitudeScores(layers: layers))
+            try prune(plan, to: sparsity, sizes: sizes, before: before, source: MagnitudeScores(slots: slots))
         } else {
-            let scores = try saliency.scores(for: network)
-            try prune(layers, to: sparsity, sizes: sizes, before: before, source: ComputedScores(scores: scores))
+            let scores = try saliency.scores(for: network, includingBiases: includeBiases)
+            let perSlot = includeBiases ? zip(scores.weights, scores.biases ?? []).flatMap { [$0, $1] } : scores.weights
+            try prune(plan, to: sparsity, sizes: sizes, before: before, source: ComputedScores(scores: perSlot))
         }
-        let after = layers.map { $0.weight.count - $0.keptCount }
+        let after = layers.map(pruned)
         return Step(target: sparsity, layerWeights: sizes, layerPruned: after,
-                    newlyPruned: zip(after, before).map { $0 - $1 },
+                    newlyPruned: zip(after, before).map { $0 - $1 }, includesBiases: includeBiases,
                     seconds: (clock.now - start).seconds)
     }
 
-    private func prune<S: ScoreSource>(_ layers: [PrunableDense], to sparsity: Double, sizes: [Int], before: [Int],
+    /// The slots of the network and which belong to each prunable layer.
+    private struct Plan {
+        let slots: [Slot]
+        let perLayer: Int
+        /// The slot indices of prunable layers `layers`.
+        func slots<S: Sequence>(of layers: S) -> [Int] where S.Element == Int {
+            layers.flatMap { l in (0..<perLayer).map { l * perLayer + $0 } }
+        }
+        /// Parameters still kept in prunable layer `l`.
+        func kept(_ l: Int) -> Int { slots(of: [l]).reduce(0) { $0 + slots[$1].kept } }
+    }
+
+    private func prune<S: ScoreSource>(_ plan: Plan, to sparsity: Double, sizes: [Int], before: [Int],
                                        source: S) throws {
-        let selection = Selection(layers: layers, sizes: sizes, source: source)
+        let selection = Selection(slots: plan.slots, source: source)
+        let layerCount = sizes.count
         if let targets = try scope.layerTargets(at: sparsity, layerSizes: sizes) {
-            for l in layers.indices {
+            for l in 0..<layerCount {
                 guard let t = targets[l] else { continue }
                 let m = Int((t * Double(sizes[l])).rounded()) - before[l]
-                if m > 0 { selection.pruneLowest(m, in: [l]) }
+                if m > 0 { selection.pruneLowest(m, in: plan.slots(of: [l])) }
             }
             return
         }
@@ -102,22 +142,23 @@ public struct Pruner {
         }
         var held = Set(scope.protectedLayers)
         while true {
-            let pool = layers.indices.filter { !held.contains($0) }
+            let pool = (0..<layerCount).filter { !held.contains($0) }
             let m = goal - held.reduce(0) { $0 + capCount[$1] } - pool.reduce(0) { $0 + before[$1] }
-            let poolKept = pool.reduce(0) { $0 + layers[$1].keptCount }
+            let poolKept = pool.reduce(0) { $0 + plan.kept($1) }
             if m > poolKept {
-                throw TopiaryError(.invalidOption, "sparsity \(sparsity) cannot be reached: protected and capped layers leave only \(poolKept) weights to prune, \(m) needed")
+                throw TopiaryError(.invalidOption, "sparsity \(sparsity) cannot be reached: protected and capped layers leave only \(poolKept) parameters to prune, \(m) needed")
             }
-            let threshold = selection.threshold(m, in: pool)
+            let poolSlots = plan.slots(of: pool)
+            let threshold = selection.threshold(m, in: poolSlots)
             var over: [Int] = []
             if let threshold, pool.contains(where: { capCount[$0] < sizes[$0] }) {
-                let counts = selection.count(threshold, in: pool)
-                over = pool.filter { before[$0] + counts[$0] > capCount[$0] }
+                let counts = selection.count(threshold, in: poolSlots)
+                over = pool.filter { l in before[l] + plan.slots(of: [l]).reduce(0) { $0 + counts[$1] } > capCount[l] }
             }
             if over.isEmpty {
-                if let threshold { selection.apply(threshold, in: pool) }
+                if let threshold { selection.apply(threshold, in: poolSlots) }
                 for l in held where !scope.protectedLayers.contains(l) && capCount[l] > before[l] {
-                    selection.pruneLowest(capCount[l] - before[l], in: [l])
+                    selection.pruneLowest(capCount[l] - before[l], in: plan.slots(of: [l]))
                 }
                 return
             }
@@ -126,21 +167,52 @@ public struct Pruner {
     }
 }
 
-/// Where a selection reads the saliency of weight `i` of prunable layer `l`.
+/// One group of prunable parameters: the weights or the biases of a prunable layer.
+private struct Slot {
+    let layer: PrunableDense
+    let isBias: Bool
+
+    init(_ layer: PrunableDense, bias: Bool) {
+        self.layer = layer
+        self.isBias = bias
+    }
+
+    /// The number of parameters.
+    var count: Int { isBias ? layer.bias.count : layer.weight.count }
+    /// The number still kept by the mask.
+    var kept: Int { isBias ? layer.keptBiasCount : layer.keptCount }
+
+    /// Calls `body` with the mask (entries 0 or 1).
+    func withMask<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        isBias ? layer.biasMask.withUnsafeBufferPointer(body) : layer.mask.storage.withUnsafeBufferPointer(body)
+    }
+
+    /// Calls `body` with the parameters.
+    func withValues<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        isBias ? layer.bias.withUnsafeBufferPointer(body) : layer.weight.storage.withUnsafeBufferPointer(body)
+    }
+
+    /// Prunes every kept parameter whose index and value satisfy `shouldPrune`.
+    func pruneKept(where shouldPrune: (Int, Float) -> Bool) {
+        if isBias { layer.pruneKeptBiases(where: shouldPrune) } else { layer.pruneKept(where: shouldPrune) }
+    }
+}
+
+/// Where a selection reads the saliency of parameter `i` of slot `s`.
 private protocol ScoreSource {
-    /// Calls `body` with layer `l`'s raw values and returns its result.
-    func withValues<R>(_ l: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R
+    /// Calls `body` with slot `s`'s raw values and returns its result.
+    func withValues<R>(_ s: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R
     /// The saliency of a raw value.
     static func score(_ value: Float) -> Float
-    /// Whether the raw values are the layer's weights (then pruning reads them as it writes).
+    /// Whether the raw values are the parameters themselves (then pruning reads them as it writes).
     static var readsWeights: Bool { get }
 }
 
-/// Magnitude: the weights themselves, `|w|`; no score array is built.
+/// Magnitude: the parameters themselves, `|w|` and `|b|`; no score array is built.
 private struct MagnitudeScores: ScoreSource {
-    let layers: [PrunableDense]
-    func withValues<R>(_ l: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        layers[l].weight.storage.withUnsafeBufferPointer(body)
+    let slots: [Slot]
+    func withValues<R>(_ s: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        slots[s].withValues(body)
     }
     static func score(_ value: Float) -> Float { abs(value) }
     static var readsWeights: Bool { true }
@@ -149,28 +221,29 @@ private struct MagnitudeScores: ScoreSource {
 /// Scores computed by a ``Saliency``.
 private struct ComputedScores: ScoreSource {
     let scores: [[Float]]
-    func withValues<R>(_ l: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        scores[l].withUnsafeBufferPointer(body)
+    func withValues<R>(_ s: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        scores[s].withUnsafeBufferPointer(body)
     }
     static func score(_ value: Float) -> Float { value }
     static var readsWeights: Bool { false }
 }
 
-/// Exact-k selection over the kept weights of some layers (see ``PruningSelection``).
+/// Exact-k selection over the kept parameters of some slots (see ``PruningSelection``); a
+/// parameter's position is its index over the concatenation of all slots.
 private struct Selection<Source: ScoreSource> {
-    let layers: [PrunableDense]
+    let slots: [Slot]
     let offsets: [Int]
     let source: Source
 
-    init(layers: [PrunableDense], sizes: [Int], source: Source) {
-        self.layers = layers
+    init(slots: [Slot], source: Source) {
+        self.slots = slots
         self.source = source
-        var offsets = [Int](repeating: 0, count: sizes.count)
-        for l in 1..<max(1, sizes.count) { offsets[l] = offsets[l - 1] + sizes[l - 1] }
+        var offsets = [Int](repeating: 0, count: slots.count)
+        for s in 1..<max(1, slots.count) { offsets[s] = offsets[s - 1] + slots[s - 1].count }
         self.offsets = offsets
     }
 
-    /// The largest order key among the `m` lowest kept weights of `pool`, or `nil` when `m == 0`.
+    /// The largest order key among the `m` lowest kept parameters of the slots `pool`, or `nil` when `m == 0`.
     ///
     /// Floyd–Rivest style: the saliency keys of a strided sample give a narrow window that should
     /// hold the `m`-th lowest; one pass counts the keys below the window and gathers those inside,
@@ -179,7 +252,7 @@ private struct Selection<Source: ScoreSource> {
     /// the answer is exact, and no key array of the whole network is built.
     func threshold(_ m: Int, in pool: [Int]) -> UInt64? {
         guard m > 0 else { return nil }
-        let total = pool.reduce(0) { $0 + layers[$1].keptCount }
+        let total = pool.reduce(0) { $0 + slots[$1].kept }
         precondition(m <= total, "Pruner: asked to prune \(m) of \(total) candidates")
         if total >= 1 << 14, let t = windowThreshold(m, in: pool, kept: total) { return t }
         return histogramThreshold(m, in: pool)
@@ -187,15 +260,15 @@ private struct Selection<Source: ScoreSource> {
 
     /// The sampled-window selection, or `nil` when the window misses.
     private func windowThreshold(_ m: Int, in pool: [Int], kept total: Int) -> UInt64? {
-        let all = pool.reduce(0) { $0 + layers[$1].weight.count }
+        let all = pool.reduce(0) { $0 + slots[$1].count }
         let sampleCount = 4096
         let step = max(1, all / sampleCount)
         var sample: [UInt32] = []
         sample.reserveCapacity(sampleCount + pool.count)
         var position = 0   // over the concatenation of the pool's layers
         for l in pool {
-            let n = layers[l].weight.count
-            layers[l].mask.storage.withUnsafeBufferPointer { mask in
+            let n = slots[l].count
+            slots[l].withMask { mask in
                 source.withValues(l) { v in
                     var i = (step - position % step) % step
                     while i < n {
@@ -217,7 +290,7 @@ private struct Selection<Source: ScoreSource> {
         window.reserveCapacity(4 * total * (2 * slack + 1) / sample.count + 64)
         for l in pool {
             let offset = offsets[l]
-            layers[l].mask.storage.withUnsafeBufferPointer { mask in
+            slots[l].withMask { mask in
                 source.withValues(l) { v in
                     var count = 0
                     for i in 0..<mask.count {
@@ -239,7 +312,7 @@ private struct Selection<Source: ScoreSource> {
         var histogram = [Int32](repeating: 0, count: 1 << 16)
         histogram.withUnsafeMutableBufferPointer { h in
             for l in pool {
-                layers[l].mask.storage.withUnsafeBufferPointer { mask in
+                slots[l].withMask { mask in
                     source.withValues(l) { v in
                         // Branch-free: a pruned weight adds 0.
                         for i in 0..<mask.count {
@@ -257,7 +330,7 @@ private struct Selection<Source: ScoreSource> {
             var n = 0
             for l in pool {
                 let offset = offsets[l]
-                layers[l].mask.storage.withUnsafeBufferPointer { mask in
+                slots[l].withMask { mask in
                     source.withValues(l) { v in
                         for i in 0..<mask.count {
                             let k = PruningSelection.orderKey(Source.score(v[i]))
@@ -274,12 +347,12 @@ private struct Selection<Source: ScoreSource> {
         return PruningSelection.kthSmallest(&bucket, k: m - 1 - below)
     }
 
-    /// How many kept weights of each layer of `pool` have a key at most `threshold`.
+    /// How many kept parameters of each slot of `pool` have a key at most `threshold`.
     func count(_ threshold: UInt64, in pool: [Int]) -> [Int] {
-        var counts = [Int](repeating: 0, count: layers.count)
+        var counts = [Int](repeating: 0, count: slots.count)
         for l in pool {
             let offset = offsets[l]
-            counts[l] = layers[l].mask.storage.withUnsafeBufferPointer { mask in
+            counts[l] = slots[l].withMask { mask in
                 source.withValues(l) { v in
                     var n = 0
                     for i in 0..<mask.count where mask[i] != 0
@@ -293,17 +366,17 @@ private struct Selection<Source: ScoreSource> {
         return counts
     }
 
-    /// Prunes the kept weights of `pool` whose key is at most `threshold`.
+    /// Prunes the kept parameters of `pool` whose key is at most `threshold`.
     func apply(_ threshold: UInt64, in pool: [Int]) {
         for l in pool {
             let base = offsets[l]
             if Source.readsWeights {
-                layers[l].pruneKept { i, w in
+                slots[l].pruneKept { i, w in
                     PruningSelection.key(saliency: Source.score(w), position: base &+ i) <= threshold
                 }
             } else {
-                _ = source.withValues(l) { v in
-                    layers[l].pruneKept { i, _ in
+                source.withValues(l) { v in
+                    slots[l].pruneKept { i, _ in
                         PruningSelection.key(saliency: Source.score(v[i]), position: base &+ i) <= threshold
                     }
                 }
@@ -311,7 +384,7 @@ private struct Selection<Source: ScoreSource> {
         }
     }
 
-    /// Prunes the `m` lowest kept weights of `pool`.
+    /// Prunes the `m` lowest kept parameters of `pool`.
     func pruneLowest(_ m: Int, in pool: [Int]) {
         if let t = threshold(m, in: pool) { apply(t, in: pool) }
     }

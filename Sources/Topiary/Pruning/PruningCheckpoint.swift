@@ -82,7 +82,7 @@ struct PruningCheckpoint {
 
     // MARK: JSON
 
-    static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+    static func number(_ x: Double?) -> String { x.map { $0.isFinite ? "\($0)" : "null" } ?? "null" }
 
     static func encode(_ s: State) -> String {
         func ints(_ a: [Int]) -> String { "[" + a.map(String.init).joined(separator: ",") + "]" }
@@ -111,6 +111,10 @@ struct PruningCheckpoint {
             guard case .object(let entries) = v, let e = entries.first(where: { $0.key == key }) else { throw corrupt("missing \"\(key)\"") }
             return e.value
         }
+        func optionalDouble(_ v: JSONValue) throws -> Double? {
+            if case .null = v { return nil }
+            return try double(v)
+        }
         func double(_ v: JSONValue) throws -> Double {
             if case .null = v { return .nan }
             guard case .number(let t) = v, let x = Double(t) else { throw corrupt("expected a number, got \(v.kindName)") }
@@ -136,8 +140,8 @@ struct PruningCheckpoint {
             return PruningStepRecord(
                 step: try int(field(r, "step")), targetSparsity: try double(field(r, "target_sparsity")),
                 sparsity: try double(field(r, "sparsity")), layerSparsity: try array(field(r, "layer_sparsity")).map(double),
-                sizes: try array(field(r, "sizes")).map(int), valAccuracy: try double(field(r, "val_accuracy")),
-                valLoss: try double(field(r, "val_loss")), testAccuracy: try double(field(r, "test_accuracy")),
+                sizes: try array(field(r, "sizes")).map(int), valAccuracy: try optionalDouble(field(r, "val_accuracy")),
+                valLoss: try optionalDouble(field(r, "val_loss")), testAccuracy: try double(field(r, "test_accuracy")),
                 testLoss: try double(field(r, "test_loss")), epochs: try int(field(r, "epochs")), milestone: milestone,
                 pruneSeconds: try double(field(r, "prune_seconds")), seconds: try double(field(r, "seconds")))
         }

@@ -1,22 +1,24 @@
 /// What one step of iterative pruning measured.
 ///
 /// `sparsity` and `layerSparsity` count exact zeros in the weights (the fraction a saved file
-/// shows); for structured pruning they stay near 0 and ``sizes`` shows the smaller layers.
+/// shows), or in the weights and biases together when the pruner includes biases
+/// (``Pruner/includeBiases``); for structured pruning they stay near 0 and ``sizes`` shows the
+/// smaller layers.
 public struct PruningStepRecord: Codable, Sendable, Equatable {
     /// The step number, from 1.
     public var step: Int
     /// The schedule's target (overall weight sparsity, or the fraction of hidden neurons removed).
     public var targetSparsity: Double
-    /// The fraction of all weights that are exactly zero after the step.
+    /// The fraction of all weights (and biases, when they are pruned) that are exactly zero after the step.
     public var sparsity: Double
     /// The same per layer.
     public var layerSparsity: [Double]
     /// The layer sizes after the step, input first.
     public var sizes: [Int]
-    /// Validation accuracy after fine-tuning.
-    public var valAccuracy: Double
-    /// Validation loss after fine-tuning.
-    public var valLoss: Double
+    /// Validation accuracy after fine-tuning; `nil` (JSON `null`) without a validation split.
+    public var valAccuracy: Double?
+    /// Validation loss after fine-tuning; `nil` (JSON `null`) without a validation split.
+    public var valLoss: Double?
     /// Test accuracy after fine-tuning (reported, never used for decisions).
     public var testAccuracy: Double
     /// Test loss after fine-tuning.
@@ -32,7 +34,7 @@ public struct PruningStepRecord: Codable, Sendable, Equatable {
 
     /// Creates a record.
     public init(step: Int, targetSparsity: Double, sparsity: Double, layerSparsity: [Double], sizes: [Int],
-                valAccuracy: Double, valLoss: Double, testAccuracy: Double, testLoss: Double, epochs: Int,
+                valAccuracy: Double?, valLoss: Double?, testAccuracy: Double, testLoss: Double, epochs: Int,
                 milestone: Bool, pruneSeconds: Double, seconds: Double) {
         self.step = step
         self.targetSparsity = targetSparsity
@@ -55,6 +57,24 @@ public struct PruningStepRecord: Codable, Sendable, Equatable {
         case valAccuracy = "val_accuracy", valLoss = "val_loss", testAccuracy = "test_accuracy", testLoss = "test_loss"
         case pruneSeconds = "prune_seconds"
     }
+
+    /// Encodes every field; missing validation figures become `null` rather than disappearing.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encode(targetSparsity, forKey: .targetSparsity)
+        try c.encode(sparsity, forKey: .sparsity)
+        try c.encode(layerSparsity, forKey: .layerSparsity)
+        try c.encode(sizes, forKey: .sizes)
+        try c.encode(valAccuracy, forKey: .valAccuracy)
+        try c.encode(valLoss, forKey: .valLoss)
+        try c.encode(testAccuracy, forKey: .testAccuracy)
+        try c.encode(testLoss, forKey: .testLoss)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(milestone, forKey: .milestone)
+        try c.encode(pruneSeconds, forKey: .pruneSeconds)
+        try c.encode(seconds, forKey: .seconds)
+    }
 }
 
 /// The outcome of an iterative pruning run.
@@ -68,9 +88,9 @@ public struct PruningReport: Codable, Sendable, Equatable {
     public struct Final: Codable, Sendable, Equatable {
         /// Test accuracy.
         public var testAccuracy: Double
-        /// Validation accuracy.
-        public var valAccuracy: Double
-        /// The fraction of all weights that are exactly zero.
+        /// Validation accuracy; `nil` (JSON `null`) without a validation split.
+        public var valAccuracy: Double?
+        /// The fraction of all weights (and biases, when they are pruned) that are exactly zero.
         public var sparsity: Double
         /// Weights and biases that are not exactly zero.
         public var nonzeroParameters: Int
@@ -82,6 +102,17 @@ public struct PruningReport: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case sparsity, parameters, sizes
             case testAccuracy = "test_accuracy", valAccuracy = "val_accuracy", nonzeroParameters = "nonzero_parameters"
+        }
+
+        /// Encodes every field; a missing validation accuracy becomes `null` rather than disappearing.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(testAccuracy, forKey: .testAccuracy)
+            try c.encode(valAccuracy, forKey: .valAccuracy)
+            try c.encode(sparsity, forKey: .sparsity)
+            try c.encode(nonzeroParameters, forKey: .nonzeroParameters)
+            try c.encode(parameters, forKey: .parameters)
+            try c.encode(sizes, forKey: .sizes)
         }
     }
 }

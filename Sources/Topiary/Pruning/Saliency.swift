@@ -1,9 +1,14 @@
-/// How important each weight is: the article's *saliency*. Lower saliency is pruned first.
+/// How important each weight (and, when biases are pruned, each bias) is: the article's
+/// *saliency*. Lower saliency is pruned first.
 ///
 /// A saliency is a value that combines with any ``PruningScope`` and any ``PruningSchedule``.
 /// It maps a network to one score per weight of every ``PrunableDense`` layer (in the order of
 /// ``Chain/prunableLayers``, each array row-major `[out, in]` as the weight). Scores at
-/// already-pruned positions are ignored. Biases are never pruned.
+/// already-pruned positions are ignored. Biases are not pruned by default; a ``Pruner`` with
+/// ``Pruner/includeBiases`` also asks for one score per bias, which the built-in saliencies give
+/// (``magnitude`` `|b|`, ``random(seed:)``, ``taylor(data:batchCount:batchSize:loss:seed:)``
+/// `|b·∂L/∂b|`) and a custom one gives when it is made with
+/// ``init(name:weights:biases:)`` or ``perLayer(name:weights:biases:)``.
 ///
 /// ```swift
 /// let pruner = Pruner(saliency: .magnitude, scope: .global)
@@ -13,63 +18,124 @@
 /// let custom = Saliency(name: "squared") { net in net.prunableLayers.map { $0.weight.storage.map { $0 * $0 } } }
 /// ```
 public struct Saliency {
+    /// Scores for the weights and, when asked for, the biases of every prunable layer.
+    typealias Scores = (weights: [[Float]], biases: [[Float]]?)
+
     /// A short name for logs and JSON (`magnitude`, `random(0)`, `taylor(10×128)`).
     public let name: String
-    private let body: (Chain) throws -> [[Float]]
-    /// Whether this is ``magnitude``, which ``Pruner`` reads straight from the weights.
+    /// The scores for a network; the flag asks for bias scores too.
+    private let body: (Chain, Bool) throws -> Scores
+    /// Whether this saliency can score biases.
+    public let scoresBiases: Bool
+    /// Whether this is ``magnitude``, which ``Pruner`` reads straight from the parameters.
     let isMagnitude: Bool
 
     /// A saliency from a closure returning one score array per prunable layer.
     ///
     /// The closure must return `network.prunableLayers.count` arrays, each with as many scores as
-    /// the layer has weights; NaN scores count as the lowest saliency.
+    /// the layer has weights; NaN scores count as the lowest saliency. Such a saliency does not
+    /// score biases: use ``init(name:weights:biases:)`` for a pruner that includes them.
     public init(name: String = "custom", _ scores: @escaping (Chain) throws -> [[Float]]) {
         self.name = name
-        self.body = scores
+        self.body = { network, _ in (try scores(network), nil) }
+        self.scoresBiases = false
         self.isMagnitude = false
     }
 
-    private init(magnitude: Void) {
-        name = "magnitude"
-        body = { network in network.prunableLayers.map { layer in layer.weight.storage.map { abs($0) } } }
-        isMagnitude = true
+    /// A saliency from two closures: one score array per prunable layer for the weights (as
+    /// ``init(name:_:)``), and one per prunable layer for the biases (one score per output).
+    ///
+    /// ```swift
+    /// let squared = Saliency(name: "squared",
+    ///                        weights: { net in net.prunableLayers.map { $0.weight.storage.map { $0 * $0 } } },
+    ///                        biases: { net in net.prunableLayers.map { $0.bias.map { $0 * $0 } } })
+    /// ```
+    public init(name: String = "custom", weights: @escaping (Chain) throws -> [[Float]],
+                biases: @escaping (Chain) throws -> [[Float]]) {
+        self.name = name
+        self.body = { network, withBiases in (try weights(network), withBiases ? try biases(network) : nil) }
+        self.scoresBiases = true
+        self.isMagnitude = false
+    }
+
+    private init(name: String, isMagnitude: Bool = false, body: @escaping (Chain, Bool) throws -> Scores) {
+        self.name = name
+        self.body = body
+        self.scoresBiases = true
+        self.isMagnitude = isMagnitude
     }
 
     /// The scores for `network`, one array per prunable layer.
     ///
     /// - Throws: whatever the closure throws; `invalidShape` when it returns arrays of the wrong sizes.
     public func scores(for network: Chain) throws -> [[Float]] {
-        let s = try body(network)
-        let layers = network.prunableLayers
-        guard s.count == layers.count else {
-            throw TopiaryError(.invalidShape, "saliency \(name) returned \(s.count) score arrays, the network has \(layers.count) prunable layers")
-        }
-        for (l, (scores, layer)) in zip(s, layers).enumerated() where scores.count != layer.weight.count {
-            throw TopiaryError(.invalidShape, "saliency \(name) returned \(scores.count) scores for prunable layer \(l), which has \(layer.weight.count) weights")
-        }
-        return s
+        try scores(for: network, includingBiases: false).weights
     }
 
-    /// Magnitude `|w|`: the article's saliency (Han et al. 2015).
+    /// The bias scores for `network`, one array per prunable layer with one score per output.
     ///
-    /// - Complexity: O(weights).
-    public static let magnitude = Saliency(magnitude: ())
+    /// - Throws: `invalidOption` when this saliency does not score biases (``scoresBiases``);
+    ///   whatever the closures throw; `invalidShape` when they return arrays of the wrong sizes.
+    public func biasScores(for network: Chain) throws -> [[Float]] {
+        try scores(for: network, includingBiases: true).biases ?? []
+    }
+
+    /// The weight scores, and the bias scores when `includingBiases`, checked against the network.
+    func scores(for network: Chain, includingBiases: Bool) throws -> Scores {
+        if includingBiases, !scoresBiases {
+            throw TopiaryError(.invalidOption, "saliency \(name) does not score biases; make it with Saliency(name:weights:biases:) to prune biases")
+        }
+        let s = try body(network, includingBiases)
+        let layers = network.prunableLayers
+        guard s.weights.count == layers.count else {
+            throw TopiaryError(.invalidShape, "saliency \(name) returned \(s.weights.count) score arrays, the network has \(layers.count) prunable layers")
+        }
+        for (l, (scores, layer)) in zip(s.weights, layers).enumerated() where scores.count != layer.weight.count {
+            throw TopiaryError(.invalidShape, "saliency \(name) returned \(scores.count) scores for prunable layer \(l), which has \(layer.weight.count) weights")
+        }
+        guard includingBiases else { return (s.weights, nil) }
+        guard let biases = s.biases, biases.count == layers.count else {
+            throw TopiaryError(.invalidShape, "saliency \(name) returned \(s.biases?.count ?? 0) bias score arrays, the network has \(layers.count) prunable layers")
+        }
+        for (l, (scores, layer)) in zip(biases, layers).enumerated() where scores.count != layer.bias.count {
+            throw TopiaryError(.invalidShape, "saliency \(name) returned \(scores.count) bias scores for prunable layer \(l), which has \(layer.bias.count) biases")
+        }
+        return (s.weights, biases)
+    }
+
+    /// Magnitude `|w|` (and `|b|` for biases): the article's saliency (Han et al. 2015).
+    ///
+    /// - Complexity: O(parameters).
+    public static let magnitude = Saliency(name: "magnitude", isMagnitude: true) { network, withBiases in
+        (network.prunableLayers.map { layer in layer.weight.storage.map { abs($0) } },
+         withBiases ? network.prunableLayers.map { layer in layer.bias.map { abs($0) } } : nil)
+    }
 
     /// Uniform random scores: the control every pruning study needs.
     ///
     /// The scores depend only on `seed` and the layer's position, not on the weights nor on the
     /// call, so iterative pruning with this saliency removes weights in one fixed random order.
+    /// Bias scores come from a separate generator, so including biases leaves the weight scores
+    /// unchanged.
     public static func random(seed: UInt64) -> Saliency {
-        Saliency(name: "random(\(seed))") { network in
-            network.prunableLayers.enumerated().map { l, layer in
+        Saliency(name: "random(\(seed))") { network, withBiases in
+            let layers = network.prunableLayers
+            let weights = layers.enumerated().map { l, layer in
                 var rng = SeededRandom(seed: seed &+ UInt64(l) &* 0xD1B5_4A32_D192_ED03)
                 return (0..<layer.weight.count).map { _ in rng.nextUniform() }
             }
+            guard withBiases else { return (weights, nil) }
+            let biases = layers.enumerated().map { l, layer in
+                var rng = SeededRandom(seed: (seed &+ UInt64(l) &* 0xD1B5_4A32_D192_ED03) ^ 0x8CB9_2BA7_2F3D_8DD7)
+                return (0..<layer.bias.count).map { _ in rng.nextUniform() }
+            }
+            return (weights, biases)
         }
     }
 
     /// First-order Taylor saliency `|w · ∂L/∂w|`, averaged over `batchCount` batches:
-    /// `score(w) = (1/N) Σ_b |w · ∂L_b/∂w|` (Molchanov et al. 2017, in its per-weight form).
+    /// `score(w) = (1/N) Σ_b |w · ∂L_b/∂w|` (Molchanov et al. 2017, in its per-weight form);
+    /// for biases, `(1/N) Σ_b |b · ∂L_b/∂b|` from the same passes.
     ///
     /// Batches are drawn from `data` in a shuffle seeded by `seed`; gradients come from
     /// ``Chain/forward(_:batch:workspace:)`` and ``Chain/backward(_:batch:workspace:)``, no
@@ -81,7 +147,7 @@ public struct Saliency {
     /// - Complexity: `batchCount` forward and backward passes.
     public static func taylor(data: LabeledData, batchCount: Int = 10, batchSize: Int = 128,
                               loss: Loss = .softmaxCrossEntropy, seed: UInt64 = 0) -> Saliency {
-        Saliency(name: "taylor(\(batchCount)×\(batchSize))") { network in
+        Saliency(name: "taylor(\(batchCount)×\(batchSize))") { network, withBiases in
             guard batchCount > 0, batchSize > 0 else {
                 throw TopiaryError(.invalidOption, "Taylor saliency needs a positive batch count and size, got \(batchCount) × \(batchSize)")
             }
@@ -91,6 +157,7 @@ public struct Saliency {
             }
             let layers = network.prunableLayers
             var sums = layers.map { [Float](repeating: 0, count: $0.weight.count) }
+            var biasSums = layers.map { [Float](repeating: 0, count: withBiases ? $0.bias.count : 0) }
             var batches = Batches(data, batchSize: min(batchSize, data.count))
             batches.shuffle(seed: seed, epoch: 0)
             var workspace = Chain.Workspace(for: network, batchCapacity: batches.batchSize)
@@ -110,10 +177,14 @@ public struct Saliency {
                             }
                         }
                     }
+                    if withBiases {
+                        let g = layer.biasGradient
+                        for j in 0..<biasSums[l].count { biasSums[l][j] += abs(layer.bias[j] * g[j]) }
+                    }
                 }
             }
             let scale = 1 / Float(max(1, n))
-            return sums.map { $0.map { $0 * scale } }
+            return (sums.map { $0.map { $0 * scale } }, withBiases ? biasSums.map { $0.map { $0 * scale } } : nil)
         }
     }
 
@@ -128,5 +199,22 @@ public struct Saliency {
         Saliency(name: name) { network in
             try network.prunableLayers.enumerated().map { try scores($0.offset, $0.element) }
         }
+    }
+
+    /// A saliency computed layer by layer for weights and biases: `weights(l, layer)` returns one
+    /// score per weight of prunable layer `l`, `biases(l, layer)` one per bias.
+    ///
+    /// ```swift
+    /// let squared = Saliency.perLayer(name: "p²", weights: { _, layer in layer.weight.storage.map { $0 * $0 } },
+    ///                                 biases: { _, layer in layer.bias.map { $0 * $0 } })
+    /// ```
+    public static func perLayer(name: String = "custom",
+                                weights: @escaping (Int, PrunableDense) throws -> [Float],
+                                biases: @escaping (Int, PrunableDense) throws -> [Float]) -> Saliency {
+        Saliency(name: name, weights: { network in
+            try network.prunableLayers.enumerated().map { try weights($0.offset, $0.element) }
+        }, biases: { network in
+            try network.prunableLayers.enumerated().map { try biases($0.offset, $0.element) }
+        })
     }
 }

@@ -1,9 +1,9 @@
 /// Updates a network's parameters from the gradients left by the last backward pass.
 ///
 /// Every optimizer honours masks: for a ``PrunableDense`` layer the update and every state
-/// buffer (velocity, moments) are multiplied by the mask, so pruned weights stay exactly `0.0`
-/// through any number of steps, weight decay included, and state left over from before a
-/// pruning step never revives a pruned weight.
+/// buffer (velocity, moments) are multiplied by the mask (the weight mask for weights, the bias
+/// mask for biases), so pruned weights and biases stay exactly `0.0` through any number of steps,
+/// weight decay included, and state left over from before a pruning step never revives them.
 public protocol Optimizer: AnyObject {
     /// The step size used by the next ``step(_:)``.
     var learningRate: Float { get set }
@@ -48,13 +48,16 @@ struct OptimizerState {
     mutating func removeAll() { entries.removeAll() }
 }
 
-/// Calls `body(isWeight, parameter, gradient, mask)` for a layer's weight (with its mask, if any) and bias.
+/// Calls `body(isWeight, parameter, gradient, mask)` for a layer's weight and bias, each with its
+/// mask when something in it is pruned.
 func forEachParameter(of layer: Dense,
                       _ body: (_ isWeight: Bool, UnsafeMutableBufferPointer<Float>,
                                UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?) -> Void) {
-    let mask = (layer as? PrunableDense).flatMap { $0.hasPrunedWeights ? $0.mask : nil }
-    let wg = layer.rawWeightGradient   // unmasked: the mask is applied in the update itself
-    let bg = layer.biasGradient
+    let prunable = layer as? PrunableDense
+    let mask = prunable.flatMap { $0.hasPrunedWeights ? $0.mask : nil }
+    let biasMask = prunable.flatMap { $0.hasPrunedBiases ? $0.biasMask : nil }
+    let wg = layer.rawWeightGradient   // unmasked: the masks are applied in the update itself
+    let bg = layer.rawBiasGradient
     layer.weight.storage.withUnsafeMutableBufferPointer { w in
         wg.storage.withUnsafeBufferPointer { g in
             if let mask {
@@ -65,7 +68,13 @@ func forEachParameter(of layer: Dense,
         }
     }
     layer.bias.withUnsafeMutableBufferPointer { b in
-        bg.withUnsafeBufferPointer { g in body(false, b, g, nil) }
+        bg.withUnsafeBufferPointer { g in
+            if let biasMask {
+                biasMask.withUnsafeBufferPointer { m in body(false, b, g, m) }
+            } else {
+                body(false, b, g, nil)
+            }
+        }
     }
 }
 

@@ -1,20 +1,23 @@
-/// One epoch's numbers, as reported by ``Trainer/fit(_:epochs:progress:)`` and the CLI's `--json`.
+/// One epoch's numbers, as reported by ``Trainer/fit(_:epochs:progress:onEpoch:)`` and the CLI's `--json`.
+///
+/// Without a validation split (`--validation 0`) the validation figures are `nil`, encoded as
+/// JSON `null`.
 public struct EpochRecord: Codable, Sendable, Equatable {
     /// The epoch number, from 1.
     public var epoch: Int
     /// The mean training loss over the epoch's batches.
     public var trainLoss: Double
-    /// Loss on the validation split.
-    public var valLoss: Double
-    /// Accuracy on the validation split, a fraction in `0...1`.
-    public var valAccuracy: Double
+    /// Loss on the validation split; `nil` when the split is empty.
+    public var valLoss: Double?
+    /// Accuracy on the validation split, a fraction in `0...1`; `nil` when the split is empty.
+    public var valAccuracy: Double?
     /// Accuracy on the test split (reported, never used for decisions).
     public var testAccuracy: Double
     /// Seconds spent training (forward, backward, optimizer) in this epoch, evaluation excluded.
     public var seconds: Double
 
     /// Creates a record.
-    public init(epoch: Int, trainLoss: Double, valLoss: Double, valAccuracy: Double, testAccuracy: Double, seconds: Double) {
+    public init(epoch: Int, trainLoss: Double, valLoss: Double?, valAccuracy: Double?, testAccuracy: Double, seconds: Double) {
         self.epoch = epoch
         self.trainLoss = trainLoss
         self.valLoss = valLoss
@@ -27,6 +30,17 @@ public struct EpochRecord: Codable, Sendable, Equatable {
         case epoch, seconds
         case trainLoss = "train_loss", valLoss = "val_loss"
         case valAccuracy = "val_accuracy", testAccuracy = "test_accuracy"
+    }
+
+    /// Encodes every field; missing validation figures become `null` rather than disappearing.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(trainLoss, forKey: .trainLoss)
+        try c.encode(valLoss, forKey: .valLoss)
+        try c.encode(valAccuracy, forKey: .valAccuracy)
+        try c.encode(testAccuracy, forKey: .testAccuracy)
+        try c.encode(seconds, forKey: .seconds)
     }
 }
 
@@ -138,25 +152,37 @@ public final class Trainer {
         return (total / Double(max(1, count)), (clock.now - start).seconds)
     }
 
-    /// Trains `epochs` epochs, evaluating on the validation and test splits after each.
-    /// Returns one record per epoch.
+    /// Trains `epochs` epochs, evaluating on the validation split (when not empty) and the test
+    /// split after each. Returns one record per epoch.
+    ///
+    /// `onEpoch` sees the network exactly as it is at the end of the epoch, so it is where to keep
+    /// the weights of chosen epochs (for rewinding, Frankle & Carbin 2019); the weights before the
+    /// first epoch (epoch 0) are the network before `fit` is called:
+    ///
+    /// ```swift
+    /// try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 0))
+    /// try trainer.fit(data, epochs: 15, onEpoch: { record in
+    ///     if record.epoch == 1 { try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 1)) }
+    /// })
+    /// ```
     ///
     /// - Parameters:
     ///   - progress: called after every batch.
-    ///   - onEpoch: called after every epoch with its record.
+    ///   - onEpoch: called after every epoch with its record; an error it throws stops training
+    ///     and is rethrown.
     @discardableResult
     public func fit(_ dataset: Dataset, epochs: Int,
                     progress: ((TrainingProgress) -> Void)? = nil,
-                    onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+                    onEpoch: ((EpochRecord) throws -> Void)? = nil) throws -> [EpochRecord] {
         var history: [EpochRecord] = []
         for _ in 0..<epochs {
             let (trainLoss, seconds) = try trainEpoch(dataset.train, progress: progress)
-            let val = network.evaluate(dataset.validation, loss: loss)
+            let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
             let test = network.evaluate(dataset.test, loss: loss)
-            let record = EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val.loss,
-                                     valAccuracy: val.accuracy, testAccuracy: test.accuracy, seconds: seconds)
+            let record = EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val?.loss,
+                                     valAccuracy: val?.accuracy, testAccuracy: test.accuracy, seconds: seconds)
             history.append(record)
-            onEpoch?(record)
+            try onEpoch?(record)
         }
         return history
     }
