@@ -523,13 +523,12 @@ static struct {
     _Atomic int caller_sleeping;
     _Atomic int64_t spin_ns;
     _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
+    _Atomic uint64_t nudges; // bumped to wake sleeping workers without a job (they spin again)
     tsk_job_fn fn;
     void *ctx;
     uint32_t generation;
     _Atomic int workers;    // written under `owner`, read without it
-    _Atomic int64_t backoff_until; // before this time (now_ns) every call runs on its caller alone
-    int64_t backoff_ns;              // the next back-off's length; written under `owner`
-    _Atomic uint64_t stat_jobs, stat_worker_chunks, stat_caller_chunks, stat_sleeps, stat_backoffs;
+    _Atomic uint64_t stat_jobs, stat_worker_chunks, stat_caller_chunks, stat_sleeps;
     _Atomic uint64_t stat_by_worker[TSK_MAX_WORKERS];
 } pool = {
     .owner = PTHREAD_MUTEX_INITIALIZER,
@@ -588,17 +587,19 @@ static void *worker_main(void *arg) {
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
         uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
-        if (g == seen) {
+        while (g == seen) {
             const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
             for (uint32_t k = 1;; k++) {
                 cpu_relax();
                 g = (uint32_t)(atomic_load_explicit(&pool.next, memory_order_acquire) >> 32);
                 if (g != seen) break;
                 if ((k & 63) == 0 && now_ns() - start > limit) {
+                    // Block until a job or a nudge; after a nudge, spin again (the loop above).
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
                     pthread_mutex_lock(&pool.lock);
+                    const uint64_t nudged = atomic_load(&pool.nudges);
                     atomic_fetch_add(&pool.worker_sleepers, 1);
-                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
+                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen && atomic_load(&pool.nudges) == nudged)
                         pthread_cond_wait(&pool.work_cv, &pool.lock);
                     atomic_fetch_sub(&pool.worker_sleepers, 1);
                     pthread_mutex_unlock(&pool.lock);
@@ -637,13 +638,9 @@ static int ensure_workers(int n) {
 // to wake from its condition costs about as much as a small job, and a worker the scheduler
 // delays after it has claimed a chunk would make the caller wait (measured: a 50 µs SpMV took
 // twice as long at the median with the other core busy).
-// The first back-off after a stall, and the longest (each stall in a row doubles it).
-#define TSK_BACKOFF_MIN_NS 2000000
-#define TSK_BACKOFF_MAX_NS 1000000000
-
 static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int small) {
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
-    if (threads > 1 && now_ns() < atomic_load_explicit(&pool.backoff_until, memory_order_relaxed)) threads = 1;
+    if (threads > chunks) threads = (int)chunks;
     const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
     if (small && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
         threads = 1;
@@ -670,10 +667,8 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         pthread_cond_broadcast(&pool.work_cv);
         pthread_mutex_unlock(&pool.lock);
     }
-    const int64_t posted = now_ns();
     const uint64_t ran = run_claims(g, -1);
     atomic_fetch_add_explicit(&pool.stat_caller_chunks, ran, memory_order_relaxed);
-    int stalled = 0;
     if (atomic_load(&pool.done) < chunks) {
         const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
         for (uint32_t k = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < chunks; k++) {
@@ -688,20 +683,6 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
                 break;
             }
         }
-        // Waiting for the workers' last chunks longer than the caller's own share took (plus
-        // 10 µs) means a worker was descheduled holding one: another process holds its core.
-        const int64_t end = now_ns();
-        stalled = end - start > (start - posted) + 10000;
-    }
-    // After a stall, run alone for a while (doubling while stalls repeat) instead of waiting on
-    // a descheduled worker call after call; a call that does not stall resets the back-off.
-    if (stalled) {
-        const int64_t b = pool.backoff_ns < TSK_BACKOFF_MIN_NS ? TSK_BACKOFF_MIN_NS : pool.backoff_ns;
-        atomic_store(&pool.backoff_until, now_ns() + b);
-        pool.backoff_ns = b * 2 < TSK_BACKOFF_MAX_NS ? b * 2 : TSK_BACKOFF_MAX_NS;
-        atomic_fetch_add_explicit(&pool.stat_backoffs, 1, memory_order_relaxed);
-    } else {
-        pool.backoff_ns = TSK_BACKOFF_MIN_NS;
     }
     pthread_mutex_unlock(&pool.owner);
 }
@@ -709,7 +690,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
 tsk_pool_stats tsk_pool_get_stats(void) {
     tsk_pool_stats s = {
         atomic_load(&pool.stat_jobs), atomic_load(&pool.stat_worker_chunks),
-        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps), atomic_load(&pool.stat_backoffs), {0}};
+        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps), {0}};
     for (int i = 0; i < TSK_MAX_WORKERS && i < 8; i++) s.worker_chunks_by_index[i] = atomic_load(&pool.stat_by_worker[i]);
     return s;
 }

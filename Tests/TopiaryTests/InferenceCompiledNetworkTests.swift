@@ -47,7 +47,8 @@ final class InferenceCompiledNetworkTests: XCTestCase {
 
     func testSlabsAcrossTwoThreadsMatchTheChainAndOneThreadBitForBit() throws {
         let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
-        for batch in [128, 200, 1000] {
+        // 129: the last slab takes the odd sample (a lone sample would take the SpMV path).
+        for batch in [128, 129, 200, 1000] {
             let x = input(batch, 784, seed: UInt64(batch) + 7)
             let two = CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 2)
             let slab = try XCTUnwrap(two.slabWidth, "2 threads at batch \(batch) should cut slabs")

@@ -123,25 +123,6 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
-    func testACallerThatWaitsOnADescheduledWorkerRunsAloneForAWhile() {
-        // A worker that holds a chunk far longer than the caller's whole share stands for one the
-        // scheduler took off its core: the caller waits once, then runs calls alone (backs off).
-        let caller = pthread_self()
-        func spin(_ seconds: Double) { let t0 = InferenceSupport.seconds(); while InferenceSupport.seconds() - t0 < seconds {} }
-        let before = SparseKernels.poolStatistics.backoffs
-        var attempts = 0
-        while SparseKernels.poolStatistics.backoffs == before && attempts < 20 {
-            attempts += 1
-            SparseKernels.parallelFor(threads: 2, count: 32) { _ in
-                if pthread_equal(pthread_self(), caller) != 0 { spin(100e-6) } else { spin(30e-3) }
-            }
-        }
-        XCTAssertGreaterThan(SparseKernels.poolStatistics.backoffs, before, "no worker claimed a chunk in \(attempts) calls")
-        let workerChunks = SparseKernels.poolStatistics.workerChunks
-        SparseKernels.parallelFor(threads: 2, count: 32) { _ in }
-        XCTAssertEqual(SparseKernels.poolStatistics.workerChunks, workerChunks, "the call right after a stall ran on the pool")
-    }
-
     func testTwoThreadsMatchTheReference() {
         var rng = SeededRandom(seed: 26)
         for batch in [1, 3, 128, 200] {

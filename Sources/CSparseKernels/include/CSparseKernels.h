@@ -51,9 +51,11 @@ int tsk_best_variant(void);
 void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,
                     int64_t *splits);
 
-/// All rows of `Y = act(W·X + b)`: the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, are
-/// claimed dynamically by up to `threads` threads (the caller and pool workers). With one thread,
-/// or when the pool is busy with another caller, runs everything on the calling thread; so does a
+/// All rows of `Y = act(W·X + b)`, on up to `threads` threads (the caller and pool workers) that
+/// claim work dynamically: with at least one packed panel of the batch per thread, whole panels
+/// (each thread packs its own), then the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, of
+/// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
+/// when the pool is busy with another caller, runs everything on the calling thread; so does a
 /// small product (under about a million multiply-adds, `nnz · batch`) unless a worker is awake.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
@@ -65,7 +67,8 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
 void tsk_parallel_for(int threads, int64_t count, void (*fn)(void *ctx, int64_t index), void *ctx);
 
 /// The batch columns per packed panel of `variant` (0 when it does not pack): a feature-major X
-/// of exactly this many columns, row stride equal to it and 64-byte aligned is used unpacked.
+/// of exactly this many columns, row stride equal to it and 64-byte aligned already is a panel,
+/// and `tsk_spmm` reads it in place instead of packing a copy.
 int64_t tsk_panel_width(int variant);
 
 /// `Y[i, j] = act(Y[i, j] + bias[i])` over a feature-major `rows × batch` buffer (row stride ldy).
@@ -80,7 +83,6 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
-    uint64_t backoffs;      ///< times a caller waited on a descheduled worker and went single-threaded for a while
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
 } tsk_pool_stats;
 

@@ -64,9 +64,10 @@ public final class CompiledNetwork {
         public var sparsity: Double
         /// The path the layer runs.
         public var kind: Kind
-        /// Measured seconds per dense product at the compiled batch size (``Policy/automatic`` only).
+        /// Measured seconds per dense product at the compiled batch size, or on one slab and one
+        /// thread when the plan cuts slabs (``Policy/automatic`` only).
         public var denseSeconds: Double?
-        /// Measured seconds per CSR product at the compiled batch size (``Policy/automatic`` only).
+        /// Measured seconds per CSR product, measured as ``denseSeconds`` is (``Policy/automatic`` only).
         public var sparseSeconds: Double?
     }
 
@@ -110,7 +111,8 @@ public final class CompiledNetwork {
     /// - Parameters:
     ///   - policy: how each layer chooses dense or CSR (``Policy/automatic`` times both).
     ///   - threads: threads for the CSR kernels and for OpenBLAS (``BLAS/threadCount`` is set to
-    ///     this value while the network runs).
+    ///     this value, or to 1 while slabs run on their own threads, during compilation and each
+    ///     call, and restored after).
     ///   - variant: the CSR kernel variant; `nil` picks ``SparseKernels/bestVariant``.
     /// - Precondition: `batchSize > 0`, `threads > 0`, and `variant` is supported by this CPU.
     public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int = 1,
@@ -138,6 +140,8 @@ public final class CompiledNetwork {
         // The shape and thread count each layer runs at: one slab on one thread when slabbed.
         let timedBatch = slab ?? batchSize, timedThreads = slab == nil ? threads : 1
 
+        let savedThreads = BLAS.threadCount
+        defer { BLAS.threadCount = savedThreads }
         if policy == .automatic { BLAS.threadCount = timedThreads }
         var steps: [Step] = []
         var choices: [LayerChoice] = []
@@ -255,12 +259,16 @@ public final class CompiledNetwork {
     public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
         precondition(batch >= 1 && batch <= batchSize,
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
+        let savedThreads = BLAS.threadCount
+        defer { if BLAS.threadCount != savedThreads { BLAS.threadCount = savedThreads } }
         if let slab = slabWidth, batch >= 2 * slab {
-            // Each thread carries whole slabs through the network; OpenBLAS runs on the calling thread.
+            // Each thread carries whole slabs through the network, calling OpenBLAS single-threaded.
             if BLAS.threadCount != 1 { BLAS.threadCount = 1 }
-            let width = sizes.max() ?? 1
-            SparseKernels.parallelFor(threads: threads, count: (batch + slab - 1) / slab) { s in
-                let start = s * slab, n = min(slab, batch - start)
+            let width = sizes.max() ?? 1, count = batch / slab
+            // The last slab takes the remainder (slab ..< 2·slab samples), so no slab is a lone
+            // sample (the SpMV path sums in another order) and the bits match one thread's.
+            SparseKernels.parallelFor(threads: threads, count: count) { s in
+                let start = s * slab, n = s == count - 1 ? batch - start : slab
                 run(input + start * inputSize, batch: n, into: output + start * outputSize,
                     x: buffers.0.baseAddress! + s * width * slab, y: buffers.1.baseAddress! + s * width * slab,
                     threads: 1)

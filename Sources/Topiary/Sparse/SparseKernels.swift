@@ -9,13 +9,12 @@ import CSparseKernels
 /// dedicated SpMV path gathers `x`. Three variants compute the same thing: a portable scalar
 /// reference, AVX2/FMA and AVX-512, chosen once from the CPU's features unless one is forced.
 ///
-/// Rows are split into chunks of about equal non-zero count; with two or more threads the
-/// calling thread and a small pool of workers claim chunks dynamically. Idle workers spin for a
-/// bounded time (``spinLimitNanoseconds``) and then block, and the caller never waits for a
+/// With two or more threads the calling thread and a small pool of workers claim chunks of the
+/// product dynamically: whole packed panels of the batch when there is at least one per thread
+/// (each thread packs its own), otherwise ranges of rows of about equal non-zero count. Idle workers spin for a
+/// bounded time (``setSpinLimit(nanoseconds:)``) and then block, and the caller never waits for a
 /// worker that has not started: on a machine where another process holds a core, a call
-/// degrades to about single-thread speed instead of collapsing. When a caller does wait for a
-/// worker that claimed a chunk and was then descheduled (longer than its own share took), the
-/// pool backs off: calls run on their caller alone for 2 ms, doubling while stalls repeat. A small product (under about a
+/// degrades to about single-thread speed instead of collapsing. A small product (under about a
 /// million multiply-adds, some 60 µs) goes to the pool only while a worker is already awake:
 /// waking a sleeping one costs as much as the product, and a worker that the scheduler delays
 /// after claiming a chunk would make the caller wait for it.
@@ -76,17 +75,13 @@ public enum SparseKernels {
     public struct PoolStatistics: Sendable, Equatable {
         /// Jobs handed to the pool.
         public var jobs: Int
-        /// Row chunks run by pool workers.
+        /// Chunks (row ranges or panels) run by pool workers.
         public var workerChunks: Int
-        /// Row chunks run by the calling threads.
+        /// Chunks run by the calling threads.
         public var callerChunks: Int
         /// Times a thread blocked after spinning.
         public var sleeps: Int
-        /// Times a caller waited for a worker's last chunk longer than its own share of the
-        /// work took, plus 10 µs (a descheduled worker: another process had its core), and then
-        /// ran its calls alone for a while (2 ms, doubling while it keeps happening, up to 1 s).
-        public var backoffs: Int
-        /// Row chunks run by each pool worker, in the order the workers were created: a call with
+        /// Chunks run by each pool worker, in the order the workers were created: a call with
         /// `threads` threads lets only the first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
     }
@@ -97,7 +92,7 @@ public enum SparseKernels {
     public static var poolStatistics: PoolStatistics {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
-                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), backoffs: Int(s.backoffs),
+                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps),
                               workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } })
     }
 
