@@ -254,8 +254,8 @@ struct Prune: ParsableCommand {
     /// else, for K = 0, the initialisation rebuilt from the seed that `topiary train` recorded in
     /// the model's metadata.
     func rewindSnapshot(epoch k: Int, loaded: Model) throws -> (snapshot: WeightSnapshot, source: String) {
-        func fromFile(_ path: String) throws -> (snapshot: WeightSnapshot, source: String) {
-            let m = try Model.load(from: path)
+        func fromFile(_ path: String, _ m: Model? = nil) throws -> (snapshot: WeightSnapshot, source: String) {
+            let m = try m ?? Model.load(from: path)
             guard m.network.sizes == loaded.network.sizes else {
                 throw TopiaryError(.invalidShape, "\(path) is \(m.network.sizes.map(String.init).joined(separator: "-")), the model is \(loaded.network.sizes.map(String.init).joined(separator: "-"))")
             }
@@ -263,7 +263,16 @@ struct Prune: ParsableCommand {
         }
         if let rewindWeights { return try fromFile(rewindWeights) }
         let epochFile = Model.epochPath(for: model, epoch: k)
-        if FileManager.default.fileExists(atPath: epochFile) { return try fromFile(epochFile) }
+        if FileManager.default.fileExists(atPath: epochFile) {
+            // Found by name only: it must come from the run that trained --model (a later run
+            // to the same output without --save-epochs leaves an older run's file behind).
+            let m = try Model.load(from: epochFile)
+            guard m.metadata["epoch"] == "\(k)", let recipe = m.metadata["trained_with"],
+                  recipe == loaded.metadata["trained_with"] else {
+                throw TopiaryError(.invalidOption, "\(epochFile) does not record the training run of \(model) (its epoch or training recipe differs): pass --rewind-weights FILE to use it anyway")
+            }
+            return try fromFile(epochFile, m)
+        }
         let bothWays = "pass --rewind-weights FILE with the weights at epoch \(k), or train with --save-epochs \(k) so that \(epochFile) exists"
         guard k == 0 else {
             throw TopiaryError(.invalidOption, "rewind:\(k) needs the weights at epoch \(k): \(bothWays)")

@@ -287,6 +287,16 @@ final class PruneCLITests: CLITestCase {
         XCTAssertNotEqual(missing.status, 0)
         for part in ["--rewind-weights", "--save-epochs 2", epoch(2)] { XCTAssert(missing.stderr.contains(part), missing.stderr) }
         XCTAssertFalse(missing.stderr.contains("Fatal error"), missing.stderr)
+
+        // Retrained to the same output (another seed, no --save-epochs): the old epoch-1 file is
+        // another run's and is refused unless named.
+        let again = try run(["train", "--arch", "784-32-16-10", "--epochs", "2", "--seed", "1",
+                             "--output", dense, "--json"] + limits)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let stale = try run(base + ["--finetune", "rewind:1", "--output", dir.appendingPathComponent("y.safetensors").path])
+        XCTAssertNotEqual(stale.status, 0)
+        XCTAssert(stale.stderr.contains("does not record the training run"), stale.stderr)
+        _ = try pruned("named-stale.safetensors", ["--finetune", "rewind:1", "--rewind-weights", epoch(1)])
     }
 
     /// --validation 0 --json: every validation figure is null, not 0.
