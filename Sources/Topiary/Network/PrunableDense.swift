@@ -93,12 +93,7 @@ public final class PrunableDense: Dense {
     ///
     /// Masks only shrink: already-pruned biases stay pruned.
     public func pruneBiases(where shouldPrune: (Int) -> Bool) {
-        var newMask = biasMask
-        for j in 0..<newMask.count where newMask[j] != 0 && shouldPrune(j) {
-            newMask[j] = 0
-            bias[j] = 0
-        }
-        biasMask = newMask
+        pruneKeptBiases { j, _ in shouldPrune(j) }
     }
 
     /// The number of non-zero mask entries, counted branch-free (this runs after every mask change).

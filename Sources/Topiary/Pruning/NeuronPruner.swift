@@ -15,6 +15,12 @@ public enum NeuronCriterion {
         case .activation: return "activation"
         }
     }
+
+    /// Whether the criterion squares the weights (``l2``).
+    var isL2: Bool {
+        if case .l2 = self { return true }
+        return false
+    }
 }
 
 /// Structured pruning: removes whole hidden neurons, producing a physically smaller network.
@@ -83,7 +89,7 @@ public struct NeuronPruner {
         let hidden = network.layers.dropLast()
         switch criterion {
         case .l1, .l2:
-            let squared = criterion.name == "l2"
+            let squared = criterion.isL2
             return hidden.map { layer in
                 (0..<layer.outputSize).map { i in
                     var s: Float = 0
@@ -133,7 +139,7 @@ public struct NeuronPruner {
         switch criterion {
         case .activation: return raw
         case .l1, .l2:
-            let squared = criterion.name == "l2"
+            let squared = criterion.isL2
             return zip(raw, network.layers).map { scores, layer in
                 let k = Float(layer.inputSize)
                 let divisor = squared ? k.squareRoot() : k
