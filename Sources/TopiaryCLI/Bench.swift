@@ -10,7 +10,8 @@ struct Bench: ParsableCommand {
         dense-masked (OpenBLAS sgemm, or sgemv at batch 1, on weights with zeros) against CSR, in the \
         same run, and reports the speedup and the crossover sparsity where CSR starts to win. Every \
         list is comma-separated; without lists the full grid runs (several minutes), --quick runs a \
-        small one. Results are medians of interleaved runs after warm-up.
+        small one. Results are medians of runs after warm-up (interleaved with one thread; with more, \
+        in blocks after pauses that let OpenBLAS's idle threads stop spinning).
 
         Examples:
           topiary bench --shape 4096x4096,300x784 --batch 1,128 --sparsity 0.9,0.95 --threads 1,2

@@ -70,6 +70,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssertNotNil(mixed.slabWidth)
         let x = input(256, 784, seed: 13)
         assertClose(mixed(x), half(x), "slabs, dense and CSR layers")
+        // Automatic times both modes on whole passes; either way the outputs match.
+        let sparse90 = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 14)
+        let auto = CompiledNetwork(sparse90, batchSize: 256, policy: .automatic, threads: 2)
+        assertClose(auto(x), sparse90(x), "automatic, 2 threads, slabs \(String(describing: auto.slabWidth))")
         // Without a CSR layer OpenBLAS threads the whole batch.
         XCTAssertNil(CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
     }

@@ -22,6 +22,32 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
+    /// Runs one two-thread `sgemm` (300×784 by 784×128, about 1 ms) before the process's first product.
+    ///
+    /// OpenBLAS 0.3.21 (Debian, pthreads) runs single-thread `sgemm` 2–3× slower in a process
+    /// that has never run a threaded one: on the development machine, 300×784·784×128 took 3.2 ms
+    /// and the training forward product 128×784·(300×784)ᵀ 4.7 ms before, 1.6 and 1.7 ms after a
+    /// single two-thread call of the first product (a plain C program linking `-lopenblas`, same
+    /// results; a 128³ product, too small to be threaded, changed nothing). With one CPU OpenBLAS
+    /// keeps to one thread and this is a plain product.
+    @usableFromInline static let prepared: Bool = {
+        let (m, n, k) = (300, 128, 784)
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.5, count: k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(2)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                                pa.baseAddress, Int32(k), pb.baseAddress, Int32(n), 0, pc.baseAddress, Int32(n))
+                }
+            }
+        }
+        openblas_set_num_threads(saved)
+        return c[0] == Float(k) * 0.25
+    }()
+
     /// `C ← alpha · op(A) · op(B) + beta · C` on raw row-major buffers.
     ///
     /// `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`. `lda`, `ldb`, `ldc` are the row
@@ -39,6 +65,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         guard m > 0, n > 0 else { return }
+        _ = prepared
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                     beta, c, Int32(ldc))

@@ -136,51 +136,82 @@ public final class CompiledNetwork {
         }
         buffers = (make(width * batchSize), make(width * batchSize))
         let panel = SparseKernels.panelWidth(v)
-        let slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
-        // The shape and thread count each layer runs at: one slab on one thread when slabbed.
-        let timedBatch = slab ?? batchSize, timedThreads = slab == nil ? threads : 1
+        var slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
 
         let savedThreads = BLAS.threadCount
         defer { BLAS.threadCount = savedThreads }
-        if policy == .automatic { BLAS.threadCount = timedThreads }
         var steps: [Step] = []
         var choices: [LayerChoice] = []
-        for (index, layer) in network.layers.enumerated() {
-            let sparsity = layer.weight.count == 0 ? 0 : 1 - Double(layer.weight.nonzeroCount) / Double(layer.weight.count)
-            var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
-                                     sparsity: sparsity, kind: .dense)
-            // Each form is built only when the policy can run it: CSR for `.sparse`, a threshold
-            // the layer reaches and `.automatic` (which times both); dense otherwise.
-            switch policy {
-            case .dense:
-                steps.append(CompiledNetwork.denseStep(layer))
-            case .sparse:
-                choice.kind = .sparse
-                steps.append(.sparse(SparseDense(layer)))
-            case .threshold(let s):
-                choice.kind = sparsity >= s ? .sparse : .dense
-                steps.append(choice.kind == .sparse ? .sparse(SparseDense(layer)) : CompiledNetwork.denseStep(layer))
-            case .automatic:
-                let dense = CompiledNetwork.denseStep(layer)
-                let sparse = SparseDense(layer)
-                let (d, s) = CompiledNetwork.time(dense: dense, sparse: sparse, batch: timedBatch,
-                                                  input: buffers.0, output: buffers.1, threads: timedThreads, variant: v)
-                choice.denseSeconds = d
-                choice.sparseSeconds = s
-                choice.kind = s < d * CompiledNetwork.sparseMargin ? .sparse : .dense
-                if choice.kind == .sparse {
-                    CompiledNetwork.release(dense)
-                    steps.append(.sparse(sparse))
-                } else {
-                    steps.append(dense)
+        if policy == .automatic {
+            // Time every layer both ways as it would run layer by layer (the whole batch on all
+            // threads) and, when slabs are possible, as it would run in a slab (one slab, one
+            // thread); keep the faster path per layer in each mode, then the mode whose whole
+            // forward pass is faster (slabs must win by 5%).
+            var dense: [Step] = [], sparse: [SparseDense] = []
+            var whole: [(Double, Double)] = [], slabbed: [(Double, Double)] = []
+            for layer in network.layers {
+                let d = CompiledNetwork.denseStep(layer), sp = SparseDense(layer)
+                dense.append(d)
+                sparse.append(sp)
+                BLAS.threadCount = threads
+                whole.append(CompiledNetwork.time(dense: d, sparse: sp, batch: batchSize,
+                                                  input: buffers.0, output: buffers.1, threads: threads, variant: v))
+                if let slab {
+                    BLAS.threadCount = 1
+                    slabbed.append(CompiledNetwork.time(dense: d, sparse: sp, batch: slab,
+                                                        input: buffers.0, output: buffers.1, threads: 1, variant: v))
                 }
             }
-            choices.append(choice)
+            func faster(_ t: (Double, Double)) -> Bool { t.1 < t.0 * CompiledNetwork.sparseMargin }
+            func plan(_ times: [(Double, Double)]) -> [Step] {
+                times.indices.map { faster(times[$0]) ? .sparse(sparse[$0]) : dense[$0] }
+            }
+            // The slabbed plan must prove itself on whole forward passes: its layers' times
+            // assume slabs run side by side at full speed, which is not always so.
+            if let s = slab, slabbed.contains(where: faster) {
+                let (a, b) = CompiledNetwork.timePlans(plan(whole), plan(slabbed), slab: s, sizes: network.sizes,
+                                                       batch: batchSize, threads: threads, variant: v, buffers: buffers)
+                if b >= a * CompiledNetwork.sparseMargin { slab = nil }
+            } else {
+                slab = nil
+            }
+            let times = slab == nil ? whole : slabbed
+            for (index, layer) in network.layers.enumerated() {
+                var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
+                                         sparsity: CompiledNetwork.sparsity(layer), kind: faster(times[index]) ? .sparse : .dense)
+                (choice.denseSeconds, choice.sparseSeconds) = times[index]
+                if choice.kind == .sparse {
+                    CompiledNetwork.release(dense[index])
+                    steps.append(.sparse(sparse[index]))
+                } else {
+                    steps.append(dense[index])
+                }
+                choices.append(choice)
+            }
+        } else {
+            for (index, layer) in network.layers.enumerated() {
+                let sparsity = CompiledNetwork.sparsity(layer)
+                let kind: Kind
+                switch policy {
+                case .sparse: kind = .sparse
+                case .threshold(let s): kind = sparsity >= s ? .sparse : .dense
+                default: kind = .dense
+                }
+                // Only the form the layer runs is built.
+                steps.append(kind == .sparse ? .sparse(SparseDense(layer)) : CompiledNetwork.denseStep(layer))
+                choices.append(LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
+                                           sparsity: sparsity, kind: kind))
+            }
         }
         self.steps = steps
         self.choices = choices
         // An all-dense plan leaves the threading to OpenBLAS, on the whole batch.
         slabWidth = choices.contains { $0.kind == .sparse } ? slab : nil
+    }
+
+    /// The fraction of a layer's weights that are exactly zero.
+    private static func sparsity(_ layer: Dense) -> Double {
+        layer.weight.count == 0 ? 0 : 1 - Double(layer.weight.nonzeroCount) / Double(layer.weight.count)
     }
 
     deinit {
@@ -261,43 +292,81 @@ public final class CompiledNetwork {
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
         let savedThreads = BLAS.threadCount
         defer { if BLAS.threadCount != savedThreads { BLAS.threadCount = savedThreads } }
-        if let slab = slabWidth, batch >= 2 * slab {
+        CompiledNetwork.forward(steps, slab: slabWidth, sizes: sizes, input, batch: batch, into: output,
+                                threads: threads, variant: variant, buffers: buffers)
+    }
+
+    /// The forward pass of a plan: `steps` on `batch` samples, slabbed when `slab` is set and the
+    /// batch holds two slabs, with the two scratch buffers of `max(sizes) × batch` floats or more.
+    private static func forward(_ steps: [Step], slab: Int?, sizes: [Int], _ input: UnsafePointer<Float>, batch: Int,
+                                into output: UnsafeMutablePointer<Float>, threads: Int, variant: SparseKernels.Variant,
+                                buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)) {
+        let (inputSize, outputSize, width) = (sizes[0], sizes[sizes.count - 1], sizes.max() ?? 1)
+        // Runs every layer on `n` samples with the scratch buffers `x` and `y`.
+        func run(_ input: UnsafePointer<Float>, _ n: Int, _ output: UnsafeMutablePointer<Float>,
+                 _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
+            var x = x, y = y
+            if n == 1 {
+                x.update(from: input, count: inputSize)
+            } else {
+                SparseKernels.transpose(input, rows: n, columns: inputSize, into: x)
+            }
+            for step in steps {
+                CompiledNetwork.run(step, x, y, batch: n, threads: threads, variant: variant)
+                swap(&x, &y)
+            }
+            if n == 1 {
+                output.update(from: x, count: outputSize)
+            } else {
+                SparseKernels.transpose(x, rows: outputSize, columns: n, into: output)
+            }
+        }
+        let (x, y) = (buffers.0.baseAddress!, buffers.1.baseAddress!)
+        if let slab, batch >= 2 * slab {
             // Each thread carries whole slabs through the network, calling OpenBLAS single-threaded.
             if BLAS.threadCount != 1 { BLAS.threadCount = 1 }
-            let width = sizes.max() ?? 1, count = batch / slab
+            let count = batch / slab
             // The last slab takes the remainder (slab ..< 2·slab samples), so no slab is a lone
             // sample (the SpMV path sums in another order) and the bits match one thread's.
             SparseKernels.parallelFor(threads: threads, count: count) { s in
                 let start = s * slab, n = s == count - 1 ? batch - start : slab
-                run(input + start * inputSize, batch: n, into: output + start * outputSize,
-                    x: buffers.0.baseAddress! + s * width * slab, y: buffers.1.baseAddress! + s * width * slab,
-                    threads: 1)
+                run(input + start * inputSize, n, output + start * outputSize,
+                    x + s * width * slab, y + s * width * slab, threads: 1)
             }
             return
         }
         if BLAS.threadCount != threads { BLAS.threadCount = threads }
-        run(input, batch: batch, into: output, x: buffers.0.baseAddress!, y: buffers.1.baseAddress!, threads: threads)
+        run(input, batch, output, x, y, threads: threads)
     }
 
-    /// Runs every layer on `batch` samples with the scratch buffers `x` and `y` (each at least
-    /// `max(sizes) × batch` floats).
-    private func run(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>,
-                     x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, threads: Int) {
-        var x = x, y = y
-        if batch == 1 {
-            x.update(from: input, count: inputSize)
-        } else {
-            SparseKernels.transpose(input, rows: batch, columns: inputSize, into: x)
+    /// Times two plans' whole forward passes on random input, layer by layer (`a`) and in slabs
+    /// (`b`): the minimum over three interleaved rounds of the median of five passes.
+    private static func timePlans(_ a: [Step], _ b: [Step], slab: Int, sizes: [Int], batch: Int, threads: Int,
+                                  variant: SparseKernels.Variant,
+                                  buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)) -> (Double, Double) {
+        var rng = SeededRandom(seed: 0x5EED)
+        let input = (0..<(batch * sizes[0])).map { _ in rng.nextUniform(-1, 1) }
+        var output = [Float](repeating: 0, count: batch * sizes[sizes.count - 1])
+        var ta: [Double] = [], tb: [Double] = []
+        input.withUnsafeBufferPointer { px in
+            output.withUnsafeMutableBufferPointer { py in
+                func median(_ steps: [Step], _ slab: Int?) -> Double {
+                    var times: [Double] = []
+                    for k in 0..<6 {
+                        let t0 = InferenceSupport.seconds()
+                        forward(steps, slab: slab, sizes: sizes, px.baseAddress!, batch: batch, into: py.baseAddress!,
+                                threads: threads, variant: variant, buffers: buffers)
+                        if k > 0 { times.append(InferenceSupport.seconds() - t0) }
+                    }
+                    return times.sorted()[times.count / 2]
+                }
+                for _ in 0..<3 {
+                    ta.append(median(a, nil))
+                    tb.append(median(b, slab))
+                }
+            }
         }
-        for step in steps {
-            CompiledNetwork.run(step, x, y, batch: batch, threads: threads, variant: variant)
-            swap(&x, &y)
-        }
-        if batch == 1 {
-            output.update(from: x, count: outputSize)
-        } else {
-            SparseKernels.transpose(x, rows: outputSize, columns: batch, into: output)
-        }
+        return (ta.min() ?? 0, tb.min() ?? 0)
     }
 
     /// Applies the network to `[n, in]`, returning `[n, out]`; any `n`, processed in pieces of ``batchSize``.

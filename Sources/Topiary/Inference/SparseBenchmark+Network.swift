@@ -52,20 +52,14 @@ extension SparseBenchmark {
                             { auto.forward(a, batch: batch, into: b) },
                         ]
                         for p in paths { for _ in 0..<3 { p() } }
-                        let start = InferenceSupport.seconds()
                         // Each timed sample repeats a path enough to last about 50 µs.
-                        var reps = 1
                         let t0 = InferenceSupport.seconds()
                         paths[0]()
                         let single = max(1e-7, InferenceSupport.seconds() - t0)
-                        reps = max(1, Int(5e-5 / single))
-                        while times[0].count < 5 || (times[0].count < 101 && InferenceSupport.seconds() - start < secondsPerCase) {
-                            for (i, p) in paths.enumerated() {
-                                let s = InferenceSupport.seconds()
-                                for _ in 0..<reps { p() }
-                                times[i].append((InferenceSupport.seconds() - s) / Double(reps))
-                            }
-                        }
+                        let reps = max(1, Int(5e-5 / single))
+                        let repeated = paths.map { p in { for _ in 0..<reps { p() } } }
+                        times = InferenceSupport.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
+                            .map { $0.map { $0 / Double(reps) } }
                     }
                 }
                 let m = times.map { median($0) }

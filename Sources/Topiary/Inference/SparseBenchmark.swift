@@ -5,8 +5,10 @@ import Foundation
 /// For every cell of a grid (layer shape × batch size × sparsity × threads) it times the dense
 /// product on the masked weight (OpenBLAS `sgemm`, `sgemv` at batch 1; the faster of the
 /// batch-major `X·Wᵀ` used by ``Chain`` and the feature-major `W·X` used by ``CompiledNetwork``)
-/// and the CSR kernels on the same weight, interleaved in the same run, with warm-up and the
-/// median of several runs. Speedup is dense time / CSR time; useful GFLOP/s counts `2·nnz·B`.
+/// and the CSR kernels on the same weight in the same run, with warm-up and the median of several
+/// runs: interleaved call by call with one thread, in blocks separated by pauses with more (so
+/// that OpenBLAS's spinning idle workers do not share a core with the CSR path; see
+/// `InferenceSupport.timePaths`). Speedup is dense time / CSR time; useful GFLOP/s counts `2·nnz·B`.
 ///
 /// ```swift
 /// let results = SparseBenchmark.run(.quick)
@@ -444,22 +446,10 @@ public enum SparseBenchmark {
                         { denseBatchMajor(a, b, out) },
                         { sparse.forward(featureMajor: b, batch: batch, into: out, threads: threads, variant: variant) },
                     ] + (batch > 1 ? [{ denseFeatureMajor(a, b, out) }] : [])
-                    for _ in 0..<c.warmupRuns { for p in paths { p() } }
-                    var spent = 0.0
-                    // Interleaved, so a burst of load from another process hits every path alike.
-                    while bm.count < 3 || (bm.count < max(3, c.runs) && spent < c.secondsPerCell) {
-                        for (i, p) in paths.enumerated() {
-                            let t0 = InferenceSupport.seconds()
-                            p()
-                            let t = InferenceSupport.seconds() - t0
-                            spent += t
-                            switch i {
-                            case 0: bm.append(t)
-                            case 1: cs.append(t)
-                            default: fm.append(t)
-                            }
-                        }
-                    }
+                    let times = InferenceSupport.timePaths(paths, threads: threads, runs: c.runs, warmup: c.warmupRuns,
+                                                           budget: c.secondsPerCell)
+                    (bm, cs) = (times[0], times[1])
+                    if times.count > 2 { fm = times[2] }
                 }
             }
         }
