@@ -36,7 +36,10 @@ enum InferenceSupport {
     /// call by call after a threaded `sgemm` the CSR path shared its second core with that
     /// spinner, taking up to 2.6× longer (LeNet-300-100 at 90%, batch 128, 2 threads:
     /// 291,217 samples/s interleaved, 757,679 in another run); in blocks, each path runs the way an
-    /// application that uses only that path runs it.
+    /// application that uses only that path runs it. Each block warms up for at least 20 ms
+    /// first: right after a pause the CSR pool's worker took a few milliseconds to run again, and
+    /// with only two warm-up calls the short products of a block ran on the caller alone
+    /// (300×784 at 90%, B = 128: 0.28 ms, the one-thread time).
     static func timePaths(_ paths: [() -> Void], threads: Int, runs: Int, warmup: Int, budget: Double,
                           pause: Double = 0.15) -> [[Double]] {
         var times = [[Double]](repeating: [], count: paths.count)
@@ -62,7 +65,14 @@ enum InferenceSupport {
             for i in paths.indices {
                 var rest = timespec(tv_sec: Int(pause), tv_nsec: Int((pause - pause.rounded(.down)) * 1e9))
                 nanosleep(&rest, nil)
-                for _ in 0..<warmup { paths[i]() }
+                // Warm-up: the calls, and at least 20 ms of them, so that threads woken from sleep
+                // have been scheduled onto their cores before the timing starts.
+                let warm = seconds()
+                var calls = 0
+                while calls < warmup || seconds() - warm < 0.02 {
+                    paths[i]()
+                    calls += 1
+                }
                 let start = seconds(), before = times[i].count
                 while times[i].count - before < perBlock || (seconds() - start < blockBudget && times[i].count - before < 4 * perBlock) {
                     timed(i)
