@@ -523,7 +523,6 @@ static struct {
     _Atomic int caller_sleeping;
     _Atomic int64_t spin_ns;
     _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
-    _Atomic uint64_t nudges; // bumped to wake sleeping workers without a job (they spin again)
     tsk_job_fn fn;
     void *ctx;
     uint32_t generation;
@@ -587,19 +586,17 @@ static void *worker_main(void *arg) {
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
         uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
-        while (g == seen) {
+        if (g == seen) {
             const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
             for (uint32_t k = 1;; k++) {
                 cpu_relax();
                 g = (uint32_t)(atomic_load_explicit(&pool.next, memory_order_acquire) >> 32);
                 if (g != seen) break;
                 if ((k & 63) == 0 && now_ns() - start > limit) {
-                    // Block until a job or a nudge; after a nudge, spin again (the loop above).
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
                     pthread_mutex_lock(&pool.lock);
-                    const uint64_t nudged = atomic_load(&pool.nudges);
                     atomic_fetch_add(&pool.worker_sleepers, 1);
-                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen && atomic_load(&pool.nudges) == nudged)
+                    while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
                         pthread_cond_wait(&pool.work_cv, &pool.lock);
                     atomic_fetch_sub(&pool.worker_sleepers, 1);
                     pthread_mutex_unlock(&pool.lock);

@@ -80,7 +80,14 @@ struct Train: ParsableCommand {
         let network = Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
         let trainer = Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
                               seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
-        let metadata = ["trained_with": "topiary train --arch \(arch) --epochs \(epochs) --lr \(training.lr) --optimizer \(training.optimizer) --seed \(training.seed)"]
+        // Every option that changes the weights: `prune --finetune rewind:K` compares it with an
+        // epoch file's before using it, and rewind:0 rebuilds the initialisation from --seed.
+        let recipe = "topiary train --arch \(arch) --activation \(activation) --epochs \(epochs) --lr \(training.lr)"
+            + " --optimizer \(training.optimizer) --momentum \(training.momentum) --weight-decay \(training.weightDecay)"
+            + " --batch-size \(training.batchSize) --schedule \(training.schedule) --seed \(training.seed)"
+            + " --threads \(common.threads) --validation \(data.validationCount)"
+            + (data.trainLimit.map { " --train-limit \($0)" } ?? "") + (noStandardize ? " --no-standardize" : "")
+        let metadata = ["trained_with": recipe]
         let saveEpochs = try parsedSaveEpochs()
         var epochFiles: [String] = []
         /// Saves the weights as they are now, at the end of `epoch`, if --save-epochs asks for it.

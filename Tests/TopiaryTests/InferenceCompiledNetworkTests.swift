@@ -78,6 +78,20 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssertNil(CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
     }
 
+    func testCompilingAndRunningLeaveTheOpenBLASThreadCountAsTheyFoundIt() {
+        let saved = BLAS.threadCount
+        defer { BLAS.threadCount = saved }
+        BLAS.threadCount = 1
+        let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 15)
+        for policy in [CompiledNetwork.Policy.automatic, .sparse, .dense] {
+            let plan = CompiledNetwork(net, batchSize: 256, policy: policy, threads: 2)
+            XCTAssertEqual(BLAS.threadCount, 1, "after compiling, \(policy)")
+            _ = plan(input(256, 784, seed: 16))
+            _ = plan(input(1, 784, seed: 17))
+            XCTAssertEqual(BLAS.threadCount, 1, "after running, \(policy)")
+        }
+    }
+
     func testAwkwardShapesMatchTheChain() {
         for (sizes, hidden) in [([13, 129, 7, 1, 13], Activation.tanh), ([1, 7, 1], .sigmoid), ([129, 13, 129], .relu)] {
             for s in [0, 0.5, 0.9, 0.99, 1.0] {

@@ -22,15 +22,17 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
-    /// Runs one two-thread `sgemm` (300×784 by 784×128, about 1 ms) before the process's first product.
+    /// Runs one two-thread `sgemm` (300×784 by 784×128, about 1 ms) before the process's first
+    /// `sgemm` (``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``; `sgemv` is not affected).
     ///
     /// OpenBLAS 0.3.21 (Debian, pthreads) runs single-thread `sgemm` 2–3× slower in a process
     /// that has never run a threaded one: on the development machine, 300×784·784×128 took 3.2 ms
     /// and the training forward product 128×784·(300×784)ᵀ 4.7 ms before, 1.6 and 1.7 ms after a
     /// single two-thread call of the first product (a plain C program linking `-lopenblas`, same
-    /// results; a 128³ product, too small to be threaded, changed nothing). With one CPU OpenBLAS
-    /// keeps to one thread and this is a plain product.
-    @usableFromInline static let prepared: Bool = {
+    /// results; a 128³ product, too small to be threaded, changed nothing). Skipped when OpenBLAS
+    /// sees a single CPU.
+    @usableFromInline static let prepared: Void = {
+        guard openblas_get_num_procs() > 1 else { return }
         let (m, n, k) = (300, 128, 784)
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.5, count: k * n)
         var c = [Float](repeating: 0, count: m * n)
@@ -45,7 +47,6 @@ public enum BLAS {
             }
         }
         openblas_set_num_threads(saved)
-        return c[0] == Float(k) * 0.25
     }()
 
     /// `C ← alpha · op(A) · op(B) + beta · C` on raw row-major buffers.

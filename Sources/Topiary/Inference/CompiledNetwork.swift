@@ -7,11 +7,17 @@
 /// out. The weights are copied at compile time; later changes to the ``Chain`` are not seen.
 ///
 /// With two or more threads and a batch of at least two *slabs* (``slabWidth`` samples, the
-/// kernels' panel width: 64 with AVX2), the batch is cut into slabs and each thread carries whole
-/// slabs through every layer on its own, one synchronisation per call instead of one per layer;
-/// a slab's activations are exactly one packed panel, so no layer copies its input. The layers'
-/// choices are then made (``Policy/automatic``) for one slab on one thread, the way they run; a
-/// plan without any CSR layer runs whole batches through OpenBLAS's own threads instead.
+/// kernels' panel width: 64 with AVX2), a plan may cut the batch into slabs, each thread carrying
+/// whole slabs through every layer on its own: one synchronisation per call instead of one per
+/// layer, and a full slab's activations are exactly one packed panel, so its layers copy nothing
+/// (the last slab takes the remainder and is packed). ``Policy/automatic`` compares both ways on
+/// whole forward passes and keeps slabs only when they are at least 5% faster; the other policies
+/// cut slabs whenever some layer runs CSR. A plan without any CSR layer runs whole batches through
+/// OpenBLAS's own threads.
+///
+/// ``BLAS/threadCount`` is process-wide: compiling and each call set it and restore it afterwards,
+/// so run one compiled network (or other OpenBLAS work) at a time per process, or the restores of
+/// concurrent callers can interleave.
 ///
 /// ```swift
 /// let plan = CompiledNetwork(net, batchSize: 128, policy: .automatic)
@@ -21,10 +27,12 @@
 public final class CompiledNetwork {
     /// How each layer chooses between dense and CSR.
     public enum Policy: Sendable, Equatable, CustomStringConvertible {
-        /// Time both on the layer's shape, sparsity and batch size once while compiling (a few
-        /// milliseconds per layer) and keep the faster; on a near tie (CSR less than 5% faster)
-        /// keep dense, so timing noise on a shared machine cannot flip a layer to the path that
-        /// is slower on a quiet one.
+        /// Time both on the layer's shape, sparsity and batch size once while compiling and keep
+        /// the faster; on a near tie (CSR less than 5% faster) keep dense, so timing noise on a
+        /// shared machine cannot flip a layer to the path that is slower on a quiet one. With a
+        /// slab possible, layers are also timed on one slab and one thread, and the two plans are
+        /// then timed on whole forward passes (compiling takes tens of milliseconds at batch 128).
+        /// Timing on a machine where another process holds a core can mislead the choice.
         case automatic
         /// CSR when the layer's weight sparsity is at least the value, dense otherwise.
         case threshold(Double)
@@ -92,7 +100,8 @@ public final class CompiledNetwork {
     public let choices: [LayerChoice]
     /// Samples per slab when batches of at least two slabs are split across threads (see the
     /// type's discussion), or `nil` when every call runs layer by layer with all threads (one
-    /// thread, a batch size under two slabs, the scalar kernels, or no CSR layer).
+    /// thread, a batch size under two slabs, the scalar kernels, no CSR layer, or
+    /// ``Policy/automatic`` found slabs not 5% faster).
     public let slabWidth: Int?
     /// The layer sizes, input first.
     public let sizes: [Int]
@@ -134,7 +143,8 @@ public final class CompiledNetwork {
             b.initialize(repeating: 0)
             return b
         }
-        buffers = (make(width * batchSize), make(width * batchSize))
+        let scratch = (make(width * batchSize), make(width * batchSize))
+        buffers = scratch
         let panel = SparseKernels.panelWidth(v)
         var slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
 
@@ -147,21 +157,21 @@ public final class CompiledNetwork {
             // threads) and, when slabs are possible, as it would run in a slab (one slab, one
             // thread); keep the faster path per layer in each mode, then the mode whose whole
             // forward pass is faster (slabs must win by 5%).
-            var dense: [Step] = [], sparse: [SparseDense] = []
-            var whole: [(Double, Double)] = [], slabbed: [(Double, Double)] = []
-            for layer in network.layers {
-                let d = CompiledNetwork.denseStep(layer), sp = SparseDense(layer)
-                dense.append(d)
-                sparse.append(sp)
-                BLAS.threadCount = threads
-                whole.append(CompiledNetwork.time(dense: d, sparse: sp, batch: batchSize,
-                                                  input: buffers.0, output: buffers.1, threads: threads, variant: v))
-                if let slab {
-                    BLAS.threadCount = 1
-                    slabbed.append(CompiledNetwork.time(dense: d, sparse: sp, batch: slab,
-                                                        input: buffers.0, output: buffers.1, threads: 1, variant: v))
-                }
+            let dense = network.layers.map { CompiledNetwork.denseStep($0) }
+            let sparse = network.layers.map { SparseDense($0) }
+            // CSR first for every layer, then dense: OpenBLAS's idle threads spin for about 0.13 s
+            // after a threaded product and would share a core with a CSR timing that followed one.
+            func times(_ steps: [Step], batch: Int, threads t: Int) -> [Double] {
+                BLAS.threadCount = t
+                return steps.map { CompiledNetwork.timeStep($0, batch: batch, input: scratch.0, output: scratch.1,
+                                                            threads: t, variant: v) }
             }
+            let csrSteps = sparse.map { Step.sparse($0) }
+            let slabCSR = slab.map { times(csrSteps, batch: $0, threads: 1) } ?? []
+            let wholeCSR = times(csrSteps, batch: batchSize, threads: threads)
+            let slabDense = slab.map { times(dense, batch: $0, threads: 1) } ?? []
+            let wholeDense = times(dense, batch: batchSize, threads: threads)
+            let whole = Array(zip(wholeDense, wholeCSR)), slabbed = Array(zip(slabDense, slabCSR))
             func faster(_ t: (Double, Double)) -> Bool { t.1 < t.0 * CompiledNetwork.sparseMargin }
             func plan(_ times: [(Double, Double)]) -> [Step] {
                 times.indices.map { faster(times[$0]) ? .sparse(sparse[$0]) : dense[$0] }
@@ -170,7 +180,7 @@ public final class CompiledNetwork {
             // assume slabs run side by side at full speed, which is not always so.
             if let s = slab, slabbed.contains(where: faster) {
                 let (a, b) = CompiledNetwork.timePlans(plan(whole), plan(slabbed), slab: s, sizes: network.sizes,
-                                                       batch: batchSize, threads: threads, variant: v, buffers: buffers)
+                                                       batch: batchSize, threads: threads, variant: v, buffers: scratch)
                 if b >= a * CompiledNetwork.sparseMargin { slab = nil }
             } else {
                 slab = nil
@@ -253,35 +263,35 @@ public final class CompiledNetwork {
         }
     }
 
-    /// Times one layer both ways on random feature-major input: the median of a few runs after a warm-up.
-    private static func time(dense: Step, sparse: SparseDense, batch: Int,
-                             input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
-                             threads: Int, variant: SparseKernels.Variant) -> (Double, Double) {
+    /// Times one step on random feature-major input: the minimum over three rounds of the median
+    /// of at least five runs (more while under 2 ms in all, up to 31), after a warm-up.
+    private static func timeStep(_ step: Step, batch: Int, input: UnsafeMutableBufferPointer<Float>,
+                                 output: UnsafeMutableBufferPointer<Float>, threads: Int,
+                                 variant: SparseKernels.Variant) -> Double {
+        let inputSize: Int
+        switch step {
+        case .dense(_, _, _, let columns, _): inputSize = columns
+        case .sparse(let layer): inputSize = layer.inputSize
+        }
         var rng = SeededRandom(seed: 0x5EED)
-        for i in 0..<(sparse.inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
+        for i in 0..<(inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
         let x = UnsafePointer(input.baseAddress!), y = output.baseAddress!
-        func measure(_ body: () -> Void) -> Double {
-            body()
+        var best = Double.infinity
+        for _ in 0..<3 {
+            run(step, x, y, batch: batch, threads: threads, variant: variant)
             var times: [Double] = []
             var total = 0.0
-            // At least 5 runs, more while under 2 ms in all (up to 31).
             while times.count < 5 || (total < 2e-3 && times.count < 31) {
                 let t0 = InferenceSupport.seconds()
-                body()
+                run(step, x, y, batch: batch, threads: threads, variant: variant)
                 let t = InferenceSupport.seconds() - t0
                 times.append(t)
                 total += t
             }
             times.sort()
-            return times[times.count / 2]
+            best = min(best, times[times.count / 2])
         }
-        // Interleave the two measurements so a burst of load on a shared machine hits both.
-        var d: [Double] = [], s: [Double] = []
-        for _ in 0..<3 {
-            d.append(measure { run(dense, x, y, batch: batch, threads: threads, variant: variant) })
-            s.append(measure { sparse.forward(featureMajor: x, batch: batch, into: y, threads: threads, variant: variant) })
-        }
-        return (d.min() ?? 0, s.min() ?? 0)
+        return best
     }
 
     /// Forward pass: `output[batch, out] = network(input[batch, in])`, both row-major.
@@ -340,7 +350,7 @@ public final class CompiledNetwork {
     }
 
     /// Times two plans' whole forward passes on random input, layer by layer (`a`) and in slabs
-    /// (`b`): the minimum over three interleaved rounds of the median of five passes.
+    /// (`b`): the minimum over three rounds of the median of five passes, `b`'s rounds first.
     private static func timePlans(_ a: [Step], _ b: [Step], slab: Int, sizes: [Int], batch: Int, threads: Int,
                                   variant: SparseKernels.Variant,
                                   buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)) -> (Double, Double) {
@@ -360,10 +370,10 @@ public final class CompiledNetwork {
                     }
                     return times.sorted()[times.count / 2]
                 }
-                for _ in 0..<3 {
-                    ta.append(median(a, nil))
-                    tb.append(median(b, slab))
-                }
+                // Slabs first (they call OpenBLAS single-threaded), so that OpenBLAS's threads,
+                // spinning after plan `a`'s threaded products, do not share a core with them.
+                for _ in 0..<3 { tb.append(median(b, slab)) }
+                for _ in 0..<3 { ta.append(median(a, nil)) }
             }
         }
         return (ta.min() ?? 0, tb.min() ?? 0)
@@ -398,7 +408,8 @@ public final class CompiledNetwork {
             lines.append("\(InferenceSupport.pad("\(c.index)", 7))\(InferenceSupport.pad(shape, 13))\(InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 4), 10))\(InferenceSupport.pad(c.kind.rawValue, 8))\(InferenceSupport.pad(d, 10))\(s)")
         }
         if let slabWidth {
-            lines.append("batches of \(2 * slabWidth)+ samples: slabs of \(slabWidth) across \(threads) threads, each layer timed on one slab and one thread")
+            lines.append("batches of \(2 * slabWidth)+ samples: slabs of \(slabWidth) across \(threads) threads"
+                         + (policy == .automatic ? ", each layer timed on one slab and one thread" : ""))
         }
         return lines.joined(separator: "\n")
     }

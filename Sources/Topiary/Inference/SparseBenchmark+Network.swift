@@ -27,7 +27,8 @@ extension SparseBenchmark {
 
     /// Measures `network` three ways at each batch size and thread count: the ``Chain`` itself
     /// (dense-masked), a dense ``CompiledNetwork`` and an automatic one; the median of several
-    /// interleaved runs of about `secondsPerCase` in all.
+    /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
+    /// with more: see `InferenceSupport.timePaths`).
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
                                secondsPerCase: Double = 0.3, seed: UInt64 = 42) -> [NetworkResult] {
         let saved = BLAS.threadCount
