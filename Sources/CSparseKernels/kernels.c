@@ -124,11 +124,14 @@ AVX2_PASS(uint32_t, 2, 1)
 AVX2_PASS(uint32_t, 1, 0)
 AVX2_PASS(uint32_t, 1, 1)
 
-// x[ind[0..<4]] as one vector: four 16-bit indices come in one 64-bit load.
+// x[ind[0..<4]] as one vector: the four 16-bit indices come in two 32-bit loads (each split with
+// one zero-extension and one shift; measured 5–10% faster than one 64-bit load and six shifts and
+// masks at 300×784, 90–95%, where the SpMV is bound by the instructions it issues).
 AVX2_INLINE __m128 avx2_x4_uint16_t(const float *x, const uint16_t *ind) {
-    uint64_t a;
-    memcpy(&a, ind, 8);
-    return _mm_set_ps(x[a >> 48], x[(a >> 32) & 0xFFFF], x[(a >> 16) & 0xFFFF], x[a & 0xFFFF]);
+    uint32_t lo, hi;
+    memcpy(&lo, ind, 4);
+    memcpy(&hi, ind + 2, 4);
+    return _mm_set_ps(x[hi >> 16], x[hi & 0xFFFF], x[lo >> 16], x[lo & 0xFFFF]);
 }
 AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
     return _mm_set_ps(x[ind[3]], x[ind[2]], x[ind[1]], x[ind[0]]);
@@ -146,6 +149,37 @@ AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
 // with X in L1 the kernel is bound by issuing loads); distance 8–16 best, 12 kept.
 #define TSK_AVX2_PANEL 64
 
+// One non-zero of a panel row: the weight broadcast, 8 FMAs over the 64 floats of its X row.
+#define AVX2_PANEL_NZ(V, XR)                                                                      \
+    do {                                                                                          \
+        const __m256 wv_ = _mm256_broadcast_ss(V);                                                \
+        const float *xr_ = (XR);                                                                  \
+        a0 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_), a0);                                       \
+        a1 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 8), a1);                                   \
+        a2 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 16), a2);                                  \
+        a3 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 24), a3);                                  \
+        a4 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 32), a4);                                  \
+        a5 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 40), a5);                                  \
+        a6 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 48), a6);                                  \
+        a7 = _mm256_fmadd_ps(wv_, _mm256_load_ps(xr_ + 56), a7);                                  \
+    } while (0)
+
+// Four column indices from one load: 16-bit indices come four to a 64-bit word (the load that
+// replaces four, which matters because the kernel is bound by issuing loads), 32-bit ones as is.
+AVX2_INLINE void avx2_idx4_uint16_t(const uint16_t *ind, int64_t *c) {
+    uint64_t a;
+    memcpy(&a, ind, 8);
+    c[0] = (int64_t)(a & 0xFFFF); c[1] = (int64_t)((a >> 16) & 0xFFFF);
+    c[2] = (int64_t)((a >> 32) & 0xFFFF); c[3] = (int64_t)(a >> 48);
+}
+AVX2_INLINE void avx2_idx4_uint32_t(const uint32_t *ind, int64_t *c) {
+    c[0] = ind[0]; c[1] = ind[1]; c[2] = ind[2]; c[3] = ind[3];
+}
+
+// The non-zeros of a row go four at a time: one index load for the four and one for the four
+// whose X rows are prefetched `TSK_PREFETCH` non-zeros ahead, each prefetch issued just before
+// one non-zero's FMAs. Measured against one non-zero per iteration (AVX2, 1 thread, B = 128):
+// 300×784 at 90% 0.71 → 0.66 ns per FMA, at 95% 0.79 → 0.73; 1024×1024 at 90% 0.78 → 0.64.
 #define AVX2_PANELS(IT)                                                                           \
     AVX2 static void avx2_panels_##IT(const tsk_csr *w, const float *xp, int64_t panels,         \
                                        float *y, int64_t ldy, const float *bias, int act,        \
@@ -153,25 +187,24 @@ AVX2_INLINE __m128 avx2_x4_uint32_t(const float *x, const uint32_t *ind) {
         const IT *ind = (const IT *)w->indices;                                                   \
         const float *val = w->values;                                                             \
         const int64_t *off = w->offsets;                                                          \
-        const int64_t k = w->columns, last = off[r1] - 1;                                         \
+        const int64_t k = w->columns, end = off[r1];                                              \
         for (int64_t t = 0; t < panels; t++) {                                                    \
             const float *xb = xp + t * k * TSK_AVX2_PANEL;                                        \
             for (int64_t i = r0; i < r1; i++) {                                                   \
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
-                for (int64_t p = off[i]; p < off[i + 1]; p++) {                                   \
-                    const int64_t q = p + TSK_PREFETCH < last ? p + TSK_PREFETCH : last;          \
-                    _mm_prefetch((const char *)(xb + (int64_t)ind[q] * TSK_AVX2_PANEL), _MM_HINT_T0); \
-                    const __m256 wv = _mm256_broadcast_ss(val + p);                               \
-                    const float *xr = xb + (int64_t)ind[p] * TSK_AVX2_PANEL;                      \
-                    a0 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr), a0);                             \
-                    a1 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 8), a1);                         \
-                    a2 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 16), a2);                        \
-                    a3 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 24), a3);                        \
-                    a4 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 32), a4);                        \
-                    a5 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 40), a5);                        \
-                    a6 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 48), a6);                        \
-                    a7 = _mm256_fmadd_ps(wv, _mm256_load_ps(xr + 56), a7);                        \
+                int64_t p = off[i];                                                               \
+                const int64_t e = off[i + 1];                                                     \
+                for (; p + 4 <= e; p += 4) {                                                      \
+                    int64_t c[4], d[4];                                                           \
+                    avx2_idx4_##IT(ind + p, c);                                                   \
+                    /* Near the end of the chunk the prefetch re-touches the current rows. */     \
+                    avx2_idx4_##IT(ind + (p + TSK_PREFETCH + 4 <= end ? p + TSK_PREFETCH : p), d); \
+                    for (int u = 0; u < 4; u++) {                                                 \
+                        _mm_prefetch((const char *)(xb + d[u] * TSK_AVX2_PANEL), _MM_HINT_T0);    \
+                        AVX2_PANEL_NZ(val + p + u, xb + c[u] * TSK_AVX2_PANEL);                   \
+                    }                                                                             \
                 }                                                                                 \
+                for (; p < e; p++) AVX2_PANEL_NZ(val + p, xb + (int64_t)ind[p] * TSK_AVX2_PANEL); \
                 const __m256 bv = _mm256_set1_ps(bias ? bias[i] : 0.0f);                          \
                 float *yr = y + i * ldy + t * TSK_AVX2_PANEL;                                     \
                 _mm256_storeu_ps(yr, avx2_act(_mm256_add_ps(a0, bv), act));                       \
