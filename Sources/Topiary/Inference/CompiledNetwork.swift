@@ -159,19 +159,27 @@ public final class CompiledNetwork {
             // forward pass is faster (slabs must win by 5%).
             let dense = network.layers.map { CompiledNetwork.denseStep($0) }
             let sparse = network.layers.map { SparseDense($0) }
-            // CSR first for every layer, then dense: OpenBLAS's idle threads spin for about 0.13 s
-            // after a threaded product and would share a core with a CSR timing that followed one.
-            func times(_ steps: [Step], batch: Int, threads t: Int) -> [Double] {
-                BLAS.threadCount = t
-                return steps.map { CompiledNetwork.timeStep($0, batch: batch, input: scratch.0, output: scratch.1,
-                                                            threads: t, variant: v) }
-            }
+            // (dense, CSR) seconds per layer. With one thread the two are timed call by call in
+            // turn, so that a competing process slows both alike; with more, CSR first for every
+            // layer, then dense: OpenBLAS's idle threads spin for about 0.13 s after a threaded
+            // product and would share a core with a CSR timing that followed one.
             let csrSteps = sparse.map { Step.sparse($0) }
-            let slabCSR = slab.map { times(csrSteps, batch: $0, threads: 1) } ?? []
-            let wholeCSR = times(csrSteps, batch: batchSize, threads: threads)
-            let slabDense = slab.map { times(dense, batch: $0, threads: 1) } ?? []
-            let wholeDense = times(dense, batch: batchSize, threads: threads)
-            let whole = Array(zip(wholeDense, wholeCSR)), slabbed = Array(zip(slabDense, slabCSR))
+            func times(batch: Int, threads t: Int) -> [(Double, Double)] {
+                BLAS.threadCount = t
+                if t == 1 {
+                    return zip(dense, csrSteps).map {
+                        CompiledNetwork.timeInterleaved($0.0, $0.1, batch: batch, input: scratch.0,
+                                                        output: scratch.1, variant: v)
+                    }
+                }
+                let time = { (step: Step) in
+                    CompiledNetwork.timeStep(step, batch: batch, input: scratch.0, output: scratch.1, threads: t, variant: v)
+                }
+                let csr = csrSteps.map(time)
+                return Array(zip(dense.map(time), csr))
+            }
+            let slabbed = slab.map { times(batch: $0, threads: 1) } ?? []
+            let whole = times(batch: batchSize, threads: threads)
             func faster(_ t: (Double, Double)) -> Bool { t.1 < t.0 * CompiledNetwork.sparseMargin }
             func plan(_ times: [(Double, Double)]) -> [Step] {
                 times.indices.map { faster(times[$0]) ? .sparse(sparse[$0]) : dense[$0] }
@@ -290,6 +298,43 @@ public final class CompiledNetwork {
             }
             times.sort()
             best = min(best, times[times.count / 2])
+        }
+        return best
+    }
+
+    /// Times two steps on one thread, alternating call by call after a warm-up of each: the
+    /// minimum over three rounds of the median of each, at least five calls each per round (more
+    /// while the round is under 4 ms, up to 31). Returns (seconds of `a`, seconds of `b`).
+    private static func timeInterleaved(_ a: Step, _ b: Step, batch: Int, input: UnsafeMutableBufferPointer<Float>,
+                                        output: UnsafeMutableBufferPointer<Float>,
+                                        variant: SparseKernels.Variant) -> (Double, Double) {
+        let inputSize: Int
+        switch a {
+        case .dense(_, _, _, let columns, _): inputSize = columns
+        case .sparse(let layer): inputSize = layer.inputSize
+        }
+        var rng = SeededRandom(seed: 0x5EED)
+        for i in 0..<(inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
+        let x = UnsafePointer(input.baseAddress!), y = output.baseAddress!
+        func once(_ step: Step) -> Double {
+            let t0 = InferenceSupport.seconds()
+            run(step, x, y, batch: batch, threads: 1, variant: variant)
+            return InferenceSupport.seconds() - t0
+        }
+        var best = (Double.infinity, Double.infinity)
+        for _ in 0..<3 {
+            _ = once(a)
+            _ = once(b)
+            var (ta, tb): ([Double], [Double]) = ([], [])
+            var total = 0.0
+            while ta.count < 5 || (total < 4e-3 && ta.count < 31) {
+                ta.append(once(a))
+                tb.append(once(b))
+                total += ta[ta.count - 1] + tb[tb.count - 1]
+            }
+            ta.sort()
+            tb.sort()
+            best = (min(best.0, ta[ta.count / 2]), min(best.1, tb[tb.count / 2]))
         }
         return best
     }
