@@ -33,6 +33,8 @@ struct Bench: ParsableCommand {
     var quick = false
     @Option(help: "Timed runs per cell (after warm-up).")
     var runs: Int?
+    @Flag(help: "Also compile each cell's layer with the automatic policy and report whether it picked the faster path.")
+    var automatic = false
 
     @Option(help: "Compare each ratio (CSR time / dense time) with a baseline file; exit 1 on a regression.")
     var check: String?
@@ -71,6 +73,7 @@ struct Bench: ParsableCommand {
         if let sparsity { c.sparsities = try parseList(sparsity, option: "--sparsity") { Double($0) } }
         if let threads { c.threads = try parseList(threads, option: "--threads") { Int($0) } }
         if let runs { c.runs = runs }
+        c.checkAutomatic = automatic
         do { try c.validate() } catch let error as TopiaryError { throw ValidationError(error.message) }
         return c
     }

@@ -37,6 +37,32 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         XCTAssertEqual(full.threads, [1, 2])
     }
 
+    func testAutomaticSummaryCountsRightPicksAndNamesTheWorst() {
+        let s = Shape(10, 10)
+        var a = cell(s, sparsity: 0.5, dense: 1, csr: 2), b = cell(s, sparsity: 0.9, dense: 1, csr: 0.5)
+        var c = cell(s, sparsity: 0.7, dense: 1, csr: 0.95)
+        (a.automatic, a.automaticSlowdown) = ("dense", 1)
+        (b.automatic, b.automaticSlowdown) = ("dense", 2)        // CSR was twice as fast
+        (c.automatic, c.automaticSlowdown) = ("dense", 1 / 0.95) // inside the 5% margin
+        let r = SparseBenchmark.Results(results: [a, b, c], crossover: [], variant: "avx2")
+        XCTAssertEqual(r.automaticSummary, "automatic: the faster path in 1 of 3 cells, within 10% of it in 2; "
+                       + "worst 100.0% slower (10x10 batch 1 threads 1 sparsity 0.90, picking dense)")
+        XCTAssertNil(SparseBenchmark.Results(results: [cell(s, sparsity: 0.5, dense: 1, csr: 2)], crossover: [], variant: "avx2").automaticSummary)
+        XCTAssertTrue(r.table.contains("dense (100.0% slower)"))
+    }
+
+    func testCheckAutomaticRecordsTheCompiledChoiceAgainstTheMeasurement() throws {
+        // Dense at 0% and CSR at 99% are far apart (about 1.5x and 20x here), so the automatic
+        // policy, timed on its own, must agree with the benchmark's measurement in both cells.
+        let c = SparseBenchmark.Configuration(shapes: [Shape(300, 784)], batches: [128], sparsities: [0, 0.99], threads: [1],
+                                              warmupRuns: 1, runs: 5, secondsPerCell: 0.05, checkAutomatic: true)
+        let cells = SparseBenchmark.run(c).results
+        XCTAssertEqual(cells.map(\.automatic), ["dense", "csr"])
+        for cell in cells { XCTAssertEqual(try XCTUnwrap(cell.automaticSlowdown), 1) }
+        let json = String(decoding: try JSONEncoder().encode(cells[1]), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"automatic\":\"csr\"") && json.contains("\"automatic_slowdown\":1"), json)
+    }
+
     func testCrossoverIsTheLowestSparsityFromWhichCSRAlwaysWins() {
         let s = Shape(10, 10)
         let cells = [

@@ -77,10 +77,15 @@ public enum SparseBenchmark {
         public var secondsPerCell: Double
         /// Seed of the random weights and inputs.
         public var seed: UInt64
+        /// Also compile each cell's layer with ``CompiledNetwork/Policy/automatic`` (at the cell's
+        /// batch size and thread count) and record which path it picked against the cell's own
+        /// measurement (``Cell/automatic``, ``Cell/automaticSlowdown``).
+        public var checkAutomatic: Bool
 
         /// Creates a configuration.
         public init(shapes: [Shape], batches: [Int], sparsities: [Double], threads: [Int],
-                    warmupRuns: Int = 2, runs: Int = 11, secondsPerCell: Double = 1.0, seed: UInt64 = 42) {
+                    warmupRuns: Int = 2, runs: Int = 11, secondsPerCell: Double = 1.0, seed: UInt64 = 42,
+                    checkAutomatic: Bool = false) {
             self.shapes = shapes
             self.batches = batches
             self.sparsities = sparsities
@@ -89,6 +94,7 @@ public enum SparseBenchmark {
             self.runs = runs
             self.secondsPerCell = secondsPerCell
             self.seed = seed
+            self.checkAutomatic = checkAutomatic
         }
 
         /// The full grid of issue 4: {300×784, 100×300, 1024×1024, 4096×4096} × batch {1, 16, 128, 1024}
@@ -169,10 +175,18 @@ public enum SparseBenchmark {
         public var speedup: Double
         /// Useful GFLOP/s of the CSR product, `2·nnz·B / time`.
         public var gflops: Double
+        /// The path (`"dense"` or `"csr"`) that a one-layer ``CompiledNetwork`` compiled with
+        /// ``CompiledNetwork/Policy/automatic`` picked for this cell; `nil` unless
+        /// ``Configuration/checkAutomatic``.
+        public var automatic: String?
+        /// The measured time of the path ``automatic`` picked over the faster path's (1 when it
+        /// picked the faster one); `nil` unless ``Configuration/checkAutomatic``.
+        public var automaticSlowdown: Double?
 
         enum CodingKeys: String, CodingKey {
             case shape, batch, threads, sparsity, nonzeros
             case denseMilliseconds = "dense_ms", csrMilliseconds = "csr_ms", speedup, gflops
+            case automatic, automaticSlowdown = "automatic_slowdown"
         }
 
         /// CSR time / dense time: the machine-independent number the baseline keeps.
@@ -201,16 +215,26 @@ public enum SparseBenchmark {
         /// The CSR kernel variant measured.
         public var variant: String
 
-        /// A plain-text table: one line per cell, then the crossovers.
+        /// A plain-text table: one line per cell, then the crossovers (and, with
+        /// ``Configuration/checkAutomatic``, how the automatic policy chose).
         public var table: String {
-            var lines = ["shape      batch threads sparsity  dense_ms    csr_ms  speedup  GFLOP/s"]
+            let checked = results.contains { $0.automatic != nil }
+            var lines = ["shape      batch threads sparsity  dense_ms    csr_ms  speedup  GFLOP/s" + (checked ? "  automatic" : "")]
             for c in results {
-                lines.append(InferenceSupport.pad(c.shape.description, 11) + InferenceSupport.pad("\(c.batch)", 6)
-                             + InferenceSupport.pad("\(c.threads)", 8) + InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 2), 9)
-                             + InferenceSupport.pad(InferenceSupport.fixed(c.denseMilliseconds, 4), 10)
-                             + InferenceSupport.pad(InferenceSupport.fixed(c.csrMilliseconds, 4), 10)
-                             + InferenceSupport.pad(InferenceSupport.fixed(c.speedup, 2) + "x", 9)
-                             + InferenceSupport.fixed(c.gflops, 1))
+                var line = InferenceSupport.pad(c.shape.description, 11) + InferenceSupport.pad("\(c.batch)", 6)
+                    + InferenceSupport.pad("\(c.threads)", 8) + InferenceSupport.pad(InferenceSupport.fixed(c.sparsity, 2), 9)
+                    + InferenceSupport.pad(InferenceSupport.fixed(c.denseMilliseconds, 4), 10)
+                    + InferenceSupport.pad(InferenceSupport.fixed(c.csrMilliseconds, 4), 10)
+                    + InferenceSupport.pad(InferenceSupport.fixed(c.speedup, 2) + "x", 9)
+                    + InferenceSupport.pad(InferenceSupport.fixed(c.gflops, 1), 9)
+                if let a = c.automatic, let slow = c.automaticSlowdown {
+                    line += a + (slow > 1 ? " (\(InferenceSupport.fixed((slow - 1) * 100, 1))% slower)" : "")
+                }
+                lines.append(line)
+            }
+            if checked, let summary = automaticSummary {
+                lines.append("")
+                lines.append(summary)
             }
             lines.append("")
             lines.append("crossover (CSR faster from this sparsity up):")
@@ -219,6 +243,20 @@ public enum SparseBenchmark {
                 lines.append("  \(c.shape) batch \(c.batch) threads \(c.threads): \(s)")
             }
             return lines.joined(separator: "\n")
+        }
+
+        /// How the automatic policy chose over the checked cells: how many picked the faster path,
+        /// and the worst slowdown with its cell; `nil` when no cell was checked.
+        public var automaticSummary: String? {
+            let checked = results.filter { $0.automaticSlowdown != nil }
+            guard let worst = checked.max(by: { $0.automaticSlowdown! < $1.automaticSlowdown! }),
+                  let slow = worst.automaticSlowdown else { return nil }
+            let right = checked.filter { $0.automaticSlowdown! <= 1 }.count
+            let within = checked.filter { $0.automaticSlowdown! <= 1.1 }.count
+            return "automatic: the faster path in \(right) of \(checked.count) cells, within 10% of it in \(within); "
+                + (slow > 1 ? "worst \(InferenceSupport.fixed((slow - 1) * 100, 1))% slower (\(worst.shape) batch \(worst.batch) "
+                    + "threads \(worst.threads) sparsity \(InferenceSupport.fixed(worst.sparsity, 2)), picking \(worst.automatic ?? "?"))"
+                    : "never slower")
         }
 
         /// The cells whose CSR/dense ratio is worse than the baseline's by more than `tolerance`
@@ -459,9 +497,17 @@ public enum SparseBenchmark {
         let dense = min(median(bm), fm.isEmpty ? .infinity : median(fm))
         let csr = median(cs)
         let nnz = sparse.weight.nonzeroCount
-        return Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: nnz,
-                    denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
-                    gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
+        var cell = Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: nnz,
+                        denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
+                        gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
+        if c.checkAutomatic {
+            let layer = Dense(weight: w, bias: [Float](repeating: 0, count: m))
+            let plan = CompiledNetwork(Chain([layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
+            let picked = plan.choices[0].kind == .sparse
+            cell.automatic = picked ? "csr" : "dense"
+            cell.automaticSlowdown = (picked ? csr : dense) / min(csr, dense)
+        }
+        return cell
     }
 
     static func median(_ xs: [Double]) -> Double {
