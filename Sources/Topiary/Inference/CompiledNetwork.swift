@@ -79,6 +79,9 @@ public final class CompiledNetwork {
         public var sparseSeconds: Double?
     }
 
+    /// Dense layers of plans with two or more threads run batch-major below this batch size (see `run`).
+    static let batchMajorLimit = 64
+
     /// CSR must take less than this fraction of the dense time for ``Policy/automatic`` to pick it.
     static let sparseMargin = 0.95
 
@@ -107,8 +110,36 @@ public final class CompiledNetwork {
     public let sizes: [Int]
 
     private let steps: [Step]
-    /// Two feature-major activation buffers of `maxWidth × batchSize`, used in turn.
-    private let buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
+    private let buffers: Buffers
+
+    /// The scratch memory of a plan: two feature-major activation buffers of
+    /// `maxWidth × batchSize` floats, used in turn, and, with two or more threads and batches over
+    /// one sample, `2 · maxWidth × min(batchSize, batchMajorLimit)` floats where a dense layer's
+    /// input and output are laid out batch-major (see `run`). 64-byte aligned, so that a slab's activations can serve
+    /// as a packed panel.
+    private struct Buffers {
+        let x: UnsafeMutablePointer<Float>
+        let y: UnsafeMutablePointer<Float>
+        let batchMajor: UnsafeMutablePointer<Float>?
+
+        init(width: Int, batchSize: Int, threads: Int) {
+            func make(_ n: Int) -> UnsafeMutablePointer<Float> {
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * MemoryLayout<Float>.stride, alignment: 64)
+                let p = raw.bindMemory(to: Float.self, capacity: max(1, n))
+                p.initialize(repeating: 0, count: max(1, n))
+                return p
+            }
+            x = make(width * batchSize)
+            y = make(width * batchSize)
+            batchMajor = threads > 1 && batchSize > 1 ? make(2 * width * min(batchSize, CompiledNetwork.batchMajorLimit)) : nil
+        }
+
+        func deallocate() {
+            UnsafeMutableRawPointer(x).deallocate()
+            UnsafeMutableRawPointer(y).deallocate()
+            batchMajor.map { UnsafeMutableRawPointer($0).deallocate() }
+        }
+    }
 
     /// The number of inputs.
     public var inputSize: Int { sizes[0] }
@@ -135,15 +166,7 @@ public final class CompiledNetwork {
         self.threads = threads
         self.variant = v
         self.sizes = network.sizes
-        let width = network.sizes.max() ?? 1
-        func make(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
-            // 64-byte aligned, so that a slab's activations can serve as a packed panel.
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * MemoryLayout<Float>.stride, alignment: 64)
-            let b = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, n)), count: max(1, n))
-            b.initialize(repeating: 0)
-            return b
-        }
-        let scratch = (make(width * batchSize), make(width * batchSize))
+        let scratch = Buffers(width: network.sizes.max() ?? 1, batchSize: batchSize, threads: threads)
         buffers = scratch
         let panel = SparseKernels.panelWidth(v)
         var slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
@@ -168,12 +191,11 @@ public final class CompiledNetwork {
                 BLAS.threadCount = t
                 if t == 1 {
                     return zip(dense, csrSteps).map {
-                        CompiledNetwork.timeInterleaved($0.0, $0.1, batch: batch, input: scratch.0,
-                                                        output: scratch.1, variant: v)
+                        CompiledNetwork.timeInterleaved($0.0, $0.1, batch: batch, buffers: scratch, variant: v)
                     }
                 }
                 let time = { (step: Step) in
-                    CompiledNetwork.timeStep(step, batch: batch, input: scratch.0, output: scratch.1, threads: t, variant: v)
+                    CompiledNetwork.timeStep(step, batch: batch, buffers: scratch, threads: t, variant: v)
                 }
                 let csr = csrSteps.map(time)
                 return Array(zip(dense.map(time), csr))
@@ -233,8 +255,7 @@ public final class CompiledNetwork {
     }
 
     deinit {
-        UnsafeMutableRawPointer(buffers.0.baseAddress!).deallocate()
-        UnsafeMutableRawPointer(buffers.1.baseAddress!).deallocate()
+        buffers.deallocate()
         for step in steps { CompiledNetwork.release(step) }
     }
 
@@ -253,13 +274,29 @@ public final class CompiledNetwork {
         }
     }
 
-    /// Runs one step on feature-major buffers with row stride `batch`.
+    /// Runs one step on feature-major buffers with row stride `batch`. With two or more threads, a
+    /// batch under ``batchMajorLimit`` and `batchMajor` scratch (`(inputs + outputs) × batch`
+    /// floats), a dense layer transposes its input to batch-major, runs `Xᵀ·Wᵀ` and transposes
+    /// the result back: OpenBLAS splits the feature-major `W·X` between its threads along the
+    /// batch, which pays badly for small batches (two threads, batch 16: 4096×4096 18.6–36 ms
+    /// against 13.1–15.5 ms batch-major, one thread 26 ms; 1024×1024 1.03 against 0.67 ms;
+    /// 300×784 0.160 against 0.148 ms). From a panel of samples on, the two forms are within a
+    /// few percent (300×784 at batch 128: 0.94–1.03 against 0.88 ms) and the transposes eat the
+    /// difference (compiled LeNet-300-100, all dense, batch 128, two threads: 85,651–95,976
+    /// samples/s either way), so larger batches stay feature-major.
     private static func run(_ step: Step, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                            batch: Int, threads: Int, variant: SparseKernels.Variant) {
+                            batch: Int, threads: Int, variant: SparseKernels.Variant,
+                            batchMajor: UnsafeMutablePointer<Float>? = nil) {
         switch step {
         case .dense(let w, let b, let m, let k, let activation):
             if batch == 1 {
                 BLAS.gemv(.none, rows: m, columns: k, a: w.baseAddress!, lda: k, x: x, y: y)
+            } else if threads > 1, batch < batchMajorLimit, let xt = batchMajor {
+                let yt = xt + k * batch
+                SparseKernels.transpose(x, rows: k, columns: batch, into: xt)
+                BLAS.gemm(.none, .transpose, m: batch, n: m, k: k, a: xt, lda: k, b: w.baseAddress!, ldb: k,
+                          c: yt, ldc: m)
+                SparseKernels.transpose(yt, rows: batch, columns: m, into: y)
             } else {
                 BLAS.gemm(.none, .none, m: m, n: batch, k: k, a: w.baseAddress!, lda: k,
                           b: x, ldb: batch, c: y, ldc: batch)
@@ -273,8 +310,7 @@ public final class CompiledNetwork {
 
     /// Times one step on random feature-major input: the minimum over three rounds of the median
     /// of at least five runs (more while under 2 ms in all, up to 31), after a warm-up.
-    private static func timeStep(_ step: Step, batch: Int, input: UnsafeMutableBufferPointer<Float>,
-                                 output: UnsafeMutableBufferPointer<Float>, threads: Int,
+    private static func timeStep(_ step: Step, batch: Int, buffers: Buffers, threads: Int,
                                  variant: SparseKernels.Variant) -> Double {
         let inputSize: Int
         switch step {
@@ -282,16 +318,16 @@ public final class CompiledNetwork {
         case .sparse(let layer): inputSize = layer.inputSize
         }
         var rng = SeededRandom(seed: 0x5EED)
-        for i in 0..<(inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
-        let x = UnsafePointer(input.baseAddress!), y = output.baseAddress!
+        for i in 0..<(inputSize * batch) { buffers.x[i] = rng.nextUniform(-1, 1) }
+        let x = UnsafePointer(buffers.x), y = buffers.y
         var best = Double.infinity
         for _ in 0..<3 {
-            run(step, x, y, batch: batch, threads: threads, variant: variant)
+            run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor)
             var times: [Double] = []
             var total = 0.0
             while times.count < 5 || (total < 2e-3 && times.count < 31) {
                 let t0 = InferenceSupport.seconds()
-                run(step, x, y, batch: batch, threads: threads, variant: variant)
+                run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor)
                 let t = InferenceSupport.seconds() - t0
                 times.append(t)
                 total += t
@@ -305,8 +341,7 @@ public final class CompiledNetwork {
     /// Times two steps on one thread, alternating call by call after a warm-up of each: the
     /// minimum over three rounds of the median of each, at least five calls each per round (more
     /// while the round is under 4 ms, up to 31). Returns (seconds of `a`, seconds of `b`).
-    private static func timeInterleaved(_ a: Step, _ b: Step, batch: Int, input: UnsafeMutableBufferPointer<Float>,
-                                        output: UnsafeMutableBufferPointer<Float>,
+    private static func timeInterleaved(_ a: Step, _ b: Step, batch: Int, buffers: Buffers,
                                         variant: SparseKernels.Variant) -> (Double, Double) {
         let inputSize: Int
         switch a {
@@ -314,8 +349,8 @@ public final class CompiledNetwork {
         case .sparse(let layer): inputSize = layer.inputSize
         }
         var rng = SeededRandom(seed: 0x5EED)
-        for i in 0..<(inputSize * batch) { input[i] = rng.nextUniform(-1, 1) }
-        let x = UnsafePointer(input.baseAddress!), y = output.baseAddress!
+        for i in 0..<(inputSize * batch) { buffers.x[i] = rng.nextUniform(-1, 1) }
+        let x = UnsafePointer(buffers.x), y = buffers.y
         func once(_ step: Step) -> Double {
             let t0 = InferenceSupport.seconds()
             run(step, x, y, batch: batch, threads: 1, variant: variant)
@@ -352,14 +387,15 @@ public final class CompiledNetwork {
     }
 
     /// The forward pass of a plan: `steps` on `batch` samples, slabbed when `slab` is set and the
-    /// batch holds two slabs, with the two scratch buffers of `max(sizes) × batch` floats or more.
+    /// batch holds two slabs, with scratch `buffers` for `batch` samples or more.
     private static func forward(_ steps: [Step], slab: Int?, sizes: [Int], _ input: UnsafePointer<Float>, batch: Int,
                                 into output: UnsafeMutablePointer<Float>, threads: Int, variant: SparseKernels.Variant,
-                                buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)) {
+                                buffers: Buffers) {
         let (inputSize, outputSize, width) = (sizes[0], sizes[sizes.count - 1], sizes.max() ?? 1)
-        // Runs every layer on `n` samples with the scratch buffers `x` and `y`.
+        // Runs every layer on `n` samples with the scratch buffers `x` and `y` (and `batchMajor`).
         func run(_ input: UnsafePointer<Float>, _ n: Int, _ output: UnsafeMutablePointer<Float>,
-                 _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
+                 _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int,
+                 batchMajor: UnsafeMutablePointer<Float>? = nil) {
             var x = x, y = y
             if n == 1 {
                 x.update(from: input, count: inputSize)
@@ -367,7 +403,7 @@ public final class CompiledNetwork {
                 SparseKernels.transpose(input, rows: n, columns: inputSize, into: x)
             }
             for step in steps {
-                CompiledNetwork.run(step, x, y, batch: n, threads: threads, variant: variant)
+                CompiledNetwork.run(step, x, y, batch: n, threads: threads, variant: variant, batchMajor: batchMajor)
                 swap(&x, &y)
             }
             if n == 1 {
@@ -376,7 +412,7 @@ public final class CompiledNetwork {
                 SparseKernels.transpose(x, rows: outputSize, columns: n, into: output)
             }
         }
-        let (x, y) = (buffers.0.baseAddress!, buffers.1.baseAddress!)
+        let (x, y) = (buffers.x, buffers.y)
         if let slab, batch >= 2 * slab {
             // Each thread carries whole slabs through the network, calling OpenBLAS single-threaded.
             if BLAS.threadCount != 1 { BLAS.threadCount = 1 }
@@ -391,14 +427,14 @@ public final class CompiledNetwork {
             return
         }
         if BLAS.threadCount != threads { BLAS.threadCount = threads }
-        run(input, batch, output, x, y, threads: threads)
+        run(input, batch, output, x, y, threads: threads, batchMajor: buffers.batchMajor)
     }
 
     /// Times two plans' whole forward passes on random input, layer by layer (`a`) and in slabs
     /// (`b`): the minimum over three rounds of the median of five passes, `b`'s rounds first.
     private static func timePlans(_ a: [Step], _ b: [Step], slab: Int, sizes: [Int], batch: Int, threads: Int,
                                   variant: SparseKernels.Variant,
-                                  buffers: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)) -> (Double, Double) {
+                                  buffers: Buffers) -> (Double, Double) {
         var rng = SeededRandom(seed: 0x5EED)
         let input = (0..<(batch * sizes[0])).map { _ in rng.nextUniform(-1, 1) }
         var output = [Float](repeating: 0, count: batch * sizes[sizes.count - 1])
