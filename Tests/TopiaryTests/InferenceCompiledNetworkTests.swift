@@ -110,6 +110,18 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
+    func testAutomaticKeepsLayersUnderHalfSparseDense() {
+        let net = Chain(sizes: [300, 200, 100], seed: 4)
+        let layers = net.prunableLayers
+        layers[0].prune { $0 % 10 < 4 }          // 40%: dense whatever the timing
+        layers[1].prune { $0 % 100 != 0 }        // 99%: timed
+        for threads in [1, 2] {
+            let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic, threads: threads)
+            XCTAssertEqual(plan.choices[0].kind, .dense, "threads \(threads)")
+            XCTAssertNotNil(plan.choices[0].sparseSeconds, "the CSR time is still measured and reported")
+        }
+    }
+
     func testThresholdPicksCSRAtOrAboveTheSparsity() {
         let net = Chain(sizes: [50, 40, 30, 10], seed: 1)
         let layers = net.prunableLayers
