@@ -88,7 +88,7 @@ public final class CompiledNetwork {
     /// development machine CSR lost every measured cell at 0% (300×784 and 4096×4096, batches
     /// 1–1,024, one and two threads: 0.22–0.76×) and won by at most 1.47× at 50%, while two-thread
     /// timings taken beside a competing process picked CSR for unpruned layers (LeNet-300-100 at
-    /// 0%, batch 1: 108.6 µs per sample, against 37 µs for the dense plan).
+    /// 0%, batch 1: 108.6 µs per sample, against 39.6 µs for the dense plan).
     static let minimumSparseSparsity = 0.5
 
     /// CSR must take less than this fraction of the dense time for ``Policy/automatic`` to pick it.
