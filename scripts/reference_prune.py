@@ -8,6 +8,9 @@
 #
 #   python3 scripts/reference_prune.py dense60k.safetensors layerwise 0 torch   # or: global, exact
 #
+# The model must be a 3-layer Topiary MLP (ReLU, ReLU, identity), such as LeNet-300-100. The
+# IDX files are read from $FASHION_MNIST_DIR, by default /usr/share/datasets/fashion-mnist/.
+#
 # `torch` rounds each step's count as PyTorch does (round(amount · kept)); `exact` removes exactly
 # round(s · n) in all, as Topiary does. A fifth argument `keep` carries momentum across steps.
 # Needs numpy and safetensors.
@@ -15,7 +18,9 @@ import gzip, json, struct, sys, time
 import numpy as np
 from safetensors.numpy import load_file
 
-model, scope, seed, counts = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]  # counts: torch | exact
+if len(sys.argv) not in (5, 6) or sys.argv[2] not in ('layerwise', 'global') or sys.argv[4] not in ('torch', 'exact'):
+    sys.exit('usage: reference_prune.py MODEL layerwise|global SEED torch|exact [keep]')
+model, scope, seed, counts = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 keep_opt = len(sys.argv) > 5 and sys.argv[5] == "keep"
 
 def idx(path):
@@ -25,8 +30,11 @@ def idx(path):
     dims = struct.unpack('>' + 'I' * nd, data[4:4 + 4 * nd])
     return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
-D = '/usr/share/datasets/fashion-mnist/'
-f = open(model, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; meta = json.loads(f.read(n))['__metadata__']
+import os
+D = os.environ.get('FASHION_MNIST_DIR', '/usr/share/datasets/fashion-mnist/').rstrip('/') + '/'
+with open(model, 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    meta = json.loads(f.read(n))['__metadata__']
 sc, mu_in, sd_in = (float(meta[k]) for k in ('input_scale', 'input_mean', 'input_std'))
 def norm(x):
     return ((x.reshape(len(x), -1).astype(np.float64) * sc - mu_in) / sd_in).astype(np.float32)
@@ -75,10 +83,10 @@ def epoch(lr=0.01, mom=0.9, bs=128):
 def prune_layer(l, k):
     # l1_unstructured on the kept entries: the k smallest |w| among mask == 1 (stable: lower index first)
     if k <= 0: return
-    flat = np.flatnonzero(M[l].ravel() == 1)
-    mags = np.abs((W[l] * M[l]).ravel()[flat])
+    flat = np.flatnonzero(M[l].reshape(-1) == 1)
+    mags = np.abs((W[l] * M[l]).reshape(-1)[flat])
     sel = flat[np.argsort(mags, kind='stable')[:k]]
-    M[l].ravel()[sel] = 0
+    M[l].reshape(-1)[sel] = 0
 
 def schedule():
     s, out = 0.0, []
@@ -108,12 +116,12 @@ for step, (s, milestone) in enumerate(schedule(), 1):
             k = round((1 - (1 - s) / (1 - prev)) * kept_all)
         else:
             k = kept_all - (sum(sizes) - round(s * sum(sizes)))
-        cand = np.concatenate([np.where(M[l].ravel() == 1, np.abs(W[l] * M[l]).ravel(), np.inf) for l in range(3)])
+        cand = np.concatenate([np.where(M[l].reshape(-1) == 1, np.abs(W[l] * M[l]).reshape(-1), np.inf) for l in range(3)])
         sel = np.argsort(cand, kind='stable')[:k]
         off = np.cumsum([0] + sizes)
         for l in range(3):
             ss = sel[(sel >= off[l]) & (sel < off[l + 1])] - off[l]
-            M[l].ravel()[ss] = 0
+            M[l].reshape(-1)[ss] = 0
     prev = s
     if not keep_opt: vel = None
     for _ in range(1 + (2 if milestone else 0)):

@@ -541,7 +541,7 @@ typedef void (*tsk_job_fn)(void *ctx, int64_t chunk);
 
 #define TSK_MAX_WORKERS 7
 
-// Multiply-adds (nnz · batch; nnz · 8 for an SpMV) below which a product counts as small for
+// Multiply-adds (nnz · max(batch, 8)) below which a product counts as small for
 // `run_parallel` (about 60 µs here): the one threshold deciding whether a product may use the pool.
 #define TSK_SMALL_JOB (1 << 20)
 
@@ -772,9 +772,10 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
               const int64_t *splits, int64_t chunks) {
     int64_t panels = panel_count(variant, w, batch);
     // An SpMV non-zero costs about as much as 8 multiply-adds of a batched product (0.45–0.5 ns
-    // against 0.06–0.09 ns per multiply-add here), so it counts as 8 against the threshold.
+    // against 0.06–0.09 ns per multiply-add here), and a batch under 8 columns runs one masked
+    // vector per non-zero, so a non-zero counts as at least 8 multiply-adds against the threshold.
     const int64_t nnz = w->offsets[w->rows] - w->offsets[0];
-    const int64_t work = batch == 1 ? nnz * 8 : nnz * batch;
+    const int64_t work = nnz * (batch < 8 ? 8 : batch);
     const int small = work < TSK_SMALL_JOB;
     // With at least as many panels as threads, the threads split the batch instead of the rows:
     // each packs its own panels (packing is no longer a serial step before the product) and

@@ -61,6 +61,9 @@ struct Bench: ParsableCommand {
         if [model != nil, network, training, check != nil].filter({ $0 }).count > 1 {
             throw ValidationError("Choose one of --model, --network, --training and --check.")
         }
+        if automatic, model != nil || network || training || check != nil {
+            throw ValidationError("--automatic applies to the grid only, not to --model, --network, --training or --check.")
+        }
         _ = try grid()
         _ = try parseArchitecture(arch)
     }

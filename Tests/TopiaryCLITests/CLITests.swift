@@ -150,6 +150,26 @@ final class CLITests: CLITestCase {
         XCTAssertEqual((j["crossover"] as? [[String: Any]])?.count, 2)
     }
 
+    func testBenchAutomaticReportsThePickOfEveryCell() throws {
+        let r = try run(["bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0,0.99", "--threads", "1",
+                         "--runs", "3", "--automatic", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let results = try XCTUnwrap(try json(r.stdout)["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 2)
+        // Under 50% sparsity the automatic policy keeps the layer dense without timing it.
+        XCTAssertEqual(results[0]["automatic"] as? String, "dense")
+        for cell in results {
+            XCTAssert(["dense", "csr"].contains(cell["automatic"] as? String ?? ""), "\(cell)")
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(cell["automatic_slowdown"] as? Double), 1)
+        }
+        let text = try run(["bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0", "--threads", "1", "--runs", "3", "--automatic"])
+        XCTAssert(text.stdout.contains("automatic: the faster path in"), text.stdout)
+        for other in [["--network"], ["--training"], ["--model", "m.safetensors"], ["--check", "b.json"]] {
+            let bad = try run(["bench", "--automatic"] + other)
+            XCTAssertEqual(bad.status, 64, "\(other): \(bad.stderr)")
+        }
+    }
+
     func testBenchCheckFailsOnAnImpossibleBaselineAndPassesOnAGenerousOne() throws {
         let dir = try temporaryDirectory()
         func baseline(ratio: Double) throws -> String {

@@ -118,7 +118,30 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         for threads in [1, 2] {
             let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic, threads: threads)
             XCTAssertEqual(plan.choices[0].kind, .dense, "threads \(threads)")
-            XCTAssertNotNil(plan.choices[0].sparseSeconds, "the CSR time is still measured and reported")
+            XCTAssertNil(plan.choices[0].sparseSeconds, "a layer under 50% is not timed")
+            XCTAssertNotNil(plan.choices[1].sparseSeconds)
+            assertClose(plan(input(16, 300, seed: 5)), net(input(16, 300, seed: 5)), "threads \(threads)")
+        }
+    }
+
+    func testAutomaticDecisionNeedsHalfSparsityAndAFivePercentWin() {
+        XCTAssertFalse(CompiledNetwork.picksSparse(sparsity: 0.4999, denseSeconds: 1, sparseSeconds: 0.1))
+        XCTAssertTrue(CompiledNetwork.picksSparse(sparsity: 0.5, denseSeconds: 1, sparseSeconds: 0.1))
+        XCTAssertFalse(CompiledNetwork.picksSparse(sparsity: 0.9, denseSeconds: 1, sparseSeconds: 0.96))
+        XCTAssertTrue(CompiledNetwork.picksSparse(sparsity: 0.9, denseSeconds: 1, sparseSeconds: 0.94))
+    }
+
+    func testBatchMajorDenseLayersMatchTheChainBelowBatch64() {
+        // With two threads, dense layers at batches under 64 run batch-major between transposes.
+        let net = prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 21)
+        for (compiled, calls) in [(16, [1, 16]), (63, [63, 5]), (64, [64, 63]), (256, [256, 63, 2])] {
+            for policy in [CompiledNetwork.Policy.dense, .threshold(0.2)] {
+                let plan = CompiledNetwork(net, batchSize: compiled, policy: policy, threads: 2)
+                for n in calls {
+                    let x = input(n, 784, seed: UInt64(n) + 31)
+                    assertClose(plan(x), net(x), "\(policy) compiled \(compiled), batch \(n)")
+                }
+            }
         }
     }
 

@@ -56,7 +56,7 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 /// (each thread packs its own), then the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, of
 /// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
 /// when the pool is busy with another caller, runs everything on the calling thread; so does a
-/// small product (under about a million multiply-adds, `nnz · batch`) unless a worker is awake.
+/// small product (under about a million multiply-adds, `nnz · max(batch, 8)`) unless a worker is awake.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);

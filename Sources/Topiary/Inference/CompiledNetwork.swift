@@ -4,7 +4,9 @@
 /// Inside the compiled network activations stay *feature-major* (`[features, batch]`): a dense
 /// layer is `Y = W · X` (one `sgemm` with no transposes) and a sparse layer runs the CSR kernels
 /// directly, so only the input is transposed once on the way in and the output once on the way
-/// out. The weights are copied at compile time; later changes to the ``Chain`` are not seen.
+/// out. The exception: with two or more threads and a batch under 64, a dense layer transposes its
+/// input to batch-major and its output back around the `sgemm`, because OpenBLAS splits a
+/// feature-major product badly along a small batch (see `batchMajorLimit`). The weights are copied at compile time; later changes to the ``Chain`` are not seen.
 ///
 /// With two or more threads and a batch of at least two *slabs* (``slabWidth`` samples, the
 /// kernels' panel width: 64 with AVX2), a plan may cut the batch into slabs, each thread carrying
@@ -32,9 +34,10 @@ public final class CompiledNetwork {
         /// shared machine cannot flip a layer to the path that is slower on a quiet one. With a
         /// slab possible, layers are also timed on one slab and one thread, and the two plans are
         /// then timed on whole forward passes (compiling takes tens of milliseconds at batch 128).
-        /// Layers under 50% sparsity stay dense (CSR never won there when measured). Timing on a
-        /// machine where another process holds a core can mislead the choice; with one thread
-        /// dense and CSR are timed call by call in turn, which makes the comparison fair under load.
+        /// Layers under 50% sparsity stay dense without being timed (CSR lost every 0% cell
+        /// measured). Timing on a machine where another process holds a core can mislead the
+        /// choice; one-thread timings (a one-thread plan's, and the per-slab ones of a plan with
+        /// more threads) alternate dense and CSR call by call, which keeps them fair under load.
         case automatic
         /// CSR when the layer's weight sparsity is at least the value, dense otherwise.
         case threshold(Double)
@@ -75,16 +78,17 @@ public final class CompiledNetwork {
         /// The path the layer runs.
         public var kind: Kind
         /// Measured seconds per dense product at the compiled batch size, or on one slab and one
-        /// thread when the plan cuts slabs (``Policy/automatic`` only).
+        /// thread when the plan cuts slabs (``Policy/automatic`` only, and `nil` for a layer under
+        /// 50% sparsity, which is not timed).
         public var denseSeconds: Double?
-        /// Measured seconds per CSR product, measured as ``denseSeconds`` is (``Policy/automatic`` only).
+        /// Measured seconds per CSR product, measured as ``denseSeconds`` is.
         public var sparseSeconds: Double?
     }
 
     /// Dense layers of plans with two or more threads run batch-major below this batch size (see `run`).
     static let batchMajorLimit = 64
 
-    /// ``Policy/automatic`` keeps layers below this sparsity dense whatever the timing says. On the
+    /// ``Policy/automatic`` keeps layers below this sparsity dense without timing them. On the
     /// development machine CSR lost every measured cell at 0% (300×784 and 4096×4096, batches
     /// 1–1,024, one and two threads: 0.22–0.76×) and won by at most 1.47× at 50%, while two-thread
     /// timings taken beside a competing process picked CSR for unpruned layers (LeNet-300-100 at
@@ -93,6 +97,13 @@ public final class CompiledNetwork {
 
     /// CSR must take less than this fraction of the dense time for ``Policy/automatic`` to pick it.
     static let sparseMargin = 0.95
+
+    /// The choice of ``Policy/automatic`` for a layer of sparsity `sparsity` timed at
+    /// `denseSeconds` and `sparseSeconds`: CSR only from ``minimumSparseSparsity`` and at least
+    /// 5% faster (``sparseMargin``).
+    static func picksSparse(sparsity: Double, denseSeconds: Double, sparseSeconds: Double) -> Bool {
+        sparsity >= minimumSparseSparsity && sparseSeconds < denseSeconds * sparseMargin
+    }
 
     private enum Step {
         case dense(weight: UnsafeMutableBufferPointer<Float>, bias: UnsafeMutableBufferPointer<Float>,
@@ -190,33 +201,42 @@ public final class CompiledNetwork {
             // thread); keep the faster path per layer in each mode, then the mode whose whole
             // forward pass is faster (slabs must win by 5%).
             let dense = network.layers.map { CompiledNetwork.denseStep($0) }
-            let sparse = network.layers.map { SparseDense($0) }
-            // (dense, CSR) seconds per layer. With one thread the two are timed call by call in
-            // turn, so that a competing process slows both alike; with more, CSR first for every
-            // layer, then dense: OpenBLAS's idle threads spin for about 0.13 s after a threaded
-            // product and would share a core with a CSR timing that followed one.
-            let csrSteps = sparse.map { Step.sparse($0) }
-            func times(batch: Int, threads t: Int) -> [(Double, Double)] {
+            // Layers under `minimumSparseSparsity` are neither converted nor timed.
+            let sparse: [SparseDense?] = network.layers.map {
+                CompiledNetwork.sparsity($0) >= CompiledNetwork.minimumSparseSparsity ? SparseDense($0) : nil
+            }
+            // (dense, CSR) seconds per layer, nil for a layer that stays dense. With one thread
+            // the two are timed call by call in turn, so that a competing process slows both
+            // alike; with more, CSR first for every layer, then dense: OpenBLAS's idle threads
+            // spin for about 0.13 s after a threaded product and would share a core with a CSR
+            // timing that followed one.
+            func times(batch: Int, threads t: Int) -> [(Double, Double)?] {
                 BLAS.threadCount = t
+                let pairs = sparse.indices.filter { sparse[$0] != nil }
+                var out = [(Double, Double)?](repeating: nil, count: sparse.count)
                 if t == 1 {
-                    return zip(dense, csrSteps).map {
-                        CompiledNetwork.timeInterleaved($0.0, $0.1, batch: batch, buffers: scratch, variant: v)
+                    for i in pairs {
+                        out[i] = CompiledNetwork.timeInterleaved(dense[i], .sparse(sparse[i]!), batch: batch,
+                                                                 buffers: scratch, variant: v)
                     }
+                    return out
                 }
                 let time = { (step: Step) in
                     CompiledNetwork.timeStep(step, batch: batch, buffers: scratch, threads: t, variant: v)
                 }
-                let csr = csrSteps.map(time)
-                return Array(zip(dense.map(time), csr))
+                let csr = pairs.map { time(.sparse(sparse[$0]!)) }
+                for (i, c) in zip(pairs, csr) { out[i] = (time(dense[i]), c) }
+                return out
             }
             let slabbed = slab.map { times(batch: $0, threads: 1) } ?? []
             let whole = times(batch: batchSize, threads: threads)
-            let eligible = network.layers.map { CompiledNetwork.sparsity($0) >= CompiledNetwork.minimumSparseSparsity }
-            func faster(_ i: Int, _ times: [(Double, Double)]) -> Bool {
-                eligible[i] && times[i].1 < times[i].0 * CompiledNetwork.sparseMargin
+            func faster(_ i: Int, _ times: [(Double, Double)?]) -> Bool {
+                guard let t = times[i] else { return false }
+                return CompiledNetwork.picksSparse(sparsity: CompiledNetwork.sparsity(network.layers[i]),
+                                                   denseSeconds: t.0, sparseSeconds: t.1)
             }
-            func plan(_ times: [(Double, Double)]) -> [Step] {
-                times.indices.map { faster($0, times) ? .sparse(sparse[$0]) : dense[$0] }
+            func plan(_ times: [(Double, Double)?]) -> [Step] {
+                times.indices.map { faster($0, times) ? .sparse(sparse[$0]!) : dense[$0] }
             }
             // The slabbed plan must prove itself on whole forward passes: its layers' times
             // assume slabs run side by side at full speed, which is not always so.
@@ -231,10 +251,10 @@ public final class CompiledNetwork {
             for (index, layer) in network.layers.enumerated() {
                 var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
                                          sparsity: CompiledNetwork.sparsity(layer), kind: faster(index, times) ? .sparse : .dense)
-                (choice.denseSeconds, choice.sparseSeconds) = times[index]
-                if choice.kind == .sparse {
+                if let t = times[index] { (choice.denseSeconds, choice.sparseSeconds) = t }
+                if choice.kind == .sparse, let layer = sparse[index] {
                     CompiledNetwork.release(dense[index])
-                    steps.append(.sparse(sparse[index]))
+                    steps.append(.sparse(layer))
                 } else {
                     steps.append(dense[index])
                 }

@@ -175,7 +175,8 @@ public enum SparseBenchmark {
         public var speedup: Double
         /// Useful GFLOP/s of the CSR product, `2·nnz·B / time`.
         public var gflops: Double
-        /// The path (`"dense"` or `"csr"`) that a one-layer ``CompiledNetwork`` compiled with
+        /// The path (`"dense"` or `"csr"`, the names of this table's columns; ``CompiledNetwork``
+        /// calls the latter `sparse`) that a one-layer ``CompiledNetwork`` compiled with
         /// ``CompiledNetwork/Policy/automatic`` picked for this cell; `nil` unless
         /// ``Configuration/checkAutomatic``.
         public var automatic: String?
@@ -226,9 +227,9 @@ public enum SparseBenchmark {
                     + InferenceSupport.pad(InferenceSupport.fixed(c.denseMilliseconds, 4), 10)
                     + InferenceSupport.pad(InferenceSupport.fixed(c.csrMilliseconds, 4), 10)
                     + InferenceSupport.pad(InferenceSupport.fixed(c.speedup, 2) + "x", 9)
-                    + InferenceSupport.pad(InferenceSupport.fixed(c.gflops, 1), 9)
+                    + InferenceSupport.fixed(c.gflops, 1)
                 if let a = c.automatic, let slow = c.automaticSlowdown {
-                    line += a + (slow > 1 ? " (\(InferenceSupport.fixed((slow - 1) * 100, 1))% slower)" : "")
+                    line = InferenceSupport.pad(line, 72) + a + (slow > 1 ? " (\(InferenceSupport.fixed((slow - 1) * 100, 1))% slower)" : "")
                 }
                 lines.append(line)
             }

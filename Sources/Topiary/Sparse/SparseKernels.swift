@@ -15,7 +15,7 @@ import CSparseKernels
 /// bounded time (``setSpinLimit(nanoseconds:)``) and then block, and the caller never waits for a
 /// worker that has not started: on a machine where another process holds a core, a call
 /// degrades to about single-thread speed instead of collapsing. A small product (under about a
-/// million multiply-adds, some 60 µs; an SpMV non-zero counts as eight) goes to the pool only
+/// million multiply-adds, `nnz · max(batch, 8)`, some 60 µs) goes to the pool only
 /// while a worker is already awake:
 /// waking a sleeping one costs as much as the product, and a worker that the scheduler delays
 /// after claiming a chunk would make the caller wait for it.
