@@ -131,6 +131,21 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssertTrue(CompiledNetwork.picksSparse(sparsity: 0.9, denseSeconds: 1, sparseSeconds: 0.94))
     }
 
+    func testAllDensePlansGiveTheChainsBits() {
+        let net = prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 22)
+        for threads in [1, 2] {
+            for batch in [1, 2, 16, 128] {
+                let plan = CompiledNetwork(net, batchSize: batch, policy: .dense, threads: threads)
+                let x = input(batch, 784, seed: UInt64(batch) + 41)
+                let saved = BLAS.threadCount
+                BLAS.threadCount = threads      // OpenBLAS's bits depend on its thread count
+                let expected = net(x)
+                BLAS.threadCount = saved
+                XCTAssertEqual(plan(x).storage, expected.storage, "threads \(threads), batch \(batch)")
+            }
+        }
+    }
+
     func testBatchMajorDenseLayersMatchTheChainBelowBatch64() {
         // With two threads, dense layers at batches under 64 run batch-major between transposes.
         let net = prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 21)

@@ -4,7 +4,8 @@
 /// Inside the compiled network activations stay *feature-major* (`[features, batch]`): a dense
 /// layer is `Y = W · X` (one `sgemm` with no transposes) and a sparse layer runs the CSR kernels
 /// directly, so only the input is transposed once on the way in and the output once on the way
-/// out. The exception: with two or more threads and a batch under 64, a dense layer transposes its
+/// out. A plan whose layers are all dense runs batch-major instead, exactly as ``Chain`` does, with
+/// no transposes. And with two or more threads and a batch under 64, a dense layer transposes its
 /// input to batch-major and its output back around the `sgemm`, because OpenBLAS splits a
 /// feature-major product badly along a small batch (see `batchMajorLimit`). The weights are copied at compile time; later changes to the ``Chain`` are not seen.
 ///
@@ -109,6 +110,11 @@ public final class CompiledNetwork {
         case dense(weight: UnsafeMutableBufferPointer<Float>, bias: UnsafeMutableBufferPointer<Float>,
                    rows: Int, columns: Int, activation: Activation)
         case sparse(SparseDense)
+
+        var isDense: Bool {
+            if case .dense = self { return true }
+            return false
+        }
     }
 
     /// The largest batch one call processes at once; larger inputs are processed in pieces.
@@ -459,6 +465,25 @@ public final class CompiledNetwork {
             return
         }
         if BLAS.threadCount != threads { BLAS.threadCount = threads }
+        if steps.allSatisfy(\.isDense) {
+            // An all-dense plan runs batch-major like ``Chain`` (`X·Wᵀ` per layer, `sgemv` for one
+            // sample, no transposes): OpenBLAS's threads split that form well, and it gives the
+            // Chain's own bits.
+            var source = input
+            for (index, step) in steps.enumerated() {
+                guard case .dense(let w, let b, let m, let k, let activation) = step else { continue }
+                let target = index == steps.count - 1 ? output : (index % 2 == 0 ? x : y)
+                if batch == 1 {
+                    BLAS.gemv(.none, rows: m, columns: k, a: w.baseAddress!, lda: k, x: source, y: target)
+                } else {
+                    BLAS.gemm(.none, .transpose, m: batch, n: m, k: k, a: source, lda: k, b: w.baseAddress!, ldb: k,
+                              c: target, ldc: m)
+                }
+                activation.addBiasAndApply(target, bias: b.baseAddress!, batch: batch, width: m)
+                source = UnsafePointer(target)
+            }
+            return
+        }
         run(input, batch, output, x, y, threads: threads, batchMajor: buffers.batchMajor)
     }
 
