@@ -115,6 +115,13 @@ public final class CompiledNetwork {
             if case .dense = self { return true }
             return false
         }
+
+        var inputSize: Int {
+            switch self {
+            case .dense(_, _, _, let columns, _): return columns
+            case .sparse(let layer): return layer.inputSize
+            }
+        }
     }
 
     /// The largest batch one call processes at once; larger inputs are processed in pieces.
@@ -218,20 +225,19 @@ public final class CompiledNetwork {
             // timing that followed one.
             func times(batch: Int, threads t: Int) -> [(Double, Double)?] {
                 BLAS.threadCount = t
-                let pairs = sparse.indices.filter { sparse[$0] != nil }
+                let pairs = sparse.enumerated().compactMap { i, layer in layer.map { (i, Step.sparse($0)) } }
                 var out = [(Double, Double)?](repeating: nil, count: sparse.count)
                 if t == 1 {
-                    for i in pairs {
-                        out[i] = CompiledNetwork.timeInterleaved(dense[i], .sparse(sparse[i]!), batch: batch,
-                                                                 buffers: scratch, variant: v)
+                    for (i, csr) in pairs {
+                        out[i] = CompiledNetwork.timeInterleaved(dense[i], csr, batch: batch, buffers: scratch, variant: v)
                     }
                     return out
                 }
                 let time = { (step: Step) in
                     CompiledNetwork.timeStep(step, batch: batch, buffers: scratch, threads: t, variant: v)
                 }
-                let csr = pairs.map { time(.sparse(sparse[$0]!)) }
-                for (i, c) in zip(pairs, csr) { out[i] = (time(dense[i]), c) }
+                let csr = pairs.map { time($0.1) }
+                for ((i, _), c) in zip(pairs, csr) { out[i] = (time(dense[i]), c) }
                 return out
             }
             let slabbed = slab.map { times(batch: $0, threads: 1) } ?? []
@@ -242,7 +248,10 @@ public final class CompiledNetwork {
                                                    denseSeconds: t.0, sparseSeconds: t.1)
             }
             func plan(_ times: [(Double, Double)?]) -> [Step] {
-                times.indices.map { faster($0, times) ? .sparse(sparse[$0]!) : dense[$0] }
+                times.indices.map { i in
+                    if faster(i, times), let layer = sparse[i] { return .sparse(layer) }
+                    return dense[i]
+                }
             }
             // The slabbed plan must prove itself on whole forward passes: its layers' times
             // assume slabs run side by side at full speed, which is not always so.
@@ -346,18 +355,18 @@ public final class CompiledNetwork {
         }
     }
 
+    /// Fills the first `count` floats of `buffers.x` with the same seeded random values every time.
+    private static func randomInput(_ buffers: Buffers, count: Int) -> UnsafePointer<Float> {
+        var rng = SeededRandom(seed: 0x5EED)
+        for i in 0..<count { buffers.x[i] = rng.nextUniform(-1, 1) }
+        return UnsafePointer(buffers.x)
+    }
+
     /// Times one step on random feature-major input: the minimum over three rounds of the median
     /// of at least five runs (more while under 2 ms in all, up to 31), after a warm-up.
     private static func timeStep(_ step: Step, batch: Int, buffers: Buffers, threads: Int,
                                  variant: SparseKernels.Variant) -> Double {
-        let inputSize: Int
-        switch step {
-        case .dense(_, _, _, let columns, _): inputSize = columns
-        case .sparse(let layer): inputSize = layer.inputSize
-        }
-        var rng = SeededRandom(seed: 0x5EED)
-        for i in 0..<(inputSize * batch) { buffers.x[i] = rng.nextUniform(-1, 1) }
-        let x = UnsafePointer(buffers.x), y = buffers.y
+        let x = randomInput(buffers, count: step.inputSize * batch), y = buffers.y
         var best = Double.infinity
         for _ in 0..<3 {
             run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor)
@@ -381,14 +390,7 @@ public final class CompiledNetwork {
     /// while the round is under 4 ms, up to 31). Returns (seconds of `a`, seconds of `b`).
     private static func timeInterleaved(_ a: Step, _ b: Step, batch: Int, buffers: Buffers,
                                         variant: SparseKernels.Variant) -> (Double, Double) {
-        let inputSize: Int
-        switch a {
-        case .dense(_, _, _, let columns, _): inputSize = columns
-        case .sparse(let layer): inputSize = layer.inputSize
-        }
-        var rng = SeededRandom(seed: 0x5EED)
-        for i in 0..<(inputSize * batch) { buffers.x[i] = rng.nextUniform(-1, 1) }
-        let x = UnsafePointer(buffers.x), y = buffers.y
+        let x = randomInput(buffers, count: a.inputSize * batch), y = buffers.y
         func once(_ step: Step) -> Double {
             let t0 = InferenceSupport.seconds()
             run(step, x, y, batch: batch, threads: 1, variant: variant)
