@@ -151,8 +151,15 @@ struct Bench: ParsableCommand {
         } else {
             print("kernel variant \(results.variant)")
             print(results.table)
+            if configuration.threads.contains(where: { $0 > 1 }) { print(poolSummary()) }
             if let writeBaseline { print("wrote \(writeBaseline)") }
         }
+    }
+
+    /// The pool's counters, which tell whether another process took a core during the run.
+    private func poolSummary() -> String {
+        let s = SparseKernels.poolStatistics
+        return "thread pool: \(s.jobs) jobs, \(s.stalls) back-offs to one thread for small products (a worker delayed or descheduled by another process)"
     }
 
     private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String) throws {
@@ -162,6 +169,7 @@ struct Bench: ParsableCommand {
         } else {
             print(title)
             print(SparseBenchmark.table(results))
+            if results.contains(where: { $0.threads > 1 }) { print(poolSummary()) }
         }
     }
 

@@ -71,6 +71,33 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
+    /// Batch 1 into an output with a row stride (the sliced-ELLPACK path writes through its row
+    /// permutation): every row lands at its stride, the gaps stay untouched.
+    func testBatchOneWithAnOutputStride() {
+        var rng = SeededRandom(seed: 28)
+        for (m, sparsity) in [(13, 0.6), (300, 0.95), (64, 1.0)] {
+            let w = SparseTestSupport.randomMatrix(m, 50, sparsity: sparsity, rng: &rng)
+            let bias = SparseTestSupport.randomArray(m, rng: &rng)
+            let layer = SparseDense(weight: CSRMatrix(w), bias: bias, activation: .tanh)
+            let x = SparseTestSupport.randomArray(50, rng: &rng)
+            let ref = SparseTestSupport.reference(weight: w, bias: bias, activation: .tanh, x: x, ldx: 1, batch: 1)
+            for variant in SparseKernels.supportedVariants {
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: 3 * m)
+                    x.withUnsafeBufferPointer { px in
+                        y.withUnsafeMutableBufferPointer { py in
+                            layer.forward(featureMajor: px.baseAddress!, batch: 1, into: py.baseAddress!, ldy: 3,
+                                          threads: threads, variant: variant)
+                        }
+                    }
+                    let rows = (0..<m).map { y[3 * $0] }
+                    SparseTestSupport.assertClose(rows, ref.values, scale: ref.scale, "\(variant) \(m) rows T=\(threads)")
+                    XCTAssertTrue((0..<m).allSatisfy { y[3 * $0 + 1].isNaN && y[3 * $0 + 2].isNaN }, "\(variant) wrote a gap")
+                }
+            }
+        }
+    }
+
     func testTwoThreadsGiveTheSameBitsAsOne() {
         var rng = SeededRandom(seed: 25)
         let w = SparseTestSupport.randomMatrix(500, 300, sparsity: 0.8, rng: &rng)
@@ -121,6 +148,33 @@ final class SparseKernelsTests: XCTestCase {
             SparseKernels.parallelFor(threads: threads, count: 1000) { i in counts[i] += 1 }
             XCTAssertEqual(Array(counts), [Int](repeating: 1, count: 1000), "threads \(threads)")
         }
+    }
+
+    /// A mid-size job whose caller waits for a worker the scheduler delayed (here: one that sleeps
+    /// in its chunk) counts a stall, and the next mid-size job with the workers asleep runs on the
+    /// caller alone instead of waking one.
+    func testMediumJobsBackOffAfterAStalledWorker() {
+        let medium = 1 << 18
+        SparseKernels.parallelFor(threads: 2, count: 2, work: .max) { _ in }  // a worker exists
+        usleep(2_000)  // and sleeps
+        let caller = pthread_self()
+        let before = SparseKernels.poolStatistics
+        SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in
+            // The caller's first chunk gives the sleeping worker time to wake and claim one.
+            if pthread_equal(pthread_self(), caller) != 0 { if i == 0 { usleep(5_000) } } else { usleep(20_000) }
+        }
+        let stalled = SparseKernels.poolStatistics
+        XCTAssertGreaterThan(stalled.workerChunks, before.workerChunks, "the worker never woke")
+        XCTAssertEqual(stalled.stalls, before.stalls + 1)
+        usleep(2_000)
+        var ran = [Int](repeating: 0, count: 8)
+        ran.withUnsafeMutableBufferPointer { r in
+            SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in r[i] += 1 }
+        }
+        let after = SparseKernels.poolStatistics
+        XCTAssertEqual(ran, [Int](repeating: 1, count: 8))
+        XCTAssertEqual(after.workerChunks, stalled.workerChunks, "a backed-off job woke the worker")
+        XCTAssertEqual(after.callerChunks, stalled.callerChunks, "a backed-off job went through the pool")
     }
 
     func testTwoThreadsMatchTheReference() {

@@ -31,6 +31,8 @@ enum {
 
 /// A CSR matrix view. `indices` are `uint16_t` when `index_bytes == 2`, else `uint32_t`.
 /// Row i holds entries `offsets[i] ..< offsets[i + 1]`, column indices sorted and `< columns`.
+/// `spmv_cache` starts NULL: the kernels keep a batch-1 copy of the matrix there (built on the
+/// first batch-1 product, safely if several threads race), freed by `tsk_csr_release`.
 typedef struct tsk_csr {
     int64_t rows;
     int64_t columns;
@@ -38,7 +40,12 @@ typedef struct tsk_csr {
     const void *indices;
     int32_t index_bytes;
     const float *values;
+    void *spmv_cache;
 } tsk_csr;
+
+/// Frees what the kernels cached with `w` (call before freeing the matrix; not concurrently
+/// with a product on it).
+void tsk_csr_release(tsk_csr *w);
 
 /// Whether this CPU can run `variant`.
 int tsk_variant_supported(int variant);
@@ -56,15 +63,21 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 /// (each thread packs its own), then the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, of
 /// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
 /// when the pool is busy with another caller, runs everything on the calling thread; so does a
-/// small product (under about a million multiply-adds, `nnz · max(batch, 8)`) unless a worker is awake.
+/// product under 2^16 multiply-adds (`nnz · max(batch, 8)`) unless a worker is awake, and one
+/// under 2^20 while a back-off from a stalled worker lasts (see `tsk_parallel_for`). At batch 1
+/// with `ldx == 1` the AVX2 variant runs a sliced-ELLPACK copy of `w` cached in `w->spmv_cache`.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
 
 /// Runs `fn(ctx, i)` for every `i < count` on up to `threads` threads (the caller and the pool,
-/// claiming indices dynamically, as `tsk_spmm` does); returns when all have run. `fn` must not
-/// call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run single-threaded).
-void tsk_parallel_for(int threads, int64_t count, void (*fn)(void *ctx, int64_t index), void *ctx);
+/// claiming indices dynamically, as `tsk_spmm` does); returns when all have run. `work` is the
+/// job's cost in multiply-adds (a sparse product counts `nnz · max(batch, 8)`): under 2^16 the pool
+/// helps only if a worker is already awake, under 2^20 a sleeping worker is woken but a stalled
+/// one backs such jobs off to the caller for a while, from 2^20 the pool always takes part.
+/// `fn` must not call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run
+/// single-threaded).
+void tsk_parallel_for(int threads, int64_t count, int64_t work, void (*fn)(void *ctx, int64_t index), void *ctx);
 
 /// The batch columns per packed panel of `variant` (0 when it does not pack): a feature-major X
 /// of exactly this many columns, row stride equal to it and 64-byte aligned already is a panel,
@@ -83,6 +96,7 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
+    uint64_t stalls;        ///< back-offs: a small job's caller waited for a delayed worker, or a spinning worker was descheduled
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
 } tsk_pool_stats;
 

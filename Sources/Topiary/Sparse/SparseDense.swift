@@ -48,8 +48,8 @@ public final class SparseDense {
     /// `x` has row stride `ldx ≥ batch`, `y` row stride `ldy ≥ batch` (both default to `batch`).
     /// - Parameters:
     ///   - threads: the number of threads (the calling one included) the product is split
-    ///     across, by panels of the batch when there are enough, else by rows; small products
-    ///     run on one unless a pool worker is already awake.
+    ///     across, by panels of the batch when there are enough, else by rows; products of a
+    ///     few microseconds run on one unless a pool worker is already awake (see ``SparseKernels``).
     ///   - variant: the kernel variant; `nil` picks ``SparseKernels/bestVariant``.
     /// - Precondition: `variant` is supported by this CPU.
     /// - Complexity: O(nnz · batch + out · batch).

@@ -5,20 +5,25 @@ import CSparseKernels
 /// This is the only file that calls the `CSparseKernels` C target. Activations are laid out
 /// *feature-major*: `X` is `K × B` row-major (`X[k, b]` at `x[k * ldx + b]`), so a batch of
 /// samples is contiguous and the kernel vectorises over it, broadcasting one weight against 8
-/// (AVX2) or 16 (AVX-512) samples per instruction with up to 8 accumulators; at `B = 1` a
-/// dedicated SpMV path gathers `x`. Three variants compute the same thing: a portable scalar
+/// (AVX2) or 16 (AVX-512) samples per instruction with up to 8 accumulators. At `B = 1` a
+/// dedicated SpMV path gathers `x`; the AVX2 one runs a copy of the matrix in slices of 8 rows
+/// sorted by length (sliced ELLPACK, one row per vector lane), built on the first batch-1
+/// product and kept with the matrix. Three variants compute the same thing: a portable scalar
 /// reference, AVX2/FMA and AVX-512, chosen once from the CPU's features unless one is forced.
 ///
 /// With two or more threads the calling thread and a small pool of workers claim chunks of the
 /// product dynamically: whole packed panels of the batch when there is at least one per thread
-/// (each thread packs its own), otherwise ranges of rows of about equal non-zero count. Idle workers spin for a
-/// bounded time (``setSpinLimit(nanoseconds:)``) and then block, and the caller never waits for a
-/// worker that has not started: on a machine where another process holds a core, a call
-/// degrades to about single-thread speed instead of collapsing. A small product (under about a
-/// million multiply-adds, `nnz · max(batch, 8)`, some 60 µs) goes to the pool only
-/// while a worker is already awake:
-/// waking a sleeping one costs as much as the product, and a worker that the scheduler delays
-/// after claiming a chunk would make the caller wait for it.
+/// (each thread packs its own), otherwise ranges of rows of about equal non-zero count. Idle
+/// workers spin for a bounded time (``setSpinLimit(nanoseconds:)``) and then block, and the
+/// caller never waits for a worker that has not started: on a machine where another process
+/// holds a core, a call degrades to about single-thread speed instead of collapsing. Products
+/// are sized in multiply-adds, `nnz · max(batch, 8)`: under 2¹⁶ (a few µs) one goes to the pool
+/// only while a worker is already awake; under 2²⁰ (some 60 µs) it wakes a sleeping worker, so a
+/// stream of such products (a network's layers at batch 1) finds the worker spinning after the
+/// first. Because a worker that the scheduler delays after claiming a chunk makes the caller wait,
+/// either kind backs off to the calling thread alone for 20 ms (doubling while it repeats, up to
+/// 1 s) when the caller waited for such a worker or a spinning worker found it had been
+/// descheduled (``PoolStatistics/stalls``).
 public enum SparseKernels {
     /// An instruction-set variant of the kernels.
     public enum Variant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
@@ -82,6 +87,11 @@ public enum SparseKernels {
         public var callerChunks: Int
         /// Times a thread blocked after spinning.
         public var sleeps: Int
+        /// Back-offs: times a product under about a million multiply-adds waited for a worker the
+        /// scheduler had delayed, or a spinning worker found it had been descheduled (another
+        /// process wants the core). Each keeps such products on the calling thread for a while
+        /// (20 ms, doubling while it repeats, up to 1 s).
+        public var stalls: Int
         /// Chunks run by each pool worker, in the order the workers were created: a call with
         /// `threads` threads lets only the first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
@@ -93,7 +103,7 @@ public enum SparseKernels {
     public static var poolStatistics: PoolStatistics {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
-                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps),
+                              callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), stalls: Int(s.stalls),
                               workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } })
     }
 
@@ -136,13 +146,14 @@ public enum SparseKernels {
             view.initialize(to: tsk_csr(rows: Int64(w.rows), columns: Int64(w.columns),
                                         offsets: UnsafePointer(offsets.baseAddress!),
                                         indices: rawIndices, index_bytes: indexBytes,
-                                        values: UnsafePointer(values.baseAddress!)))
+                                        values: UnsafePointer(values.baseAddress!), spmv_cache: nil))
             self.chunkCount = max(1, min(chunkCount, w.rows))
             splits = .allocate(capacity: self.chunkCount + 1)
             tsk_split_rows(offsets.baseAddress!, Int64(w.rows), Int64(self.chunkCount), 2, splits.baseAddress!)
         }
 
         deinit {
+            tsk_csr_release(view)
             offsets.deallocate()
             indices16?.deallocate()
             indices32?.deallocate()
@@ -182,14 +193,15 @@ public enum SparseKernels {
     /// Runs `body(i)` for every `i < count` on up to `threads` threads (the caller and the
     /// kernels' pool, which claim indices dynamically); returns when all have run.
     ///
-    /// `body` runs concurrently with itself: it must only write memory no other index touches,
-    /// and the sparse products it runs execute on one thread.
+    /// `work` is the whole job's cost in multiply-adds, which decides how eagerly the pool takes
+    /// part (see `tsk_parallel_for`). `body` runs concurrently with itself: it must only write
+    /// memory no other index touches, and the sparse products it runs execute on one thread.
     /// The corresponding C function is `tsk_parallel_for`.
-    static func parallelFor(threads: Int, count: Int, _ body: (Int) -> Void) {
+    static func parallelFor(threads: Int, count: Int, work: Int = .max, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             let box = ParallelBody(body)
             withExtendedLifetime(box) {
-                tsk_parallel_for(Int32(clamping: threads), Int64(count), { ctx, i in
+                tsk_parallel_for(Int32(clamping: threads), Int64(count), Int64(work), { ctx, i in
                     guard let ctx else { return }
                     Unmanaged<ParallelBody>.fromOpaque(ctx).takeUnretainedValue().body(Int(i))
                 }, Unmanaged.passUnretained(box).toOpaque())
