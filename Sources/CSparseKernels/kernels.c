@@ -1000,10 +1000,10 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     // each packs its own panels (packing is no longer a serial step before the product) and
     // sweeps all rows over them, one claim per panel. Measured (AVX2, 300×784 at 90%, B = 128,
     // 2 threads): row split with one packing caller 0.33 ms, panel split 0.16 ms (1 thread 0.27 ms).
-    if (threads >= 2 && panels >= threads && size == TSK_JOB_LARGE) {
+    if (threads >= 2 && panels >= threads && size != TSK_JOB_TINY) {
         const int64_t tail = batch - panels * panel_width(variant);
         spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels};
-        run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), threads, 0);
+        run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), threads, size);
         return;
     }
     // Otherwise the caller packs once and the threads split the rows, reading its panels; an X

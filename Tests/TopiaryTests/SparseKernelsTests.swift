@@ -182,6 +182,9 @@ final class SparseKernelsTests: XCTestCase {
         for batch in [1, 3, 128, 200] {
             check(1024, 300, batch: batch, sparsity: 0.7, activation: .relu, variants: [SparseKernels.bestVariant],
                   threads: 2, rng: &rng)
+            // Mid-size products (under 2^20 multiply-adds): panels split between threads from 128.
+            check(300, 784, batch: batch, sparsity: 0.98, activation: .relu, variants: [SparseKernels.bestVariant],
+                  threads: 2, rng: &rng)
         }
     }
 
