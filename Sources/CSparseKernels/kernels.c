@@ -4,7 +4,8 @@
 //   scalar  the portable reference,
 //   avx2    AVX2/FMA: the batch vectorised 8 lanes wide, up to 8 accumulators (64 columns) per pass,
 //           the weight broadcast, X rows loaded straight from memory; SpMV assembles x 4 at a time
-//           from scalar loads (measured 2x faster than vgatherdps on this AMD Zen machine),
+//           from scalar loads (measured 2x faster than vgatherdps on this AMD Zen machine), on a
+//           sliced-ELLPACK copy of the matrix when it has one (see "Batch 1"),
 //   avx512  the same 16 lanes wide (128 columns per pass), masked tails.
 // Each vector function carries a target attribute, so the library needs no compiler flags, and
 // `tsk_best_variant` picks one once from `__builtin_cpu_supports`.
@@ -640,9 +641,16 @@ static uint64_t run_claims(uint32_t g, int worker) {
 // Sets the back-off for tiny and medium jobs from time `t`, and doubles the next one.
 static void back_off(int64_t t) {
     atomic_fetch_add_explicit(&pool.stat_stalls, 1, memory_order_relaxed);
-    const int64_t b = atomic_load_explicit(&pool.backoff, memory_order_relaxed);
-    atomic_store_explicit(&pool.backoff_until, t + b, memory_order_relaxed);
-    atomic_store_explicit(&pool.backoff, b * 2 > TSK_BACKOFF_MAX_NS ? TSK_BACKOFF_MAX_NS : b * 2, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&pool.backoff, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak(&pool.backoff, &b, b * 2 > TSK_BACKOFF_MAX_NS ? TSK_BACKOFF_MAX_NS : b * 2)) {}
+    // Only ever later: a racing back-off must not cut a running one short.
+    int64_t until = atomic_load_explicit(&pool.backoff_until, memory_order_relaxed);
+    while (until < t + b && !atomic_compare_exchange_weak(&pool.backoff_until, &until, t + b)) {}
+}
+
+void tsk_pool_reset_backoff(void) {
+    atomic_store(&pool.backoff_until, 0);
+    atomic_store(&pool.backoff, TSK_BACKOFF_MIN_NS);
 }
 
 static void *worker_main(void *arg) {
@@ -661,7 +669,10 @@ static void *worker_main(void *arg) {
                 // 64 spins take well under a microsecond; a longer gap means another thread had
                 // this core, so the pool is not alone on the machine.
                 const int64_t t = now_ns();
-                if (t - last > TSK_PREEMPTED_NS) back_off(t);
+                // Only a worker that takes part in jobs judges: more workers than cores (left by a
+                // call with more threads) would otherwise deschedule one another.
+                if (t - last > TSK_PREEMPTED_NS && index < atomic_load_explicit(&pool.allowed, memory_order_relaxed))
+                    back_off(t);
                 last = t;
                 if (t - start > limit) {
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
@@ -804,6 +815,7 @@ typedef struct tsk_sell {
     int32_t *perm;      // 8 · slices: the row in each lane, or -1
     void *indices;
     float *values;
+    int64_t chunks;                       // min(TSK_SELL_CHUNKS, slices)
     int64_t splits[TSK_SELL_CHUNKS + 1];  // slice boundaries of chunks of about equal work
 } tsk_sell;
 
@@ -846,9 +858,9 @@ static tsk_sell *sell_build(const tsk_csr *w) {
         total += 8 * (int64_t)s->steps[q];
     }
     s->offsets[slices] = total;
-    // 8 entries of slack: the kernel reads whole steps.
-    s->values = calloc((size_t)total + 8, sizeof(float));
-    s->indices = calloc((size_t)total + 8, wide ? 4 : 2);
+    // The kernel reads whole pairs of steps (16 entries), which the even step counts keep inside a slice.
+    s->values = calloc((size_t)(total > 0 ? total : 1), sizeof(float));
+    s->indices = calloc((size_t)(total > 0 ? total : 1), wide ? 4 : 2);
     if (!s->values || !s->indices) { free(order); sell_free(s); return NULL; }
     for (int64_t q = 0; q < slices; q++) {
         for (int64_t r = 0; r < 8; r++) {
@@ -868,25 +880,34 @@ static tsk_sell *sell_build(const tsk_csr *w) {
     }
     free(order);
     // Chunks by stored entries plus a slice's fixed cost, through the row splitter.
-    tsk_split_rows(s->offsets, slices, TSK_SELL_CHUNKS, 16, s->splits);
+    s->chunks = slices < TSK_SELL_CHUNKS ? slices : TSK_SELL_CHUNKS;
+    tsk_split_rows(s->offsets, slices, s->chunks, 16, s->splits);
     return s;
 }
 
-// The matrix's SELL-8 copy, built by the first caller (others racing it free theirs).
+// Cached in place of a copy that could not be built (out of memory, over 2^31 rows), so that the
+// CSR SpMV runs without retrying the build on every call.
+static tsk_sell sell_unavailable;
+
+// The matrix's SELL-8 copy, built by the first caller (others racing it free theirs), or NULL.
 static const tsk_sell *sell_of(const tsk_csr *w) {
     tsk_sell *s = __atomic_load_n((tsk_sell *const *)&w->spmv_cache, __ATOMIC_ACQUIRE);
-    if (s) return s;
-    tsk_sell *built = sell_build(w);
-    if (!built) return NULL;
-    tsk_sell *expected = NULL;
-    if (__atomic_compare_exchange_n((tsk_sell **)&w->spmv_cache, &expected, built, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return built;
-    sell_free(built);
-    return expected;
+    if (!s) {
+        tsk_sell *built = sell_build(w);
+        if (!built) built = &sell_unavailable;
+        tsk_sell *expected = NULL;
+        if (__atomic_compare_exchange_n((tsk_sell **)&w->spmv_cache, &expected, built, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            s = built;
+        } else {
+            if (built != &sell_unavailable) sell_free(built);
+            s = expected;
+        }
+    }
+    return s == &sell_unavailable ? NULL : s;
 }
 
 void tsk_csr_release(tsk_csr *w) {
-    sell_free((tsk_sell *)w->spmv_cache);
+    if (w->spmv_cache != &sell_unavailable) sell_free((tsk_sell *)w->spmv_cache);
     w->spmv_cache = NULL;
 }
 
@@ -992,7 +1013,7 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
         const tsk_sell *s = sell_of(w);
         if (s) {
             sell_job job = {s, x, y, ldy, bias, act};
-            run_parallel(sell_chunk, &job, TSK_SELL_CHUNKS, threads, size);
+            run_parallel(sell_chunk, &job, s->chunks, threads, size);
             return;
         }
     }

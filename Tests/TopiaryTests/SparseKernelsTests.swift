@@ -157,6 +157,7 @@ final class SparseKernelsTests: XCTestCase {
         let medium = 1 << 18
         SparseKernels.parallelFor(threads: 2, count: 2, work: .max) { _ in }  // a worker exists
         usleep(2_000)  // and sleeps
+        SparseKernels.resetBackOff()  // whatever earlier tests or other processes caused
         let caller = pthread_self()
         let before = SparseKernels.poolStatistics
         SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in
@@ -165,7 +166,7 @@ final class SparseKernelsTests: XCTestCase {
         }
         let stalled = SparseKernels.poolStatistics
         XCTAssertGreaterThan(stalled.workerChunks, before.workerChunks, "the worker never woke")
-        XCTAssertEqual(stalled.stalls, before.stalls + 1)
+        XCTAssertGreaterThanOrEqual(stalled.stalls, before.stalls + 1)
         usleep(2_000)
         var ran = [Int](repeating: 0, count: 8)
         ran.withUnsafeMutableBufferPointer { r in

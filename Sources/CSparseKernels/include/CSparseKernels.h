@@ -32,7 +32,11 @@ enum {
 /// A CSR matrix view. `indices` are `uint16_t` when `index_bytes == 2`, else `uint32_t`.
 /// Row i holds entries `offsets[i] ..< offsets[i + 1]`, column indices sorted and `< columns`.
 /// `spmv_cache` starts NULL: the kernels keep a batch-1 copy of the matrix there (built on the
-/// first batch-1 product, safely if several threads race), freed by `tsk_csr_release`.
+/// first batch-1 product, safely if several threads race), freed by `tsk_csr_release`. So the
+/// struct must be writable (though products take it as `const`), its values and indices must not
+/// change after a batch-1 product, and of struct copies sharing a cache only one may be released.
+/// The copy pads rows with zero weights on the row's last column (column 0 for an empty row): an
+/// infinite input there gives NaN, as the dense product over the masked weights does.
 typedef struct tsk_csr {
     int64_t rows;
     int64_t columns;
@@ -64,8 +68,9 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 /// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
 /// when the pool is busy with another caller, runs everything on the calling thread; so does a
 /// product under 2^16 multiply-adds (`nnz · max(batch, 8)`) unless a worker is awake, and one
-/// under 2^20 while a back-off from a stalled worker lasts (see `tsk_parallel_for`). At batch 1
-/// with `ldx == 1` the AVX2 variant runs a sliced-ELLPACK copy of `w` cached in `w->spmv_cache`.
+/// under 2^20 while a back-off from a stalled worker lasts (see `tsk_parallel_for`); the panel split
+/// needs a product of at least 2^16. At batch 1 with `ldx == 1` the AVX2 variant runs a
+/// sliced-ELLPACK copy of `w` cached in `w->spmv_cache`, split by its own slices (not `splits`).
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
@@ -96,7 +101,7 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
-    uint64_t stalls;        ///< back-offs: a small job's caller waited for a delayed worker, or a spinning worker was descheduled
+    uint64_t stalls;        ///< back-offs: a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
 } tsk_pool_stats;
 
@@ -105,6 +110,9 @@ tsk_pool_stats tsk_pool_get_stats(void);
 
 /// How long (nanoseconds) an idle worker, or a caller waiting for a worker, spins before blocking.
 void tsk_pool_set_spin_ns(int64_t ns);
+
+/// Ends a running back-off and resets its length (for tests).
+void tsk_pool_reset_backoff(void);
 
 #ifdef __cplusplus
 }

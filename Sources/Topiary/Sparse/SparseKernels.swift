@@ -77,6 +77,13 @@ public enum SparseKernels {
         tsk_pool_set_spin_ns(Int64(nanoseconds))
     }
 
+    /// Ends a running back-off to the calling thread (see ``PoolStatistics/stalls``), for tests.
+    ///
+    /// The corresponding C function is `tsk_pool_reset_backoff`.
+    static func resetBackOff() {
+        tsk_pool_reset_backoff()
+    }
+
     /// Counters of the thread pool since the process started.
     public struct PoolStatistics: Sendable, Equatable {
         /// Jobs handed to the pool.
@@ -169,7 +176,7 @@ public enum SparseKernels {
                       batch: Int, bias: UnsafePointer<Float>?, activation: Activation,
                       threads: Int, variant: Variant) {
             guard batch > 0, rows > 0 else { return }
-            // Whether a small product may use the pool is decided in C (`TSK_SMALL_JOB`).
+            // How eagerly a product uses the pool is decided in C (`job_size`, the back-off).
             tsk_spmm(variant.code, Int32(clamping: threads), view, x, Int64(ldx), y, Int64(ldy), Int64(batch),
                      bias, activation.kernelCode, splits.baseAddress!, Int64(chunkCount))
         }
@@ -209,7 +216,7 @@ public enum SparseKernels {
         }
     }
 
-    /// The closure of ``parallelFor(threads:count:_:)``, boxed to cross into C.
+    /// The closure of ``parallelFor(threads:count:work:_:)``, boxed to cross into C.
     private final class ParallelBody {
         let body: (Int) -> Void
         init(_ body: @escaping (Int) -> Void) { self.body = body }
