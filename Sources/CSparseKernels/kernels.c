@@ -808,10 +808,8 @@ void tsk_pool_set_spin_ns(int64_t ns) { atomic_store(&pool.spin_ns, ns < 0 ? 0 :
 #define TSK_SELL_CHUNKS 8
 
 typedef struct tsk_sell {
-    int64_t slices;
     int32_t index_bytes;
-    int64_t *offsets;   // slices + 1 element offsets
-    int32_t *steps;     // steps per slice (even)
+    int64_t *offsets;   // slices + 1 element offsets; slice q holds 8 rows × an even number of steps
     int32_t *perm;      // 8 · slices: the row in each lane, or -1
     void *indices;
     float *values;
@@ -821,7 +819,7 @@ typedef struct tsk_sell {
 
 static void sell_free(tsk_sell *s) {
     if (!s) return;
-    free(s->offsets); free(s->steps); free(s->perm); free(s->indices); free(s->values);
+    free(s->offsets); free(s->perm); free(s->indices); free(s->values);
     free(s);
 }
 
@@ -841,21 +839,17 @@ static tsk_sell *sell_build(const tsk_csr *w) {
     tsk_sell *s = calloc(1, sizeof(tsk_sell));
     sell_row *order = malloc(sizeof(sell_row) * (size_t)(m > 0 ? m : 1));
     if (!s || !order) { free(order); free(s); return NULL; }
-    s->slices = slices;
     s->index_bytes = w->index_bytes;
     for (int64_t i = 0; i < m; i++) order[i] = (sell_row){w->offsets[i + 1] - w->offsets[i], i};
     qsort(order, (size_t)m, sizeof(sell_row), sell_longer_first);
     s->offsets = malloc(sizeof(int64_t) * (size_t)(slices + 1));
-    s->steps = malloc(sizeof(int32_t) * (size_t)(slices > 0 ? slices : 1));
     s->perm = malloc(sizeof(int32_t) * (size_t)(8 * (slices > 0 ? slices : 1)));
-    if (!s->offsets || !s->steps || !s->perm) { free(order); sell_free(s); return NULL; }
+    if (!s->offsets || !s->perm) { free(order); sell_free(s); return NULL; }
     int64_t total = 0;
     for (int64_t q = 0; q < slices; q++) {
         const int64_t longest = order[8 * q].length;  // sorted: the slice's first row is its longest
-        if (longest > INT32_MAX - 1) { free(order); sell_free(s); return NULL; }
-        s->steps[q] = (int32_t)((longest + 1) & ~(int64_t)1);
         s->offsets[q] = total;
-        total += 8 * (int64_t)s->steps[q];
+        total += 8 * ((longest + 1) & ~(int64_t)1);
     }
     s->offsets[slices] = total;
     // The kernel reads whole pairs of steps (16 entries), which the even step counts keep inside a slice.
@@ -868,7 +862,7 @@ static tsk_sell *sell_build(const tsk_csr *w) {
             if (lane >= m) { s->perm[lane] = -1; continue; }
             const int64_t row = order[lane].row, n = order[lane].length, base = w->offsets[row];
             s->perm[lane] = (int32_t)row;
-            for (int64_t j = 0; j < s->steps[q]; j++) {
+            for (int64_t j = 0, steps = (s->offsets[q + 1] - s->offsets[q]) / 8; j < steps; j++) {
                 const int64_t d = s->offsets[q] + 8 * j + r, src = j < n ? base + j : base + n - 1;
                 s->values[d] = j < n ? w->values[base + j] : 0.0f;
                 const int64_t c = n == 0 ? 0 : wide ? (int64_t)((const uint32_t *)w->indices)[src]
@@ -924,7 +918,7 @@ AVX2_INLINE __m256 avx2_x8_uint32_t(const float *x, const uint32_t *ind) {
         for (int64_t q = q0; q < q1; q++) {                                                       \
             const float *v = s->values + s->offsets[q];                                           \
             const IT *ind = (const IT *)s->indices + s->offsets[q];                               \
-            const int64_t n = 8 * (int64_t)s->steps[q];                                           \
+            const int64_t n = s->offsets[q + 1] - s->offsets[q];                                  \
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                            \
             for (int64_t p = 0; p < n; p += 16) {                                                 \
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + p), avx2_x8_##IT(x, ind + p), a0);       \
