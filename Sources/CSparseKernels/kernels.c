@@ -15,11 +15,13 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 // MARK: - Activations
 
@@ -543,10 +545,12 @@ typedef void (*tsk_job_fn)(void *ctx, int64_t chunk);
 #define TSK_MAX_WORKERS 7
 
 // Job sizes, in multiply-adds (nnz · max(batch, 8)), for `run_parallel`:
+//   under TSK_ALONE_JOB (under ~0.5 µs): always the caller alone;
 //   tiny   (< TSK_TINY_JOB, under ~4 µs here): the pool only if a worker is awake (spinning);
 //   medium (< TSK_SMALL_JOB, under ~60 µs): wakes a sleeping worker;
 //   large: always the pool.
 // Tiny and medium jobs run on the caller alone while a back-off set by a stalled worker lasts.
+#define TSK_ALONE_JOB (1 << 13)
 #define TSK_TINY_JOB (1 << 16)
 #define TSK_SMALL_JOB (1 << 20)
 enum { TSK_JOB_LARGE = 0, TSK_JOB_MEDIUM = 1, TSK_JOB_TINY = 2 };
@@ -563,7 +567,7 @@ static int job_size(int64_t work) {
 // A spinning worker that finds a gap of this much between two looks at the clock was descheduled
 // for another thread: that too backs tiny and medium jobs off.
 #define TSK_PREEMPTED_NS 200000
-#define TSK_BACKOFF_MIN_NS 20000000
+#define TSK_BACKOFF_MIN_NS 2000000
 #define TSK_BACKOFF_MAX_NS 1000000000
 
 static struct {
@@ -571,26 +575,32 @@ static struct {
     pthread_mutex_t lock;   // guards the two conditions
     pthread_cond_t work_cv;
     pthread_cond_t done_cv;
-    _Atomic uint64_t next;
-    _Atomic int64_t done;
+    // The job (written by the caller, read by workers), the completion count, the caller's state
+    // and each worker's counter on their own cache lines: a line that moves between the cores
+    // costs 100–400 ns here (see `run_parallel`).
+    _Alignas(64) _Atomic uint64_t next;
     _Atomic int worker_sleepers;
+    _Atomic uint32_t sleeping;  // bit i: worker i sleeps
     _Atomic int caller_sleeping;
+    _Atomic int caller_cpu;  // the core of the caller that last woke the workers, or -1
     _Atomic int64_t spin_ns;
     _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
     tsk_job_fn fn;
     void *ctx;
     uint32_t generation;
-    _Atomic int workers;    // written under `owner`, read without it
+    _Alignas(64) _Atomic int64_t done;
+    _Alignas(64) _Atomic int workers;    // written under `owner`, read without it
     _Atomic int64_t backoff_until;  // jobs under TSK_SMALL_JOB run on the caller before this time
     _Atomic int64_t backoff;        // the next back-off's length
-    _Atomic uint64_t stat_jobs, stat_worker_chunks, stat_caller_chunks, stat_sleeps, stat_stalls;
-    _Atomic uint64_t stat_by_worker[TSK_MAX_WORKERS];
+    _Atomic uint64_t stat_jobs, stat_caller_chunks, stat_sleeps, stat_stalls, stat_alone;
+    struct { _Alignas(64) _Atomic uint64_t chunks; } stat_by_worker[TSK_MAX_WORKERS];
 } pool = {
     .owner = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .work_cv = PTHREAD_COND_INITIALIZER,
     .done_cv = PTHREAD_COND_INITIALIZER,
     .spin_ns = 50000,
+    .caller_cpu = -1,
     .backoff = TSK_BACKOFF_MIN_NS,
 };
 
@@ -624,8 +634,10 @@ static uint64_t run_claims(uint32_t g, int worker) {
         fn(ctx, idx);
         ran++;
         if (is_worker) {
-            atomic_fetch_add_explicit(&pool.stat_worker_chunks, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&pool.stat_by_worker[worker], 1, memory_order_relaxed);
+            // Only this worker writes its counter: no locked instruction, no shared line.
+            atomic_store_explicit(&pool.stat_by_worker[worker].chunks,
+                                  atomic_load_explicit(&pool.stat_by_worker[worker].chunks, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
         }
         const int64_t d = atomic_fetch_add(&pool.done, 1) + 1;
         if (is_worker && d == (int64_t)total && atomic_load(&pool.caller_sleeping)) {
@@ -653,13 +665,55 @@ void tsk_pool_reset_backoff(void) {
     atomic_store(&pool.backoff, TSK_BACKOFF_MIN_NS);
 }
 
+// A woken worker often starts on the core of the caller that woke it, even with the other core
+// idle (seen here: the guest kernel takes an idle vCPU that the host has parked for a busy one),
+// and then shares that core with the caller, spinning, until the scheduler moves it: jobs of
+// 20 µs took 80–110 µs. So a worker that finds itself on the waking caller's core moves off it
+// (a mask without that core, then the old mask back, which leaves it where it landed).
+static void leave_callers_core(void) {
+#if defined(__linux__)
+    const int caller = atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed);
+    if (caller < 0 || sched_getcpu() != caller) return;
+    cpu_set_t mask, others;
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0) return;
+    others = mask;
+    CPU_CLR(caller, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof mask, &mask);
+#endif
+}
+
+// New workers likewise start away from their creator's core (a new thread queued there waited
+// 1–4 ms for it here), then take the process's mask.
+static void start_off_callers_core(pthread_attr_t *attr) {
+#if defined(__linux__)
+    cpu_set_t others;
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || sched_getaffinity(0, sizeof others, &others) != 0) return;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) > 0) pthread_attr_setaffinity_np(attr, sizeof others, &others);
+#else
+    (void)attr;
+#endif
+}
+
 static void *worker_main(void *arg) {
     const int index = (int)(intptr_t)arg;
+#if defined(__linux__)
+    {
+        cpu_set_t all;
+        if (sched_getaffinity(getpid(), sizeof all, &all) == 0) sched_setaffinity(0, sizeof all, &all);
+    }
+#endif
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
         uint32_t g = (uint32_t)(atomic_load(&pool.next) >> 32);
         if (g == seen) {
-            const int64_t start = now_ns(), limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+            // A worker left out of the last job (a call with fewer threads than workers) sleeps at
+            // once: spinning, it would only take a core from the caller or the workers in use.
+            const int64_t start = now_ns();
+            const int64_t limit = index < atomic_load_explicit(&pool.allowed, memory_order_relaxed)
+                                      ? atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) : 0;
             int64_t last = start;
             for (uint32_t k = 1;; k++) {
                 cpu_relax();
@@ -678,10 +732,13 @@ static void *worker_main(void *arg) {
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
                     pthread_mutex_lock(&pool.lock);
                     atomic_fetch_add(&pool.worker_sleepers, 1);
+                    atomic_fetch_or(&pool.sleeping, 1u << index);
                     while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
                         pthread_cond_wait(&pool.work_cv, &pool.lock);
+                    atomic_fetch_and(&pool.sleeping, ~(1u << index));
                     atomic_fetch_sub(&pool.worker_sleepers, 1);
                     pthread_mutex_unlock(&pool.lock);
+                    leave_callers_core();
                     break;
                 }
             }
@@ -704,6 +761,7 @@ static int ensure_workers(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        start_off_callers_core(&attr);
         const int failed = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
         if (failed) break;
@@ -712,17 +770,91 @@ static int ensure_workers(int n) {
     return workers;
 }
 
+// Whether a pair of threads pays, per kind of job. A job hands cache lines between the cores
+// (the job word, the completion count, X, the rows of Y), and a line's round trip between this
+// machine's two cores measured 210 ns in some hours and 760–1230 ns in others (the host moves the
+// VM's cores). With the slow hand-offs a network's batch-1 layers ran slower on two threads
+// than on one, with the quick ones faster (LeNet-300-100's three layers at 95% in a C
+// microbenchmark: 9.5 µs on two threads against 6.8 on one, and 6.2 against 6.7).
+// So for each kind of tiny or medium job (its function, chunk count and work; a network's layer,
+// say) the caller times its first runs each way in turn and then runs it the faster way,
+// re-timing the other way every TSK_RETIME runs so that a change of the machine's state is
+// followed. Times start as the least of the first 3 samples, then follow later ones with weight
+// 1/8, each capped at twice the average, so that one interrupted run does not flip the choice;
+// two threads must be 3% faster. Two threads are only timed with a worker already spinning: a
+// worker woken by the job itself starts late, and its wake-up can even take the caller's core
+// for tens of microseconds (seen here), so when the workers sleep the caller wakes them, runs
+// that job alone untimed, and times two threads at the kind's next run. The choice changes
+// which thread runs a chunk, never what a chunk computes: results are the same bits either way.
+#define TSK_KINDS 64
+#define TSK_RETIME 32
+
+typedef struct {
+    uint64_t key;
+    int64_t alone, pair;  // average ns
+    uint32_t alone_n, pair_n, runs;
+    int pair_next;        // the workers were woken for the next run, which runs on two threads
+} job_kind;
+
+static job_kind kinds[TSK_KINDS];  // guarded by pool.owner
+
+static job_kind *kind_of(tsk_job_fn fn, int64_t chunks, int64_t work) {
+    uint64_t key = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull ^ (uint64_t)chunks * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)work;
+    key = key ? key : 1;
+    job_kind *k = &kinds[(key ^ (key >> 29)) % TSK_KINDS];
+    if (k->key != key) *k = (job_kind){.key = key};
+    return k;
+}
+
+static void add_sample(int64_t *average, uint32_t *n, int64_t sample) {
+    if (*n == 0 || (*n < 3 && sample < *average)) *average = sample;
+    else if (*n >= 3) *average += ((sample > 2 * *average ? 2 * *average : sample) - *average) / 8;
+    if (*n < UINT32_MAX) (*n)++;
+}
+
+// Whether the next run of kind `k` uses the pool.
+static int kind_pairs(job_kind *k) {
+    k->runs++;
+    if (k->pair_next) return 1;
+    if (k->alone_n < 3 || k->pair_n < 3) return k->runs % 2 == 0;
+    const int pair = k->pair * 100 < k->alone * 97;
+    return k->runs % TSK_RETIME == 0 ? !pair : pair;
+}
+
+// Publishes job `fn` of `chunks` chunks for the first `allowed` workers (none: only wakes them,
+// to spin) and wakes sleeping workers. Called with `pool.owner` held.
+static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
+    pool.fn = fn;
+    pool.ctx = ctx;
+    atomic_store(&pool.allowed, allowed);
+    atomic_store(&pool.done, 0);
+    const uint32_t g = ++pool.generation;
+    atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
+    // Only the workers that take part are woken (a broadcast wakes the others too, who go back to sleep).
+    if (atomic_load(&pool.sleeping) & ((1u << allowed) - 1)) {
+#if defined(__linux__)
+        atomic_store_explicit(&pool.caller_cpu, sched_getcpu(), memory_order_relaxed);
+#endif
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.work_cv);
+        pthread_mutex_unlock(&pool.lock);
+    }
+}
+
 // Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
-// `size` is a TSK_JOB_* class. A tiny job runs on the caller alone unless a worker is awake
-// (spinning): waking one costs about as much as the job. A medium job wakes a sleeping worker but
-// never waits for it to start (the caller claims whatever the worker has not), so a stream of
-// medium jobs, such as a network's layers at batch 1, finds the worker spinning after the first.
-// A worker that the scheduler delays after it has claimed a chunk makes the caller wait (measured:
-// a 50 µs SpMV took twice as long at the median with the other core busy), so a tiny or medium
-// job that sees one backs such jobs off to the caller alone for a while (`backoff`).
-static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int size) {
+// `work` is the job's cost in multiply-adds. Under TSK_ALONE_JOB a job runs on the caller alone;
+// so does a tiny one (see job_size) unless a worker is awake (spinning): waking one costs about as
+// much as the job. Tiny and medium jobs run one way or the other by kind (`kind_pairs`); run on
+// two threads, a medium job wakes a sleeping worker but never waits for it to start (the caller
+// claims whatever the worker has not). A worker that the scheduler delays after it has claimed a
+// chunk makes the caller wait (measured: a 50 µs SpMV took twice as long at the median with the
+// other core busy), so a tiny or medium job that sees one backs such jobs off to the caller alone
+// for a while (`backoff`).
+static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work) {
+    const int size = job_size(work);
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
     if (threads > chunks) threads = (int)chunks;
+    if (work < TSK_ALONE_JOB) threads = 1;
     const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
     if (size == TSK_JOB_TINY && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
         threads = 1;
@@ -740,19 +872,28 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }
-    pool.fn = fn;
-    pool.ctx = ctx;
     // Only the first `threads - 1` workers take part, however many earlier calls created.
-    atomic_store(&pool.allowed, threads - 1 < workers ? threads - 1 : workers);
-    atomic_store(&pool.done, 0);
-    const uint32_t g = ++pool.generation;
-    atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
-    atomic_fetch_add_explicit(&pool.stat_jobs, 1, memory_order_relaxed);
-    if (atomic_load(&pool.worker_sleepers) > 0) {
-        pthread_mutex_lock(&pool.lock);
-        pthread_cond_broadcast(&pool.work_cv);
-        pthread_mutex_unlock(&pool.lock);
+    const int allowed = threads - 1 < workers ? threads - 1 : workers;
+    job_kind *kind = t0 ? kind_of(fn, chunks, work) : NULL;
+    if (kind) {
+        const int pair = kind_pairs(kind);
+        const int asleep = pair && !kind->pair_next && (workers > existing || (atomic_load(&pool.sleeping) & ((1u << allowed) - 1)));
+        kind->pair_next = 0;
+        if (!pair || asleep) {
+            if (asleep) {
+                post(fn, ctx, 0, allowed);
+                kind->pair_next = 1;
+            }
+            for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
+            if (!asleep) add_sample(&kind->alone, &kind->alone_n, now_ns() - t0);
+            atomic_fetch_add_explicit(&pool.stat_alone, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&pool.owner);
+            return;
+        }
     }
+    post(fn, ctx, chunks, allowed);
+    atomic_fetch_add_explicit(&pool.stat_jobs, 1, memory_order_relaxed);
+    const uint32_t g = pool.generation;
     const uint64_t ran = run_claims(g, -1);
     atomic_fetch_add_explicit(&pool.stat_caller_chunks, ran, memory_order_relaxed);
     int64_t waited = 0;
@@ -772,20 +913,27 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         }
         if (t0) waited = now_ns() - start;
     }
-    if (t0 && ran < (uint64_t)chunks) {
-        // A worker ran some chunks: judge whether it kept pace with the caller.
+    if (kind) {
         const int64_t end = now_ns(), own = end - t0 - waited;
-        if (waited > own + TSK_STALL_NS) back_off(end);
-        else atomic_store_explicit(&pool.backoff, TSK_BACKOFF_MIN_NS, memory_order_relaxed);
+        add_sample(&kind->pair, &kind->pair_n, end - t0);
+        if (ran < (uint64_t)chunks) {
+            // A worker ran some chunks: judge whether it kept pace with the caller.
+            if (waited > own + TSK_STALL_NS) back_off(end);
+            else atomic_store_explicit(&pool.backoff, TSK_BACKOFF_MIN_NS, memory_order_relaxed);
+        }
     }
     pthread_mutex_unlock(&pool.owner);
 }
 
 tsk_pool_stats tsk_pool_get_stats(void) {
     tsk_pool_stats s = {
-        atomic_load(&pool.stat_jobs), atomic_load(&pool.stat_worker_chunks),
-        atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps), atomic_load(&pool.stat_stalls), {0}};
-    for (int i = 0; i < TSK_MAX_WORKERS && i < 8; i++) s.worker_chunks_by_index[i] = atomic_load(&pool.stat_by_worker[i]);
+        atomic_load(&pool.stat_jobs), 0, atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps),
+        atomic_load(&pool.stat_stalls), {0}, atomic_load(&pool.stat_alone)};
+    for (int i = 0; i < TSK_MAX_WORKERS; i++) {
+        const uint64_t n = atomic_load(&pool.stat_by_worker[i].chunks);
+        s.worker_chunks += n;
+        if (i < 8) s.worker_chunks_by_index[i] = n;
+    }
     return s;
 }
 
@@ -796,13 +944,18 @@ void tsk_pool_set_spin_ns(int64_t ns) { atomic_store(&pool.spin_ns, ns < 0 ? 0 :
 // The CSR SpMV pays per row: a horizontal sum, a scalar tail and the mispredicted exits of
 // loops whose trip counts change from row to row (about 14 cycles a row here, a third of the
 // time at 95% sparsity on 300×784). For batch 1 the AVX2 variant therefore runs a copy of the
-// matrix in slices of 8 rows, one row per lane of a 256-bit accumulator: rows sorted by length
-// (longest first, ties by row) so that a slice's rows need little padding, each slice's entries
+// matrix in slices of 8 rows, one row per lane of a 256-bit accumulator. The rows are first cut
+// into up to 8 chunks of contiguous rows (whole groups of 8) of about equal work, so that threads
+// running different chunks write different cache lines of y; within a chunk they are sorted by
+// length (longest first, ties by row) so that a slice's rows need little padding; each slice's entries
 // stored step by step (step j of lane r at 8j + r), padded to an even step count with zero weights
 // on the row's last column. A step is one weight load, 8 x values assembled from scalar loads and
 // one FMA; a slice ends with 8 scalar stores through the permutation, with bias and activation.
 // Measured (1 thread, C microbenchmark against the CSR SpMV): 300×784 at 95% 6.3 → 5.0 µs, at 90%
-// 11.1 → 9.5 µs, 100×300 at 95% 1.09 → 0.76 µs, 4096×4096 at 90% 864 → 790 µs.
+// 11.1 → 9.5 µs, 100×300 at 95% 1.09 → 0.76 µs, 4096×4096 at 90% 864 → 790 µs. Sorting the
+// whole matrix instead of each chunk had both threads write rows all over y (300×784 at 95%,
+// 2 threads, 8 chunks: 4.0 → 3.8 µs while a cache line's round trip between the cores took
+// 210 ns, 6.4 → 4.8 µs while it took 760 ns).
 // The copy is built on the first batch-1 product and kept with the matrix (`tsk_csr_release`).
 
 #define TSK_SELL_CHUNKS 8
@@ -813,8 +966,8 @@ typedef struct tsk_sell {
     int32_t *perm;      // 8 · slices: the row in each lane, or -1
     void *indices;
     float *values;
-    int64_t chunks;                       // min(TSK_SELL_CHUNKS, slices)
-    int64_t splits[TSK_SELL_CHUNKS + 1];  // slice boundaries of chunks of about equal work
+    int64_t chunks;                       // min(TSK_SELL_CHUNKS, groups of 8 rows)
+    int64_t splits[TSK_SELL_CHUNKS + 1];  // first slice of each chunk (contiguous rows, about equal work)
 } tsk_sell;
 
 static void sell_free(tsk_sell *s) {
@@ -833,49 +986,80 @@ static int sell_longer_first(const void *a, const void *b) {
 
 // The SELL-8 copy of `w`, or NULL when memory runs out (the CSR SpMV is used instead).
 static tsk_sell *sell_build(const tsk_csr *w) {
-    const int64_t m = w->rows, slices = (m + 7) / 8;
+    const int64_t m = w->rows;
     const int wide = w->index_bytes != 2;
     if (m > INT32_MAX) return NULL;  // the permutation holds 32-bit rows
     tsk_sell *s = calloc(1, sizeof(tsk_sell));
     sell_row *order = malloc(sizeof(sell_row) * (size_t)(m > 0 ? m : 1));
     if (!s || !order) { free(order); free(s); return NULL; }
     s->index_bytes = w->index_bytes;
-    for (int64_t i = 0; i < m; i++) order[i] = (sell_row){w->offsets[i + 1] - w->offsets[i], i};
-    qsort(order, (size_t)m, sizeof(sell_row), sell_longer_first);
+    // Chunks are contiguous row ranges of about equal work, in whole slices (multiples of 8 rows),
+    // so that each thread writes its own part of y; rows are sorted by length within a chunk.
+    // A product too small to claim chunks one by one (see `tsk_spmm`) gets 2: sorting in smaller
+    // chunks pads more (300×784 at 95%, 1 thread: 5.5 µs with 2 chunks, 5.7 with 8).
+    const int64_t groups = (m + 7) / 8;
+    const int64_t nnz = w->offsets[m] - w->offsets[0];
+    const int64_t most = job_size(nnz * 8) == TSK_JOB_LARGE ? TSK_SELL_CHUNKS : 2;
+    int64_t chunks = groups < most ? groups : most;
+    if (chunks < 1) chunks = 1;
+    int64_t rows[TSK_SELL_CHUNKS + 1];
+    tsk_split_rows(w->offsets, m, chunks, 16, rows);
+    for (int64_t c = 1; c < chunks; c++) {
+        int64_t r = (rows[c] + 4) / 8 * 8;
+        if (r < rows[c - 1]) r = rows[c - 1];
+        rows[c] = r > m ? m : r;
+    }
+    rows[chunks] = m;
+    int64_t slices = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+        s->splits[c] = slices;
+        const int64_t r0 = rows[c], r1 = rows[c + 1];
+        for (int64_t i = r0; i < r1; i++) order[i] = (sell_row){w->offsets[i + 1] - w->offsets[i], i};
+        qsort(order + r0, (size_t)(r1 - r0), sizeof(sell_row), sell_longer_first);
+        slices += (r1 - r0 + 7) / 8;
+    }
+    s->splits[chunks] = slices;
+    s->chunks = chunks;
     s->offsets = malloc(sizeof(int64_t) * (size_t)(slices + 1));
     s->perm = malloc(sizeof(int32_t) * (size_t)(8 * (slices > 0 ? slices : 1)));
-    if (!s->offsets || !s->perm) { free(order); sell_free(s); return NULL; }
+    sell_row *lanes = malloc(sizeof(sell_row) * (size_t)(8 * (slices > 0 ? slices : 1)));
+    if (!s->offsets || !s->perm || !lanes) { free(order); free(lanes); sell_free(s); return NULL; }
+    // Lane layout: slice q of chunk c takes the chunk's sorted rows 8(q - first) ..< +8.
     int64_t total = 0;
-    for (int64_t q = 0; q < slices; q++) {
-        const int64_t longest = order[8 * q].length;  // sorted: the slice's first row is its longest
-        s->offsets[q] = total;
-        total += 8 * ((longest + 1) & ~(int64_t)1);
+    for (int64_t c = 0; c < chunks; c++) {
+        for (int64_t q = s->splits[c]; q < s->splits[c + 1]; q++) {
+            for (int64_t r = 0; r < 8; r++) {
+                const int64_t i = rows[c] + 8 * (q - s->splits[c]) + r;
+                lanes[8 * q + r] = i < rows[c + 1] ? order[i] : (sell_row){0, -1};
+            }
+            const int64_t longest = lanes[8 * q].length;  // sorted: the slice's first row is its longest
+            s->offsets[q] = total;
+            total += 8 * ((longest + 1) & ~(int64_t)1);
+        }
     }
     s->offsets[slices] = total;
+    free(order);
     // The kernel reads whole pairs of steps (16 entries), which the even step counts keep inside a slice.
     s->values = calloc((size_t)(total > 0 ? total : 1), sizeof(float));
     s->indices = calloc((size_t)(total > 0 ? total : 1), wide ? 4 : 2);
-    if (!s->values || !s->indices) { free(order); sell_free(s); return NULL; }
+    if (!s->values || !s->indices) { free(lanes); sell_free(s); return NULL; }
     for (int64_t q = 0; q < slices; q++) {
         for (int64_t r = 0; r < 8; r++) {
-            const int64_t lane = 8 * q + r;
-            if (lane >= m) { s->perm[lane] = -1; continue; }
-            const int64_t row = order[lane].row, n = order[lane].length, base = w->offsets[row];
+            const int64_t lane = 8 * q + r, row = lanes[lane].row;
             s->perm[lane] = (int32_t)row;
+            if (row < 0) continue;
+            const int64_t n = lanes[lane].length, base = w->offsets[row];
             for (int64_t j = 0, steps = (s->offsets[q + 1] - s->offsets[q]) / 8; j < steps; j++) {
                 const int64_t d = s->offsets[q] + 8 * j + r, src = j < n ? base + j : base + n - 1;
                 s->values[d] = j < n ? w->values[base + j] : 0.0f;
-                const int64_t c = n == 0 ? 0 : wide ? (int64_t)((const uint32_t *)w->indices)[src]
-                                                    : (int64_t)((const uint16_t *)w->indices)[src];
-                if (wide) ((uint32_t *)s->indices)[d] = (uint32_t)c;
-                else ((uint16_t *)s->indices)[d] = (uint16_t)c;
+                const int64_t col = n == 0 ? 0 : wide ? (int64_t)((const uint32_t *)w->indices)[src]
+                                                      : (int64_t)((const uint16_t *)w->indices)[src];
+                if (wide) ((uint32_t *)s->indices)[d] = (uint32_t)col;
+                else ((uint16_t *)s->indices)[d] = (uint16_t)col;
             }
         }
     }
-    free(order);
-    // Chunks by stored entries plus a slice's fixed cost, through the row splitter.
-    s->chunks = slices < TSK_SELL_CHUNKS ? slices : TSK_SELL_CHUNKS;
-    tsk_split_rows(s->offsets, slices, s->chunks, 16, s->splits);
+    free(lanes);
     return s;
 }
 
@@ -944,11 +1128,12 @@ typedef struct {
     int64_t ldy;
     const float *bias;
     int act;
+    int64_t parts;  // the job's chunks: groups of consecutive chunks of `s`
 } sell_job;
 
 static void sell_chunk(void *ctx, int64_t c) {
     const sell_job *j = (const sell_job *)ctx;
-    const int64_t q0 = j->s->splits[c], q1 = j->s->splits[c + 1];
+    const int64_t q0 = j->s->splits[c * j->s->chunks / j->parts], q1 = j->s->splits[(c + 1) * j->s->chunks / j->parts];
     if (q0 >= q1) return;
     (j->s->index_bytes == 2 ? avx2_sell_uint16_t : avx2_sell_uint32_t)(j->s, j->x, j->y, j->ldy, j->bias, j->act, q0, q1);
 }
@@ -1006,8 +1191,11 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     if (batch == 1 && ldx == 1 && variant == TSK_VARIANT_AVX2 && nnz > 0) {
         const tsk_sell *s = sell_of(w);
         if (s) {
-            sell_job job = {s, x, y, ldy, bias, act};
-            run_parallel(sell_chunk, &job, s->chunks, threads, size);
+            // Large products claim the chunks one by one; smaller ones take one group of chunks
+            // per thread, since every claim moves a cache line between the cores.
+            const int64_t parts = size == TSK_JOB_LARGE || threads > s->chunks ? s->chunks : threads;
+            sell_job job = {s, x, y, ldy, bias, act, parts};
+            run_parallel(sell_chunk, &job, parts, threads, work);
             return;
         }
     }
@@ -1018,7 +1206,7 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     if (threads >= 2 && panels >= threads && size != TSK_JOB_TINY) {
         const int64_t tail = batch - panels * panel_width(variant);
         spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels};
-        run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), threads, size);
+        run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), threads, work);
         return;
     }
     // Otherwise the caller packs once and the threads split the rows, reading its panels; an X
@@ -1029,11 +1217,11 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     else if (panels) xp = pack_panels(x, ldx, w->columns, pw, panels);
     if (!xp) panels = 0;
     spmm_job job = {variant, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels, 0};
-    run_parallel(spmm_chunk, &job, chunks, threads, size);
+    run_parallel(spmm_chunk, &job, chunks, threads, work);
 }
 
 void tsk_parallel_for(int threads, int64_t count, int64_t work, void (*fn)(void *ctx, int64_t index), void *ctx) {
-    run_parallel(fn, ctx, count, threads, job_size(work));
+    run_parallel(fn, ctx, count, threads, work);
 }
 
 int64_t tsk_panel_width(int variant) { return panel_width(variant); }

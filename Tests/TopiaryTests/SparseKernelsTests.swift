@@ -151,23 +151,25 @@ final class SparseKernelsTests: XCTestCase {
     }
 
     /// A mid-size job whose caller waits for a worker the scheduler delayed (here: one that sleeps
-    /// in its chunk) counts a stall, and the next mid-size job with the workers asleep runs on the
+    /// in its chunks) counts a stall, and the next mid-size job with the workers asleep runs on the
     /// caller alone instead of waking one.
     func testMediumJobsBackOffAfterAStalledWorker() {
-        let medium = 1 << 18
-        SparseKernels.parallelFor(threads: 2, count: 2, work: .max) { _ in }  // a worker exists
-        usleep(2_000)  // and sleeps
+        let medium = (1 << 18) + 1  // a kind of job of its own (see the next test)
         SparseKernels.resetBackOff()  // whatever earlier tests or other processes caused
+        // Teach the kind that two threads pay (each chunk sleeps: 8 ms alone, about 4 ms on two).
+        for _ in 0..<10 { SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { _ in usleep(1_000) } }
+        SparseKernels.resetBackOff()
+        wakeWorker()  // a sleeping worker would only be woken, the job running on the caller
         let caller = pthread_self()
         let before = SparseKernels.poolStatistics
         SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in
-            // The caller's first chunk gives the sleeping worker time to wake and claim one.
+            // The caller's first chunk leaves the worker time to claim one.
             if pthread_equal(pthread_self(), caller) != 0 { if i == 0 { usleep(5_000) } } else { usleep(20_000) }
         }
         let stalled = SparseKernels.poolStatistics
         XCTAssertGreaterThan(stalled.workerChunks, before.workerChunks, "the worker never woke")
         XCTAssertGreaterThanOrEqual(stalled.stalls, before.stalls + 1)
-        usleep(2_000)
+        usleep(200)  // the worker sleeps again (it spins 50 µs); the back-off lasts 2 ms
         var ran = [Int](repeating: 0, count: 8)
         ran.withUnsafeMutableBufferPointer { r in
             SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in r[i] += 1 }
@@ -176,6 +178,67 @@ final class SparseKernelsTests: XCTestCase {
         XCTAssertEqual(ran, [Int](repeating: 1, count: 8))
         XCTAssertEqual(after.workerChunks, stalled.workerChunks, "a backed-off job woke the worker")
         XCTAssertEqual(after.callerChunks, stalled.callerChunks, "a backed-off job went through the pool")
+    }
+
+    /// Spins on the clock for `microseconds` (unlike `usleep`, exact to well under a microsecond).
+    private func spin(microseconds: Double) {
+        var t0 = timespec(), t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t0)
+        repeat { clock_gettime(CLOCK_MONOTONIC, &t) } while Double(t.tv_sec - t0.tv_sec) * 1e6 + Double(t.tv_nsec - t0.tv_nsec) / 1e3 < microseconds
+    }
+
+    /// Runs large jobs until a pool worker has run a chunk: a new or sleeping worker can take a
+    /// millisecond or more to get a core on this machine.
+    private func wakeWorker() {
+        let before = SparseKernels.poolStatistics.workerChunks
+        for _ in 0..<10_000 {
+            SparseKernels.parallelFor(threads: 2, count: 16, work: .max) { _ in spin(microseconds: 5) }
+            if SparseKernels.poolStatistics.workerChunks > before { return }
+        }
+    }
+
+    /// Each kind of mid-size job (here: a work value of its own) runs the way its timings favour:
+    /// two threads where the worker's chunks take as long as the caller's, the caller alone where
+    /// a chunk on the worker takes 2.5 times as long (two threads 25 µs, one 20 µs), re-timing
+    /// the other way every 32 runs (two threads up to 5 times in a row while the worker wakes).
+    /// Every chunk runs once either way.
+    func testMidSizeJobsRunTheFasterWayForTheirKind() {
+        let caller = pthread_self()
+        func run(work: Int, times: Int, workerSlowdown: Double) -> (SparseKernels.PoolStatistics, SparseKernels.PoolStatistics) {
+            let before = SparseKernels.poolStatistics
+            for _ in 0..<times {
+                var ran = [0, 0]
+                ran.withUnsafeMutableBufferPointer { r in
+                    SparseKernels.parallelFor(threads: 2, count: 2, work: work) { i in
+                        r[i] += 1
+                        spin(microseconds: pthread_equal(pthread_self(), caller) != 0 ? 10 : 10 * workerSlowdown)
+                    }
+                }
+                XCTAssertEqual(ran, [1, 1])
+            }
+            return (before, SparseKernels.poolStatistics)
+        }
+        // A stall (a worker descheduled by the host for over 20 µs) backs every such job off to
+        // the caller for a while and spoils the count, so each case gets three attempts.
+        var pairs = false, alone = false
+        for _ in 0..<3 where !pairs {
+            SparseKernels.resetBackOff()
+            wakeWorker()
+            _ = run(work: (1 << 18) + 5, times: 16, workerSlowdown: 1)  // timed both ways
+            let (before, after) = run(work: (1 << 18) + 5, times: 64, workerSlowdown: 1)
+            pairs = after.stalls == before.stalls && after.workerChunks - before.workerChunks >= 48
+                && after.aloneJobs - before.aloneJobs <= 8
+        }
+        XCTAssertTrue(pairs, "two threads did not run a job they halve")
+        for _ in 0..<3 where !alone {
+            SparseKernels.resetBackOff()
+            wakeWorker()
+            _ = run(work: (1 << 18) + 7, times: 16, workerSlowdown: 2.5)
+            let (before, after) = run(work: (1 << 18) + 7, times: 64, workerSlowdown: 2.5)
+            alone = after.stalls == before.stalls && after.aloneJobs - before.aloneJobs >= 52
+                && after.workerChunks - before.workerChunks <= 12
+        }
+        XCTAssertTrue(alone, "the caller did not keep to itself a job that two threads slow down")
     }
 
     func testTwoThreadsMatchTheReference() {

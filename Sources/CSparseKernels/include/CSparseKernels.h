@@ -66,20 +66,22 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 /// claim work dynamically: with at least one packed panel of the batch per thread, whole panels
 /// (each thread packs its own), then the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, of
 /// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
-/// when the pool is busy with another caller, runs everything on the calling thread; so does a
-/// product under 2^16 multiply-adds (`nnz · max(batch, 8)`) unless a worker is awake, and one
-/// under 2^20 while a back-off from a stalled worker lasts (see `tsk_parallel_for`); the panel split
-/// needs a product of at least 2^16. At batch 1 with `ldx == 1` the AVX2 variant runs a
-/// sliced-ELLPACK copy of `w` cached in `w->spmv_cache`, split by its own slices (not `splits`).
+/// when the pool is busy with another caller, runs everything on the calling thread; so do small
+/// products, as `tsk_parallel_for` says; the panel split needs a product of at least 2^16. At batch
+/// 1 with `ldx == 1` the AVX2 variant runs a sliced-ELLPACK copy of `w` cached in
+/// `w->spmv_cache`, split by its own chunks of rows (not `splits`). The same inputs give the same
+/// bits whichever threads run the chunks.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
 
 /// Runs `fn(ctx, i)` for every `i < count` on up to `threads` threads (the caller and the pool,
 /// claiming indices dynamically, as `tsk_spmm` does); returns when all have run. `work` is the
-/// job's cost in multiply-adds (a sparse product counts `nnz · max(batch, 8)`): under 2^16 the pool
-/// helps only if a worker is already awake, under 2^20 a sleeping worker is woken but a stalled
-/// one backs such jobs off to the caller for a while, from 2^20 the pool always takes part.
+/// job's cost in multiply-adds (a sparse product counts `nnz · max(batch, 8)`): under 2^13 the
+/// caller runs it alone; under 2^16 the pool helps only if a worker is already awake; under 2^20
+/// the caller times each kind of job (`fn`, `count`, `work`) on one thread and on two and runs it
+/// the faster way, and a stalled worker backs such jobs off to the caller for a while; from 2^20
+/// the pool always takes part.
 /// `fn` must not call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run
 /// single-threaded).
 void tsk_parallel_for(int threads, int64_t count, int64_t work, void (*fn)(void *ctx, int64_t index), void *ctx);
@@ -103,6 +105,7 @@ typedef struct tsk_pool_stats {
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
     uint64_t stalls;        ///< back-offs: a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
+    uint64_t alone;         ///< tiny or medium jobs run on the caller alone because that was faster for their kind
 } tsk_pool_stats;
 
 /// A snapshot of the pool counters.

@@ -20,10 +20,15 @@ import CSparseKernels
 /// are sized in multiply-adds, `nnz · max(batch, 8)`: under 2¹⁶ (a few µs) one goes to the pool
 /// only while a worker is already awake; under 2²⁰ (some 60 µs) it wakes a sleeping worker, so a
 /// stream of such products (a network's layers at batch 1) finds the worker spinning after the
-/// first. Because a worker that the scheduler delays after claiming a chunk makes the caller wait,
-/// either kind backs off to the calling thread alone for 20 ms (doubling while it repeats, up to
-/// 1 s) when the caller waited for such a worker or a spinning worker found it had been
-/// descheduled (``PoolStatistics/stalls``).
+/// first. Products under 2¹³ always run on the calling thread. For each kind of product under
+/// 2²⁰ (its shape and batch, say a network's layer), the caller times its first runs on one thread
+/// and on two in turn, then runs it the faster way and re-times the other way every 32 runs: on a
+/// machine whose cores hand data to each other slowly, two threads can lose to one for such
+/// products (``PoolStatistics/aloneJobs``). Either way every chunk computes the same bits. Because
+/// a worker that the scheduler delays after claiming a chunk makes the caller wait, such products
+/// also back off to the calling thread alone for 2 ms (doubling while it repeats, up to 1 s) when
+/// the caller waited for such a worker or a spinning worker found it had been descheduled
+/// (``PoolStatistics/stalls``).
 public enum SparseKernels {
     /// An instruction-set variant of the kernels.
     public enum Variant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
@@ -97,11 +102,14 @@ public enum SparseKernels {
         /// Back-offs: times a product under about a million multiply-adds waited for a worker the
         /// scheduler had delayed, or a spinning worker found it had been descheduled (another
         /// process wants the core). Each keeps such products on the calling thread for a while
-        /// (20 ms, doubling while it repeats, up to 1 s).
+        /// (2 ms, doubling while it repeats, up to 1 s).
         public var stalls: Int
         /// Chunks run by each pool worker, in the order the workers were created: a call with
         /// `threads` threads lets only the first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
+        /// Products under about a million multiply-adds that ran on the calling thread alone
+        /// because their kind ran faster that way when timed both ways (see ``SparseKernels``).
+        public var aloneJobs: Int
     }
 
     /// A snapshot of the pool counters.
@@ -111,7 +119,8 @@ public enum SparseKernels {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
                               callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), stalls: Int(s.stalls),
-                              workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } })
+                              workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } },
+                              aloneJobs: Int(s.alone))
     }
 
     /// A ``CSRMatrix`` copied into stable memory, with row splits for threading, ready for the C kernels.
