@@ -156,26 +156,28 @@ final class SparseKernelsTests: XCTestCase {
     func testMediumJobsBackOffAfterAStalledWorker() {
         let medium = (1 << 18) + 1  // a kind of job of its own (see the next test)
         SparseKernels.resetBackOff()  // whatever earlier tests or other processes caused
-        // Teach the kind that two threads pay (each chunk sleeps: 8 ms alone, about 4 ms on two).
-        for _ in 0..<10 { SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { _ in usleep(1_000) } }
+        // Teach the kind that two threads pay: two chunks of 1 ms (2 ms alone, 1 ms on two threads),
+        // enough runs to time both ways three times, fewer than 32 (the 32nd re-times one thread).
+        wakeWorker()
+        for _ in 0..<20 { SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 1_000) } }
         SparseKernels.resetBackOff()
         wakeWorker()  // a sleeping worker would only be woken, the job running on the caller
         let caller = pthread_self()
         let before = SparseKernels.poolStatistics
-        SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in
-            // The caller's first chunk leaves the worker time to claim one.
-            if pthread_equal(pthread_self(), caller) != 0 { if i == 0 { usleep(5_000) } } else { usleep(20_000) }
+        SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in
+            // The caller's chunk leaves the worker time to claim the other.
+            usleep(pthread_equal(pthread_self(), caller) != 0 ? 5_000 : 20_000)
         }
         let stalled = SparseKernels.poolStatistics
         XCTAssertGreaterThan(stalled.workerChunks, before.workerChunks, "the worker never woke")
         XCTAssertGreaterThanOrEqual(stalled.stalls, before.stalls + 1)
         usleep(200)  // the worker sleeps again (it spins 50 µs); the back-off lasts 2 ms
-        var ran = [Int](repeating: 0, count: 8)
+        var ran = [0, 0]
         ran.withUnsafeMutableBufferPointer { r in
-            SparseKernels.parallelFor(threads: 2, count: 8, work: medium) { i in r[i] += 1 }
+            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { i in r[i] += 1 }
         }
         let after = SparseKernels.poolStatistics
-        XCTAssertEqual(ran, [Int](repeating: 1, count: 8))
+        XCTAssertEqual(ran, [1, 1])
         XCTAssertEqual(after.workerChunks, stalled.workerChunks, "a backed-off job woke the worker")
         XCTAssertEqual(after.callerChunks, stalled.callerChunks, "a backed-off job went through the pool")
     }
