@@ -12,6 +12,13 @@
 #define _GNU_SOURCE
 #include "CSparseKernels.h"
 
+// Thread placement (sched_getcpu, sched_setaffinity, pthread_attr_setaffinity_np): glibc on Linux.
+#if defined(__linux__) && defined(__GLIBC__)
+#define TSK_AFFINITY 1
+#else
+#define TSK_AFFINITY 0
+#endif
+
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -585,11 +592,11 @@ static struct {
     // and each worker's counter on their own cache lines: a line that moves between the cores
     // costs 100–400 ns here (see `run_parallel`).
     _Alignas(64) _Atomic uint64_t next;
-    _Atomic int worker_sleepers;
     _Atomic uint32_t sleeping;  // bit i: worker i sleeps
     _Atomic int caller_sleeping;
     _Atomic int caller_cpu;  // the core of the caller that last woke the workers, or -1
     _Atomic int64_t spin_ns;
+    _Atomic int64_t spin_until;  // workers spin at least until this time (a wake-only job's request)
     _Atomic int allowed;    // workers with an index below this may claim chunks of the current job
     tsk_job_fn fn;
     void *ctx;
@@ -677,7 +684,7 @@ void tsk_pool_reset_backoff(void) {
 // 20 µs took 80–110 µs. So a worker that finds itself on the waking caller's core moves off it
 // (a mask without that core, then the old mask back, which leaves it where it landed).
 static void leave_callers_core(void) {
-#if defined(__linux__)
+#if TSK_AFFINITY
     const int caller = atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed);
     if (caller < 0 || sched_getcpu() != caller) return;
     cpu_set_t mask, others;
@@ -690,26 +697,32 @@ static void leave_callers_core(void) {
 }
 
 // New workers likewise start away from their creator's core (a new thread queued there waited
-// 1–4 ms for it here), then take the process's mask.
-static void start_off_callers_core(pthread_attr_t *attr) {
-#if defined(__linux__)
+// 1–4 ms for it here), then take their creator's mask (`worker_masks`, written before creation).
+#if TSK_AFFINITY
+static cpu_set_t worker_masks[TSK_MAX_WORKERS];
+static int worker_mask_set[TSK_MAX_WORKERS];
+#endif
+
+static void start_off_callers_core(pthread_attr_t *attr, int index) {
+#if TSK_AFFINITY
+    worker_mask_set[index] = 0;
     cpu_set_t others;
     const int cpu = sched_getcpu();
     if (cpu < 0 || sched_getaffinity(0, sizeof others, &others) != 0) return;
+    worker_masks[index] = others;
     CPU_CLR(cpu, &others);
-    if (CPU_COUNT(&others) > 0) pthread_attr_setaffinity_np(attr, sizeof others, &others);
+    if (CPU_COUNT(&others) > 0 && pthread_attr_setaffinity_np(attr, sizeof others, &others) == 0)
+        worker_mask_set[index] = 1;
 #else
     (void)attr;
+    (void)index;
 #endif
 }
 
 static void *worker_main(void *arg) {
     const int index = (int)(intptr_t)arg;
-#if defined(__linux__)
-    {
-        cpu_set_t all;
-        if (sched_getaffinity(getpid(), sizeof all, &all) == 0) sched_setaffinity(0, sizeof all, &all);
-    }
+#if TSK_AFFINITY
+    if (worker_mask_set[index]) sched_setaffinity(0, sizeof worker_masks[index], &worker_masks[index]);
 #endif
     uint32_t seen = (uint32_t)(atomic_load(&pool.next) >> 32);
     for (;;) {
@@ -717,9 +730,15 @@ static void *worker_main(void *arg) {
         if (g == seen) {
             // A worker left out of the last job (a call with fewer threads than workers) sleeps at
             // once: spinning, it would only take a core from the caller or the workers in use.
+            // A wake-only job asks the workers to spin until the next run of its kind
+            // (`spin_until`), which may come later than `spin_ns`.
             const int64_t start = now_ns();
-            const int64_t limit = index < atomic_load_explicit(&pool.allowed, memory_order_relaxed)
-                                      ? atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) : 0;
+            int64_t limit = 0;
+            if (index < atomic_load_explicit(&pool.allowed, memory_order_relaxed)) {
+                const int64_t until = atomic_load_explicit(&pool.spin_until, memory_order_relaxed) - start;
+                limit = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+                if (until > limit) limit = until;
+            }
             int64_t last = start;
             for (uint32_t k = 1;; k++) {
                 cpu_relax();
@@ -737,12 +756,10 @@ static void *worker_main(void *arg) {
                 if (t - start > limit) {
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
                     pthread_mutex_lock(&pool.lock);
-                    atomic_fetch_add(&pool.worker_sleepers, 1);
                     atomic_fetch_or(&pool.sleeping, 1u << index);
                     while ((g = (uint32_t)(atomic_load(&pool.next) >> 32)) == seen)
                         pthread_cond_wait(&pool.work_cv, &pool.lock);
                     atomic_fetch_and(&pool.sleeping, ~(1u << index));
-                    atomic_fetch_sub(&pool.worker_sleepers, 1);
                     pthread_mutex_unlock(&pool.lock);
                     leave_callers_core();
                     break;
@@ -767,7 +784,7 @@ static int ensure_workers(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        start_off_callers_core(&attr);
+        start_off_callers_core(&attr, workers);
         const int failed = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
         if (failed) break;
@@ -800,15 +817,25 @@ typedef struct {
     int64_t alone, pair;  // average ns
     uint32_t alone_n, pair_n, runs;
     int pair_next;        // the workers were woken for the next run, which runs on two threads
+    uint64_t used;        // when last used, on `kind_clock`
 } job_kind;
 
+// 4-way set-associative, least recently used out: kinds that share a set (two layers of one
+// network, say) do not evict each other on every run.
+#define TSK_KIND_WAYS 4
 static job_kind kinds[TSK_KINDS];  // guarded by pool.owner
+static uint64_t kind_clock;
 
 static job_kind *kind_of(tsk_job_fn fn, int64_t chunks, int64_t work) {
     uint64_t key = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull ^ (uint64_t)chunks * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)work;
     key = key ? key : 1;
-    job_kind *k = &kinds[(key ^ (key >> 29)) % TSK_KINDS];
+    job_kind *set = &kinds[(key ^ (key >> 29)) % (TSK_KINDS / TSK_KIND_WAYS) * TSK_KIND_WAYS], *k = set;
+    for (int i = 0; i < TSK_KIND_WAYS; i++) {
+        if (set[i].key == key) { k = &set[i]; break; }
+        if (set[i].used < k->used) k = &set[i];
+    }
     if (k->key != key) *k = (job_kind){.key = key};
+    k->used = ++kind_clock;
     return k;
 }
 
@@ -838,7 +865,7 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
     atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
     // Only the workers that take part are woken (a broadcast wakes the others too, who go back to sleep).
     if (atomic_load(&pool.sleeping) & ((1u << allowed) - 1)) {
-#if defined(__linux__)
+#if TSK_AFFINITY
         atomic_store_explicit(&pool.caller_cpu, sched_getcpu(), memory_order_relaxed);
 #endif
         pthread_mutex_lock(&pool.lock);
@@ -858,12 +885,17 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
 // for a while (`backoff`).
 static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work) {
     const int size = job_size(work);
+    if (threads < 1) threads = 1;
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
     if (threads > chunks) threads = (int)chunks;
     if (work < TSK_ALONE_JOB) threads = 1;
     const int existing = atomic_load_explicit(&pool.workers, memory_order_relaxed);
-    if (size == TSK_JOB_TINY && (existing == 0 || atomic_load_explicit(&pool.worker_sleepers, memory_order_relaxed) >= existing))
-        threads = 1;
+    if (size == TSK_JOB_TINY) {
+        // Only an awake worker among those that would take part helps.
+        const int would = threads - 1 < existing ? threads - 1 : existing;
+        const uint32_t part = (1u << would) - 1;
+        if ((~atomic_load_explicit(&pool.sleeping, memory_order_relaxed) & part) == 0) threads = 1;
+    }
     // A worker that spins is not necessarily running: beside a competing process it may be
     // descheduled, so the back-off holds whether or not the workers sleep.
     const int64_t t0 = size != TSK_JOB_LARGE && threads > 1 ? now_ns() : 0;
@@ -887,12 +919,16 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         kind->pair_next = 0;
         if (!pair || asleep) {
             if (asleep) {
+                // Spin through this run and a little past the next one's start.
+                atomic_store(&pool.spin_until, t0 + 2 * kind->alone + atomic_load(&pool.spin_ns));
                 post(fn, ctx, 0, allowed);
                 kind->pair_next = 1;
             }
             for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
-            if (!asleep) add_sample(&kind->alone, &kind->alone_n, now_ns() - t0);
-            atomic_fetch_add_explicit(&pool.stat_alone, 1, memory_order_relaxed);
+            if (!asleep) {
+                add_sample(&kind->alone, &kind->alone_n, now_ns() - t0);
+                atomic_fetch_add_explicit(&pool.stat_alone, 1, memory_order_relaxed);
+            }
             pthread_mutex_unlock(&pool.owner);
             return;
         }
@@ -1188,6 +1224,7 @@ static void spmm_panel_chunk(void *ctx, int64_t c) {
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks) {
+    if (threads < 1) threads = 1;
     int64_t panels = panel_count(variant, w, batch);
     // An SpMV non-zero costs about as much as 8 multiply-adds of a batched product (0.45–0.5 ns
     // against 0.06–0.09 ns per multiply-add here), and a batch under 8 columns runs one masked

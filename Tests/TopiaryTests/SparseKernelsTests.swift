@@ -98,6 +98,25 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
+    /// A thread count under 1 runs on the calling thread (the batch-1 path once ran no chunk).
+    func testThreadCountsUnderOneRunOnOneThread() {
+        var rng = SeededRandom(seed: 29)
+        let w = SparseTestSupport.randomMatrix(300, 784, sparsity: 0.95, rng: &rng)
+        let layer = SparseDense(weight: CSRMatrix(w), bias: SparseTestSupport.randomArray(300, rng: &rng), activation: .relu)
+        for batch in [1, 16, 128] {
+            let x = SparseTestSupport.randomArray(784 * batch, rng: &rng)
+            var y1 = [Float](repeating: 0, count: 300 * batch)
+            x.withUnsafeBufferPointer { px in
+                y1.withUnsafeMutableBufferPointer { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: $0.baseAddress!, threads: 1) }
+                for threads in [0, -3] {
+                    var y = [Float](repeating: .nan, count: 300 * batch)
+                    y.withUnsafeMutableBufferPointer { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: $0.baseAddress!, threads: threads) }
+                    XCTAssertEqual(y, y1, "B=\(batch), threads \(threads)")
+                }
+            }
+        }
+    }
+
     func testTwoThreadsGiveTheSameBitsAsOne() {
         var rng = SeededRandom(seed: 25)
         let w = SparseTestSupport.randomMatrix(500, 300, sparsity: 0.8, rng: &rng)
@@ -153,13 +172,18 @@ final class SparseKernelsTests: XCTestCase {
     /// A mid-size job whose caller waits for a worker the scheduler delayed (here: one that sleeps
     /// in its chunks) counts a stall, and the next mid-size job with the workers asleep runs on the
     /// caller alone instead of waking one.
-    func testMediumJobsBackOffAfterAStalledWorker() {
+    func testMediumJobsBackOffAfterAStalledWorker() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
         let medium = (1 << 18) + 1  // a kind of job of its own (see the next test)
         SparseKernels.resetBackOff()  // whatever earlier tests or other processes caused
         // Teach the kind that two threads pay: two chunks of 1 ms (2 ms alone, 1 ms on two threads),
         // enough runs to time both ways three times, fewer than 32 (the 32nd re-times one thread).
+        // The worker spins between runs however long a run takes, so that every two-thread run
+        // finds it awake.
+        SparseKernels.setSpinLimit(nanoseconds: 10_000_000)
         wakeWorker()
         for _ in 0..<20 { SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 1_000) } }
+        SparseKernels.setSpinLimit(nanoseconds: 50_000)  // the default
         SparseKernels.resetBackOff()
         wakeWorker()  // a sleeping worker would only be woken, the job running on the caller
         let caller = pthread_self()
@@ -204,7 +228,8 @@ final class SparseKernelsTests: XCTestCase {
     /// a chunk on the worker takes 2.5 times as long (two threads 25 µs, one 20 µs), re-timing
     /// the other way every 32 runs (two threads up to 5 times in a row while the worker wakes).
     /// Every chunk runs once either way.
-    func testMidSizeJobsRunTheFasterWayForTheirKind() {
+    func testMidSizeJobsRunTheFasterWayForTheirKind() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
         let caller = pthread_self()
         func run(work: Int, times: Int, workerSlowdown: Double) -> (SparseKernels.PoolStatistics, SparseKernels.PoolStatistics) {
             let before = SparseKernels.poolStatistics
