@@ -683,15 +683,21 @@ void tsk_pool_reset_backoff(void) {
 // and then shares that core with the caller, spinning, until the scheduler moves it: jobs of
 // 20 µs took 80–110 µs. So a worker that finds itself on the waking caller's core moves off it
 // (a mask without that core, then the old mask back, which leaves it where it landed).
+#if TSK_AFFINITY
+// The calling thread's mask (`mask`) and the same without `cpu` (`others`); 0 when that leaves none.
+static int mask_without(int cpu, cpu_set_t *mask, cpu_set_t *others) {
+    if (cpu < 0 || sched_getaffinity(0, sizeof *mask, mask) != 0) return 0;
+    *others = *mask;
+    CPU_CLR(cpu, others);
+    return CPU_COUNT(others) > 0;
+}
+#endif
+
 static void leave_callers_core(void) {
 #if TSK_AFFINITY
     const int caller = atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed);
-    if (caller < 0 || sched_getcpu() != caller) return;
     cpu_set_t mask, others;
-    if (sched_getaffinity(0, sizeof mask, &mask) != 0) return;
-    others = mask;
-    CPU_CLR(caller, &others);
-    if (CPU_COUNT(&others) == 0) return;
+    if (caller < 0 || sched_getcpu() != caller || !mask_without(caller, &mask, &others)) return;
     if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof mask, &mask);
 #endif
 }
@@ -705,14 +711,9 @@ static int worker_mask_set[TSK_MAX_WORKERS];
 
 static void start_off_callers_core(pthread_attr_t *attr, int index) {
 #if TSK_AFFINITY
-    worker_mask_set[index] = 0;
     cpu_set_t others;
-    const int cpu = sched_getcpu();
-    if (cpu < 0 || sched_getaffinity(0, sizeof others, &others) != 0) return;
-    worker_masks[index] = others;
-    CPU_CLR(cpu, &others);
-    if (CPU_COUNT(&others) > 0 && pthread_attr_setaffinity_np(attr, sizeof others, &others) == 0)
-        worker_mask_set[index] = 1;
+    worker_mask_set[index] = mask_without(sched_getcpu(), &worker_masks[index], &others)
+                             && pthread_attr_setaffinity_np(attr, sizeof others, &others) == 0;
 #else
     (void)attr;
     (void)index;
@@ -856,6 +857,9 @@ static int kind_pairs(job_kind *k) {
 
 // Publishes job `fn` of `chunks` chunks for the first `allowed` workers (none: only wakes them,
 // to spin) and wakes sleeping workers. Called with `pool.owner` held.
+// The `sleeping` bits of the first `n` workers.
+static inline uint32_t first_workers(int n) { return (1u << n) - 1; }
+
 static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
     pool.fn = fn;
     pool.ctx = ctx;
@@ -864,7 +868,7 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
     const uint32_t g = ++pool.generation;
     atomic_store(&pool.next, ((uint64_t)g << 32) | ((uint64_t)chunks << 16));
     // Only the workers that take part are woken (a broadcast wakes the others too, who go back to sleep).
-    if (atomic_load(&pool.sleeping) & ((1u << allowed) - 1)) {
+    if (atomic_load(&pool.sleeping) & first_workers(allowed)) {
 #if TSK_AFFINITY
         atomic_store_explicit(&pool.caller_cpu, sched_getcpu(), memory_order_relaxed);
 #endif
@@ -893,8 +897,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
     if (size == TSK_JOB_TINY) {
         // Only an awake worker among those that would take part helps.
         const int would = threads - 1 < existing ? threads - 1 : existing;
-        const uint32_t part = (1u << would) - 1;
-        if ((~atomic_load_explicit(&pool.sleeping, memory_order_relaxed) & part) == 0) threads = 1;
+        if ((~atomic_load_explicit(&pool.sleeping, memory_order_relaxed) & first_workers(would)) == 0) threads = 1;
     }
     // A worker that spins is not necessarily running: beside a competing process it may be
     // descheduled, so the back-off holds whether or not the workers sleep.
@@ -915,7 +918,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
     job_kind *kind = t0 ? kind_of(fn, chunks, work) : NULL;
     if (kind) {
         const int pair = kind_pairs(kind);
-        const int asleep = pair && !kind->pair_next && (workers > existing || (atomic_load(&pool.sleeping) & ((1u << allowed) - 1)));
+        const int asleep = pair && !kind->pair_next && (workers > existing || (atomic_load(&pool.sleeping) & first_workers(allowed)));
         kind->pair_next = 0;
         if (!pair || asleep) {
             if (asleep) {
