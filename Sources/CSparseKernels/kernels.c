@@ -567,25 +567,35 @@ static int job_size(int64_t work) {
 }
 
 // The caller of a tiny or medium job that waits for a worker's chunk longer than its own share
-// took plus TSK_STALL_NS saw a stalled worker (descheduled by a competing process): such jobs then
-// stay on the caller for `backoff` ns, doubling from TSK_BACKOFF_MIN_NS up to TSK_BACKOFF_MAX_NS
-// while stalls repeat, and back to the minimum once jobs run on two threads without a stall (TSK_CALM_NS).
+// took plus TSK_STALL_NS saw a delayed worker, and so does a spinning worker that finds it was
+// descheduled for TSK_PREEMPTED_NS or more. The time such delays cost goes into a budget that
+// drains at 1/TSK_DELAY_DRAIN of the time that passes; when the budget exceeds TSK_DELAY_BUDGET_NS
+// a competing process is taking the cores, and tiny and medium jobs stay on the caller for
+// `backoff` ns, doubling from TSK_BACKOFF_MIN_NS up to TSK_BACKOFF_MAX_NS while back-offs repeat,
+// and back to the minimum once jobs run on two threads without a delay (TSK_CALM_NS).
+// Measured here (LeNet-300-100's layers at 95%, batch 1, C microbenchmark, delays logged): on the
+// quiet machine the host delayed a worker by 23–106 µs every 50 ms or so, beside `yes > /dev/null`
+// by 4.0–4.1 ms (a scheduler slice) every few ms. Backing off at every delay, as the pool first
+// did, turned the quiet machine's hiccups into back-offs that doubled to hundreds of ms: 11–25 of
+// them in a 3 s run kept most of its jobs on one thread (7.1–7.2 µs a pass against 4.9–5.1 µs with
+// no back-off at all). In the host's slow hours (see `kind_pairs`) a few delays a second also
+// took 0.6–3.4 ms; the 1 ms budget passes the short hiccups, backs off for most of the long ones
+// (one back-off of 2 ms costs little) and stops at a competing process's first slice.
 #define TSK_STALL_NS 20000
-// A spinning worker that finds a gap of this much between two looks at the clock was descheduled
-// for another thread: that too backs tiny and medium jobs off.
 #define TSK_PREEMPTED_NS 200000
+#define TSK_DELAY_BUDGET_NS 1000000
+#define TSK_DELAY_DRAIN 16
 #define TSK_BACKOFF_MIN_NS 2000000
 #define TSK_BACKOFF_MAX_NS 1000000000
-// The back-off's length returns to the minimum after a job that ran on two threads without a stall
-// this long after the last back-off ended. Here the host's own hiccups stalled a quiet machine's
-// worker a few times a second, while beside a competing process stalls came every few ms and a
-// single clean job in between kept the back-offs at 2 ms: LeNet-300-100's layers at batch 1 then
-// took 8.4 µs on two threads against 7.0 on one.
+// The back-off's length returns to the minimum after a job that ran on two threads without a delay
+// this long after the last back-off ended. Beside a competing process delays came every few ms,
+// and a single clean job in between kept the back-offs at 2 ms: LeNet-300-100's layers at batch 1
+// then took 8.4 µs on two threads against 7.0 on one.
 #define TSK_CALM_NS 100000000
 
 static struct {
     pthread_mutex_t owner;  // one caller at a time; others run single-threaded
-    pthread_mutex_t lock;   // guards the two conditions
+    pthread_mutex_t lock;   // guards the two conditions and the delay budget
     pthread_cond_t work_cv;
     pthread_cond_t done_cv;
     // The job (written by the caller, read by workers), the completion count, the caller's state
@@ -605,7 +615,8 @@ static struct {
     _Alignas(64) _Atomic int workers;    // written under `owner`, read without it
     _Atomic int64_t backoff_until;  // jobs under TSK_SMALL_JOB run on the caller before this time
     _Atomic int64_t backoff;        // the next back-off's length
-    _Atomic uint64_t stat_jobs, stat_caller_chunks, stat_sleeps, stat_stalls, stat_alone;
+    int64_t delay_budget, delay_at;  // the delay budget (ns) and when it was last drained; under `lock`
+    _Atomic uint64_t stat_jobs, stat_caller_chunks, stat_sleeps, stat_stalls, stat_alone, stat_delays;
     struct { _Alignas(64) _Atomic uint64_t chunks; } stat_by_worker[TSK_MAX_WORKERS];
 } pool = {
     .owner = PTHREAD_MUTEX_INITIALIZER,
@@ -673,9 +684,27 @@ static void back_off(int64_t t) {
     while (until < t + b && !atomic_compare_exchange_weak(&pool.backoff_until, &until, t + b)) {}
 }
 
+// A worker was delayed by `lost` ns at time `t`: charges the delay budget, and backs off when it
+// overflows (see TSK_DELAY_BUDGET_NS). Rare (a delay is at least 20 µs), so it takes the lock.
+static void delayed(int64_t t, int64_t lost) {
+    atomic_fetch_add_explicit(&pool.stat_delays, 1, memory_order_relaxed);
+    pthread_mutex_lock(&pool.lock);
+    const int64_t drained = t > pool.delay_at ? (t - pool.delay_at) / TSK_DELAY_DRAIN : 0;
+    int64_t budget = pool.delay_budget > drained ? pool.delay_budget - drained : 0;
+    if (t > pool.delay_at) pool.delay_at = t;
+    budget += lost;
+    const int over = budget > TSK_DELAY_BUDGET_NS;
+    pool.delay_budget = over ? 0 : budget;
+    pthread_mutex_unlock(&pool.lock);
+    if (over) back_off(t);
+}
+
 void tsk_pool_reset_backoff(void) {
     atomic_store(&pool.backoff_until, 0);
     atomic_store(&pool.backoff, TSK_BACKOFF_MIN_NS);
+    pthread_mutex_lock(&pool.lock);
+    pool.delay_budget = 0;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 // A woken worker often starts on the core of the caller that woke it, even with the other core
@@ -752,7 +781,7 @@ static void *worker_main(void *arg) {
                 // Only a worker that takes part in jobs judges: more workers than cores (left by a
                 // call with more threads) would otherwise deschedule one another.
                 if (t - last > TSK_PREEMPTED_NS && index < atomic_load_explicit(&pool.allowed, memory_order_relaxed))
-                    back_off(t);
+                    delayed(t, t - last);
                 last = t;
                 if (t - start > limit) {
                     atomic_fetch_add_explicit(&pool.stat_sleeps, 1, memory_order_relaxed);
@@ -963,7 +992,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
         add_sample(&kind->pair, &kind->pair_n, end - t0);
         if (ran < (uint64_t)chunks) {
             // A worker ran some chunks: judge whether it kept pace with the caller.
-            if (waited > own + TSK_STALL_NS) back_off(end);
+            if (waited > own + TSK_STALL_NS) delayed(end, waited - own);
             else if (end - atomic_load_explicit(&pool.backoff_until, memory_order_relaxed) > TSK_CALM_NS)
                 atomic_store_explicit(&pool.backoff, TSK_BACKOFF_MIN_NS, memory_order_relaxed);
         }
@@ -974,7 +1003,7 @@ static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, 
 tsk_pool_stats tsk_pool_get_stats(void) {
     tsk_pool_stats s = {
         atomic_load(&pool.stat_jobs), 0, atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps),
-        atomic_load(&pool.stat_stalls), {0}, atomic_load(&pool.stat_alone)};
+        atomic_load(&pool.stat_stalls), {0}, atomic_load(&pool.stat_alone), atomic_load(&pool.stat_delays)};
     for (int i = 0; i < TSK_MAX_WORKERS; i++) {
         const uint64_t n = atomic_load(&pool.stat_by_worker[i].chunks);
         s.worker_chunks += n;

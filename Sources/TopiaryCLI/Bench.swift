@@ -159,7 +159,7 @@ struct Bench: ParsableCommand {
     /// The pool's counters, which tell whether another process took a core during the run.
     private func poolSummary() -> String {
         let s = SparseKernels.poolStatistics
-        return "thread pool: \(s.jobs) jobs, \(s.aloneJobs) small products run on one thread (faster so for their kind), \(s.stalls) back-offs to one thread (a worker delayed or descheduled by another process)"
+        return "thread pool: \(s.jobs) jobs, \(s.aloneJobs) small products run on one thread (faster so for their kind), \(s.delays) delayed workers, \(s.stalls) back-offs to one thread (delays over the pool's budget: another process wants the cores)"
     }
 
     private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String) throws {

@@ -206,6 +206,58 @@ final class SparseKernelsTests: XCTestCase {
         XCTAssertEqual(after.callerChunks, stalled.callerChunks, "a backed-off job went through the pool")
     }
 
+    /// Delays cost the pool's budget (1 ms, draining at 1/16 of the time that passes) before they
+    /// back off; each costs what the caller waited minus what its own chunk took (the loss
+    /// against running alone). A caller's chunk of 100 µs and a worker's of 300 µs (a quiet host's
+    /// hiccup) cost 100 µs: counted, and the next job still runs on two threads. Worker chunks of
+    /// 600 µs cost 400 µs each (what another process taking the core looks like): the third in a
+    /// row backs off, and the job after runs on the caller alone.
+    func testDelaysBackOffOnlyOverTheBudget() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
+        let medium = (1 << 18) + 9  // a kind of job of its own
+        let caller = pthread_self()
+        func delayedJob(workerMicroseconds: Double) {
+            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in
+                spin(microseconds: pthread_equal(pthread_self(), caller) != 0 ? 100 : workerMicroseconds)
+            }
+        }
+        // The worker spins between jobs, however long a job takes, so that each finds it awake.
+        SparseKernels.setSpinLimit(nanoseconds: 10_000_000)
+        defer { SparseKernels.setSpinLimit(nanoseconds: 50_000) }  // the default
+        // The host can delay the worker by a millisecond on its own, so each case gets three attempts.
+        var passedShort = false, passedLong = false
+        for _ in 0..<3 where !passedShort {
+            SparseKernels.resetBackOff()
+            wakeWorker()
+            // Teach the kind that two threads pay (two chunks of 1 ms; fewer than 32 runs).
+            for _ in 0..<20 { SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 1_000) } }
+            let before = SparseKernels.poolStatistics
+            delayedJob(workerMicroseconds: 300)
+            let delayed = SparseKernels.poolStatistics
+            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 100) }
+            let after = SparseKernels.poolStatistics
+            passedShort = delayed.delays == before.delays + 1 && after.stalls == before.stalls
+                && after.workerChunks > delayed.workerChunks
+        }
+        XCTAssertTrue(passedShort, "a delay under the budget backed off, or was not counted")
+        for _ in 0..<3 where !passedLong {
+            SparseKernels.resetBackOff()
+            let before = SparseKernels.poolStatistics
+            delayedJob(workerMicroseconds: 600)
+            delayedJob(workerMicroseconds: 600)
+            let two = SparseKernels.poolStatistics
+            delayedJob(workerMicroseconds: 600)
+            let three = SparseKernels.poolStatistics
+            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 100) }
+            let after = SparseKernels.poolStatistics
+            passedLong = two.delays == before.delays + 2 && two.stalls == before.stalls
+                && three.delays == before.delays + 3 && three.stalls == before.stalls + 1
+                && after.workerChunks == three.workerChunks && after.callerChunks == three.callerChunks
+        }
+        XCTAssertTrue(passedLong, "repeated delays did not back off at the budget")
+        SparseKernels.resetBackOff()
+    }
+
     /// Spins on the clock for `microseconds` (unlike `usleep`, exact to well under a microsecond).
     private func spin(microseconds: Double) {
         var t0 = timespec(), t = timespec()
@@ -245,8 +297,8 @@ final class SparseKernelsTests: XCTestCase {
             }
             return (before, SparseKernels.poolStatistics)
         }
-        // A stall (a worker descheduled by the host for over 20 µs) backs every such job off to
-        // the caller for a while and spoils the count, so each case gets three attempts.
+        // A long delay (the host descheduling a worker for a millisecond) backs every such job off
+        // to the caller for a while and spoils the count, so each case gets three attempts.
         var pairs = false, alone = false
         for _ in 0..<3 where !pairs {
             SparseKernels.resetBackOff()

@@ -103,9 +103,10 @@ typedef struct tsk_pool_stats {
     uint64_t worker_chunks; ///< chunks run by workers
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
-    uint64_t stalls;        ///< back-offs: a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
+    uint64_t stalls;        ///< back-offs: delayed workers (see `delays`) cost more than the delay budget
     uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
     uint64_t alone;         ///< tiny or medium jobs run on the caller alone because that was faster for their kind
+    uint64_t delays;        ///< a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
 } tsk_pool_stats;
 
 /// A snapshot of the pool counters.

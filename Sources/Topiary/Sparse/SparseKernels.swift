@@ -25,9 +25,11 @@ import CSparseKernels
 /// and on two in turn, then runs it the faster way and re-times the other way every 32 runs: on a
 /// machine whose cores hand data to each other slowly, two threads can lose to one for such
 /// products (``PoolStatistics/aloneJobs``). Either way every chunk computes the same bits. Because
-/// a worker that the scheduler delays after claiming a chunk makes the caller wait, such products
-/// also back off to the calling thread alone for 2 ms (doubling while it repeats, up to 1 s) when
-/// the caller waited for such a worker or a spinning worker found it had been descheduled
+/// a worker that the scheduler delays after claiming a chunk makes the caller wait, the time such
+/// delays cost (``PoolStatistics/delays``) goes into a budget that drains at 1/16 of the time that
+/// passes; when it exceeds 1 ms (another process is taking the cores: it delays a worker by a
+/// whole scheduler slice, where a quiet host's hiccups take tens of microseconds), such products
+/// back off to the calling thread alone for 2 ms, doubling while it repeats, up to 1 s
 /// (``PoolStatistics/stalls``).
 public enum SparseKernels {
     /// An instruction-set variant of the kernels.
@@ -99,10 +101,10 @@ public enum SparseKernels {
         public var callerChunks: Int
         /// Times a thread blocked after spinning.
         public var sleeps: Int
-        /// Back-offs: times a product under about a million multiply-adds waited for a worker the
-        /// scheduler had delayed, or a spinning worker found it had been descheduled (another
-        /// process wants the core). Each keeps such products on the calling thread for a while
-        /// (2 ms, doubling while it repeats, up to 1 s).
+        /// Back-offs: times the delays (``delays``) cost more than the pool's budget (see
+        /// ``SparseKernels``), a sign that another process wants the cores. Each keeps products
+        /// under about a million multiply-adds on the calling thread for a while (2 ms, doubling
+        /// while it repeats, up to 1 s).
         public var stalls: Int
         /// Chunks run by each pool worker, in the order the workers were created: a call with
         /// `threads` threads lets only the first `threads - 1` workers take part.
@@ -110,6 +112,10 @@ public enum SparseKernels {
         /// Products under about a million multiply-adds that ran on the calling thread alone
         /// because their kind ran faster that way when timed both ways (see ``SparseKernels``).
         public var aloneJobs: Int
+        /// Delayed workers: times a product under about a million multiply-adds waited at least
+        /// 20 µs longer for a worker's chunk than its own share took, or a spinning worker found it
+        /// had been descheduled for 200 µs or more.
+        public var delays: Int
     }
 
     /// A snapshot of the pool counters.
@@ -120,7 +126,7 @@ public enum SparseKernels {
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
                               callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), stalls: Int(s.stalls),
                               workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } },
-                              aloneJobs: Int(s.alone))
+                              aloneJobs: Int(s.alone), delays: Int(s.delays))
     }
 
     /// A ``CSRMatrix`` copied into stable memory, with row splits for threading, ready for the C kernels.
