@@ -8,7 +8,8 @@ struct Bench: ParsableCommand {
         discussion: """
         By default, times one layer product per cell of the grid shape × batch × sparsity × threads, \
         dense-masked (OpenBLAS sgemm, or sgemv at batch 1, on weights with zeros) against CSR, in the \
-        same run, and reports the speedup and the crossover sparsity where CSR starts to win. Every \
+        same run, and reports the speedup and the crossover sparsity where CSR starts to win (with an \
+        interpolated estimate between that grid point and the one below it). Every \
         list is comma-separated; without lists the full grid runs (several minutes), --quick runs a \
         small one. Results are medians of runs after warm-up (interleaved with one thread; with more, \
         in blocks after pauses that let OpenBLAS's idle threads stop spinning).

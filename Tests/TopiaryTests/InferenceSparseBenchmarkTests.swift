@@ -74,7 +74,17 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         let x = SparseBenchmark.crossovers(cells)
         XCTAssertEqual(x.count, 2)
         XCTAssertEqual(x[0].sparsity, 0.9)
+        // Speedup 1/1.1 at 70% and 2 at 90%: 1 is reached 0.1/1.1 of the way, at 71.8%.
+        XCTAssertEqual(x[0].slowerAt, 0.7)
+        XCTAssertEqual(try XCTUnwrap(x[0].estimate), 0.7 + (1 - 1 / 1.1) / (2 - 1 / 1.1) * 0.2, accuracy: 1e-12)
         XCTAssertNil(x[1].sparsity)
+        XCTAssertNil(x[1].slowerAt)
+        XCTAssertNil(x[1].estimate)
+        // CSR faster everywhere: no point below the crossover, nothing to interpolate.
+        let all = SparseBenchmark.crossovers([cell(s, sparsity: 0.5, dense: 1, csr: 0.9), cell(s, sparsity: 0.9, dense: 1, csr: 0.2)])
+        XCTAssertEqual(all.first?.sparsity, 0.5)
+        XCTAssertNil(all.first?.slowerAt)
+        XCTAssertNil(all.first?.estimate)
     }
 
     func testRegressionsAreRatiosWorseThanTheTolerance() {
@@ -174,6 +184,11 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         XCTAssertNotNil(first?["batch"]); XCTAssertNotNil(first?["threads"]); XCTAssertNotNil(first?["sparsity"])
         let crossover = (object?["crossover"] as? [[String: Any]])?.first
         XCTAssertEqual(crossover?["sparsity"] as? Double, 0.5)
+        let crossed = try JSONEncoder().encode(SparseBenchmark.Crossover(shape: Shape(8, 8), batch: 1, threads: 1, sparsity: 0.7,
+                                                                        slowerAt: 0.5, estimate: 0.56))
+        let keys = try JSONSerialization.jsonObject(with: crossed) as? [String: Any]
+        XCTAssertEqual(keys?["slower_at"] as? Double, 0.5)
+        XCTAssertEqual(keys?["estimate"] as? Double, 0.56)
     }
 
     func testRandomWeightHasExactlyTheRequestedZeros() {

@@ -205,6 +205,27 @@ public enum SparseBenchmark {
         /// The lowest measured sparsity from which CSR is faster at every higher measured sparsity;
         /// `nil` when CSR never wins on the grid.
         public var sparsity: Double?
+        /// The measured sparsity just below ``sparsity``, where CSR was not faster; `nil` when CSR
+        /// won at every measured sparsity, or never.
+        public var slowerAt: Double?
+        /// Where the speedup crosses 1 between ``slowerAt`` and ``sparsity``, interpolated linearly:
+        /// a grid's points can be far apart (at 50% and 70%, say), and the crossover anywhere
+        /// between them. `nil` without ``slowerAt``.
+        public var estimate: Double?
+
+        /// A crossover; ``estimate`` is left `nil`.
+        public init(shape: Shape, batch: Int, threads: Int, sparsity: Double?, slowerAt: Double? = nil, estimate: Double? = nil) {
+            self.shape = shape
+            self.batch = batch
+            self.threads = threads
+            self.sparsity = sparsity
+            self.slowerAt = slowerAt
+            self.estimate = estimate
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case shape, batch, threads, sparsity, slowerAt = "slower_at", estimate
+        }
     }
 
     /// The outcome of a run: every cell and the crossovers.
@@ -240,7 +261,10 @@ public enum SparseBenchmark {
             lines.append("")
             lines.append("crossover (CSR faster from this sparsity up):")
             for c in crossover {
-                let s = c.sparsity.map { InferenceSupport.fixed($0, 2) } ?? "never"
+                var s = c.sparsity.map { InferenceSupport.fixed($0, 2) } ?? "never"
+                if let below = c.slowerAt, let e = c.estimate {
+                    s += " (not at \(InferenceSupport.fixed(below, 2)); speedup 1 at about \(InferenceSupport.fixed(e, 2)), interpolated)"
+                }
                 lines.append("  \(c.shape) batch \(c.batch) threads \(c.threads): \(s)")
             }
             return lines.joined(separator: "\n")
@@ -527,11 +551,16 @@ public enum SparseBenchmark {
         }
         return order.map { key in
             let sorted = (groups[key] ?? []).sorted { $0.sparsity < $1.sparsity }
-            var crossover: Double? = nil
-            for c in sorted.reversed() {
-                if c.speedup > 1 { crossover = c.sparsity } else { break }
+            var first = sorted.count  // the first cell of the winning run at the top of the grid
+            while first > 0, sorted[first - 1].speedup > 1 { first -= 1 }
+            var x = Crossover(shape: key.shape, batch: key.batch, threads: key.threads,
+                              sparsity: first < sorted.count ? sorted[first].sparsity : nil)
+            if first > 0, first < sorted.count {
+                let lo = sorted[first - 1], hi = sorted[first]  // speedups lo ≤ 1 < hi
+                x.slowerAt = lo.sparsity
+                x.estimate = lo.sparsity + (1 - lo.speedup) / (hi.speedup - lo.speedup) * (hi.sparsity - lo.sparsity)
             }
-            return Crossover(shape: key.shape, batch: key.batch, threads: key.threads, sparsity: crossover)
+            return x
         }
     }
 }
