@@ -45,6 +45,26 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
+    /// At batch 1 the first layer reads the caller's input and the last writes the caller's output
+    /// directly; an output that overlaps the input (in place) still gets the out-of-place bits.
+    func testForwardInPlaceGivesTheOutOfPlaceBits() {
+        for (sizes, batch) in [([40, 40], 1), ([40, 30, 40], 1), ([40, 40], 3), ([40, 30, 40], 128)] {
+            let net = prunedChain(sizes, sparsity: 0.9, seed: 21)
+            for policy in [CompiledNetwork.Policy.sparse, .dense] {
+                let plan = CompiledNetwork(net, batchSize: batch, policy: policy, threads: 2)
+                let x = input(batch, 40, seed: 22).storage
+                var expected = [Float](repeating: 0, count: batch * 40)
+                x.withUnsafeBufferPointer { px in
+                    expected.withUnsafeMutableBufferPointer { plan.forward(px.baseAddress!, batch: batch, into: $0.baseAddress!) }
+                }
+                var buffer = x
+                buffer.withUnsafeMutableBufferPointer { plan.forward(UnsafePointer($0.baseAddress!), batch: batch, into: $0.baseAddress!) }
+                XCTAssertEqual(buffer, expected, "\(sizes) B=\(batch) \(policy)")
+                assertClose(Matrix(rows: batch, columns: 40, storage: expected), net(input(batch, 40, seed: 22)), "\(sizes) B=\(batch) \(policy)")
+            }
+        }
+    }
+
     func testSlabsAcrossTwoThreadsMatchTheChainAndOneThreadBitForBit() throws {
         let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
         // 129: the last slab takes the odd sample (a lone sample would take the SpMV path).

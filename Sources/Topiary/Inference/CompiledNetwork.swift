@@ -414,7 +414,8 @@ public final class CompiledNetwork {
         return best
     }
 
-    /// Forward pass: `output[batch, out] = network(input[batch, in])`, both row-major.
+    /// Forward pass: `output[batch, out] = network(input[batch, in])`, both row-major. The output
+    /// may overlap the input (the input is then copied first).
     ///
     /// - Precondition: `1 ≤ batch ≤ batchSize`.
     public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
@@ -422,6 +423,13 @@ public final class CompiledNetwork {
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
         let savedThreads = BLAS.threadCount
         defer { if BLAS.threadCount != savedThreads { BLAS.threadCount = savedThreads } }
+        let (inputCount, outputCount) = (batch * sizes[0], batch * sizes[sizes.count - 1])
+        if UnsafePointer(output) < input + inputCount, input < UnsafePointer(output) + outputCount {
+            // In place (the output overlaps the input): the layers read the input as they write.
+            let copy = Array(UnsafeBufferPointer(start: input, count: inputCount))
+            copy.withUnsafeBufferPointer { forward($0.baseAddress!, batch: batch, into: output) }
+            return
+        }
         CompiledNetwork.forward(steps, slab: slabWidth, sizes: sizes, input, batch: batch, into: output,
                                 threads: threads, variant: variant, buffers: buffers)
     }
@@ -436,21 +444,26 @@ public final class CompiledNetwork {
         func run(_ input: UnsafePointer<Float>, _ n: Int, _ output: UnsafeMutablePointer<Float>,
                  _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int,
                  batchMajor: UnsafeMutablePointer<Float>? = nil) {
-            var x = x, y = y
             if n == 1 {
-                x.update(from: input, count: inputSize)
-            } else {
-                SparseKernels.transpose(input, rows: n, columns: inputSize, into: x)
+                // One sample is its own feature-major column: the first layer reads the input and
+                // the last writes the output in place, with no copies (a copy would also make the
+                // pool's worker fetch the input's lines from the caller's core on every call).
+                var (source, target, spare) = (input, x, y)
+                if steps.isEmpty { output.update(from: source, count: outputSize) }
+                for (index, step) in steps.enumerated() {
+                    let into = index == steps.count - 1 ? output : target
+                    CompiledNetwork.run(step, source, into, batch: 1, threads: threads, variant: variant, batchMajor: batchMajor)
+                    (source, target, spare) = (UnsafePointer(into), spare, target)
+                }
+                return
             }
+            var x = x, y = y
+            SparseKernels.transpose(input, rows: n, columns: inputSize, into: x)
             for step in steps {
                 CompiledNetwork.run(step, x, y, batch: n, threads: threads, variant: variant, batchMajor: batchMajor)
                 swap(&x, &y)
             }
-            if n == 1 {
-                output.update(from: x, count: outputSize)
-            } else {
-                SparseKernels.transpose(x, rows: outputSize, columns: n, into: output)
-            }
+            SparseKernels.transpose(x, rows: outputSize, columns: n, into: output)
         }
         let (x, y) = (buffers.x, buffers.y)
         if let slab, batch >= 2 * slab {
