@@ -67,8 +67,9 @@ int main(int argc, char **argv) {
     qsort(medians, RUNS, sizeof(double), ascending);
     const tsk_pool_stats s = tsk_pool_get_stats();
     printf("sparsity %.2f, %d thread(s): %.3f us per forward pass (median of %d runs of %d; fastest %.3f); "
-           "pool: %llu jobs, %llu run alone by choice, %llu back-offs\n",
+           "pool: %llu jobs, %llu run alone by choice, %llu delayed workers, %llu back-offs\n",
            sparsity, threads, medians[RUNS / 2] / 1e3, RUNS, CALLS, medians[0] / 1e3,
-           (unsigned long long)s.jobs, (unsigned long long)s.alone, (unsigned long long)s.stalls);
+           (unsigned long long)s.jobs, (unsigned long long)s.alone, (unsigned long long)s.delays,
+           (unsigned long long)s.stalls);
     return 0;
 }

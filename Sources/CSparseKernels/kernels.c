@@ -556,7 +556,7 @@ typedef void (*tsk_job_fn)(void *ctx, int64_t chunk);
 //   tiny   (< TSK_TINY_JOB, under ~4 µs here): the pool only if a worker is awake (spinning);
 //   medium (< TSK_SMALL_JOB, under ~60 µs): wakes a sleeping worker;
 //   large: always the pool.
-// Tiny and medium jobs run on the caller alone while a back-off set by a stalled worker lasts.
+// Tiny and medium jobs run on the caller alone while a back-off lasts (delayed workers over budget).
 #define TSK_ALONE_JOB (1 << 13)
 #define TSK_TINY_JOB (1 << 16)
 #define TSK_SMALL_JOB (1 << 20)
@@ -914,8 +914,10 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
 // two threads, a medium job wakes a sleeping worker but never waits for it to start (the caller
 // claims whatever the worker has not). A worker that the scheduler delays after it has claimed a
 // chunk makes the caller wait (measured: a 50 µs SpMV took twice as long at the median with the
-// other core busy), so a tiny or medium job that sees one backs such jobs off to the caller alone
-// for a while (`backoff`).
+// other core busy), so a tiny or medium job that sees one charges the delay to the pool's budget,
+// and when delays exceed it such jobs back off to the caller alone for a while (`delayed`). A
+// caller that waited long enough to block on `done_cv` counts its own wake-up in the delay; it
+// only blocks after `spin_ns` (50 µs) of spinning, so the worker was late by then anyway.
 static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work) {
     const int size = job_size(work);
     if (threads < 1) threads = 1;

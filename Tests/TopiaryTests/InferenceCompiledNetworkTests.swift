@@ -60,6 +60,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
                 var buffer = x
                 buffer.withUnsafeMutableBufferPointer { plan.forward(UnsafePointer($0.baseAddress!), batch: batch, into: $0.baseAddress!) }
                 XCTAssertEqual(buffer, expected, "\(sizes) B=\(batch) \(policy)")
+                // Overlapping in part: the output starts 5 floats into the input.
+                var shifted = x + [Float](repeating: 0, count: 5)
+                shifted.withUnsafeMutableBufferPointer { plan.forward(UnsafePointer($0.baseAddress!), batch: batch, into: $0.baseAddress! + 5) }
+                XCTAssertEqual(Array(shifted[5...]), expected, "\(sizes) B=\(batch) \(policy), shifted")
                 assertClose(Matrix(rows: batch, columns: 40, storage: expected), net(input(batch, 40, seed: 22)), "\(sizes) B=\(batch) \(policy)")
             }
         }

@@ -74,9 +74,9 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         let x = SparseBenchmark.crossovers(cells)
         XCTAssertEqual(x.count, 2)
         XCTAssertEqual(x[0].sparsity, 0.9)
-        // Speedup 1/1.1 at 70% and 2 at 90%: 1 is reached 0.1/1.1 of the way, at 71.8%.
+        // Speedup 1/1.1 at 70% and 2 at 90%: 1 is reached (1/11)/(12/11) = 1/12 of the way, at 71.67%.
         XCTAssertEqual(x[0].slowerAt, 0.7)
-        XCTAssertEqual(try XCTUnwrap(x[0].estimate), 0.7 + (1 - 1 / 1.1) / (2 - 1 / 1.1) * 0.2, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(x[0].estimate), 0.716_666_666_666_7, accuracy: 1e-12)
         XCTAssertNil(x[1].sparsity)
         XCTAssertNil(x[1].slowerAt)
         XCTAssertNil(x[1].estimate)

@@ -211,51 +211,73 @@ final class SparseKernelsTests: XCTestCase {
     /// against running alone). A caller's chunk of 100 µs and a worker's of 300 µs (a quiet host's
     /// hiccup) cost 100 µs: counted, and the next job still runs on two threads. Worker chunks of
     /// 600 µs cost 400 µs each (what another process taking the core looks like): the third in a
-    /// row backs off, and the job after runs on the caller alone.
+    /// row backs off, and the job after runs on the caller alone; three of them 8 ms apart (the
+    /// budget drains 500 µs in between) do not.
     func testDelaysBackOffOnlyOverTheBudget() throws {
         try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
-        let medium = (1 << 18) + 9  // a kind of job of its own
         let caller = pthread_self()
-        func delayedJob(workerMicroseconds: Double) {
-            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in
+        // Each attempt uses a kind of job of its own (a work value), taught that two threads pay
+        // (two chunks of 1 ms, 20 runs), so that no kind's every-32nd run, which re-times the
+        // caller alone, falls among the delayed jobs.
+        var kind = (1 << 18) + 9
+        func teach() -> Int {
+            kind += 2
+            SparseKernels.resetBackOff()
+            wakeWorker()
+            for _ in 0..<20 { SparseKernels.parallelFor(threads: 2, count: 2, work: kind) { _ in spin(microseconds: 1_000) } }
+            SparseKernels.resetBackOff()
+            return kind
+        }
+        func job(_ work: Int, workerMicroseconds: Double) {
+            SparseKernels.parallelFor(threads: 2, count: 2, work: work) { _ in
                 spin(microseconds: pthread_equal(pthread_self(), caller) != 0 ? 100 : workerMicroseconds)
             }
         }
         // The worker spins between jobs, however long a job takes, so that each finds it awake.
         SparseKernels.setSpinLimit(nanoseconds: 10_000_000)
-        defer { SparseKernels.setSpinLimit(nanoseconds: 50_000) }  // the default
-        // The host can delay the worker by a millisecond on its own, so each case gets three attempts.
-        var passedShort = false, passedLong = false
-        for _ in 0..<3 where !passedShort {
+        defer {
+            SparseKernels.setSpinLimit(nanoseconds: 50_000)  // the default
             SparseKernels.resetBackOff()
-            wakeWorker()
-            // Teach the kind that two threads pay (two chunks of 1 ms; fewer than 32 runs).
-            for _ in 0..<20 { SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 1_000) } }
+        }
+        // The host can delay the worker by a millisecond on its own, so each case gets three attempts.
+        var short = false, long = false, spaced = false
+        for _ in 0..<3 where !short {
+            let work = teach()
             let before = SparseKernels.poolStatistics
-            delayedJob(workerMicroseconds: 300)
+            job(work, workerMicroseconds: 300)
             let delayed = SparseKernels.poolStatistics
-            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 100) }
+            job(work, workerMicroseconds: 100)
             let after = SparseKernels.poolStatistics
-            passedShort = delayed.delays == before.delays + 1 && after.stalls == before.stalls
+            short = delayed.delays == before.delays + 1 && after.stalls == before.stalls
                 && after.workerChunks > delayed.workerChunks
         }
-        XCTAssertTrue(passedShort, "a delay under the budget backed off, or was not counted")
-        for _ in 0..<3 where !passedLong {
-            SparseKernels.resetBackOff()
+        XCTAssertTrue(short, "a delay under the budget backed off, or was not counted")
+        for _ in 0..<3 where !long {
+            let work = teach()
             let before = SparseKernels.poolStatistics
-            delayedJob(workerMicroseconds: 600)
-            delayedJob(workerMicroseconds: 600)
+            job(work, workerMicroseconds: 600)
+            job(work, workerMicroseconds: 600)
             let two = SparseKernels.poolStatistics
-            delayedJob(workerMicroseconds: 600)
+            job(work, workerMicroseconds: 600)
             let three = SparseKernels.poolStatistics
-            SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { _ in spin(microseconds: 100) }
+            job(work, workerMicroseconds: 100)
             let after = SparseKernels.poolStatistics
-            passedLong = two.delays == before.delays + 2 && two.stalls == before.stalls
+            long = two.delays == before.delays + 2 && two.stalls == before.stalls
                 && three.delays == before.delays + 3 && three.stalls == before.stalls + 1
                 && after.workerChunks == three.workerChunks && after.callerChunks == three.callerChunks
         }
-        XCTAssertTrue(passedLong, "repeated delays did not back off at the budget")
-        SparseKernels.resetBackOff()
+        XCTAssertTrue(long, "repeated delays did not back off at the budget")
+        for _ in 0..<3 where !spaced {
+            let work = teach()
+            let before = SparseKernels.poolStatistics
+            for i in 0..<3 {
+                if i > 0 { spin(microseconds: 8_000) }
+                job(work, workerMicroseconds: 600)
+            }
+            let after = SparseKernels.poolStatistics
+            spaced = after.delays == before.delays + 3 && after.stalls == before.stalls
+        }
+        XCTAssertTrue(spaced, "delays far enough apart for the budget to drain backed off")
     }
 
     /// Spins on the clock for `microseconds` (unlike `usleep`, exact to well under a microsecond).

@@ -80,7 +80,8 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
 /// job's cost in multiply-adds (a sparse product counts `nnz · max(batch, 8)`): under 2^13 the
 /// caller runs it alone; under 2^16 the pool helps only if a worker is already awake; under 2^20
 /// the caller times each kind of job (`fn`, `count`, `work`) on one thread and on two and runs it
-/// the faster way, and a stalled worker backs such jobs off to the caller for a while; from 2^20
+/// the faster way, and delayed workers whose cost exceeds a small budget back such jobs off to
+/// the caller for a while; from 2^20
 /// the pool always takes part.
 /// `fn` must not call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run
 /// single-threaded).
@@ -115,7 +116,7 @@ tsk_pool_stats tsk_pool_get_stats(void);
 /// How long (nanoseconds) an idle worker, or a caller waiting for a worker, spins before blocking.
 void tsk_pool_set_spin_ns(int64_t ns);
 
-/// Ends a running back-off and resets its length (for tests).
+/// Ends a running back-off, resets its length and empties the delay budget (for tests).
 void tsk_pool_reset_backoff(void);
 
 #ifdef __cplusplus

@@ -449,7 +449,6 @@ public final class CompiledNetwork {
                 // the last writes the output in place, with no copies (a copy would also make the
                 // pool's worker fetch the input's lines from the caller's core on every call).
                 var (source, target, spare) = (input, x, y)
-                if steps.isEmpty { output.update(from: source, count: outputSize) }
                 for (index, step) in steps.enumerated() {
                     let into = index == steps.count - 1 ? output : target
                     CompiledNetwork.run(step, source, into, batch: 1, threads: threads, variant: variant, batchMajor: batchMajor)

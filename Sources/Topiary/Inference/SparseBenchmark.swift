@@ -213,7 +213,7 @@ public enum SparseBenchmark {
         /// between them. `nil` without ``slowerAt``.
         public var estimate: Double?
 
-        /// A crossover; ``estimate`` is left `nil`.
+        /// A crossover; `slowerAt` and `estimate` default to `nil`.
         public init(shape: Shape, batch: Int, threads: Int, sparsity: Double?, slowerAt: Double? = nil, estimate: Double? = nil) {
             self.shape = shape
             self.batch = batch

@@ -84,7 +84,8 @@ public enum SparseKernels {
         tsk_pool_set_spin_ns(Int64(nanoseconds))
     }
 
-    /// Ends a running back-off to the calling thread (see ``PoolStatistics/stalls``), for tests.
+    /// Ends a running back-off to the calling thread (see ``PoolStatistics/stalls``), resets its
+    /// length and empties the delay budget, for tests.
     ///
     /// The corresponding C function is `tsk_pool_reset_backoff`.
     static func resetBackOff() {
