@@ -84,6 +84,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let threadCounts = try grid().threads
+        let pool = PoolCounts.Snapshot()
         if training {
             BLAS.threadCount = threadCounts.max() ?? 1
             return try runTraining(threads: threads == nil ? [1, 2] : threadCounts)
@@ -91,10 +92,10 @@ struct Bench: ParsableCommand {
         if let model {
             let loaded = try Model.load(from: model)
             return try runNetwork([SparseBenchmark.network(loaded.network, batches: [1, 128], threads: threadCounts)].flatMap { $0 },
-                                  title: "\(model) (\(percent(loaded.network.sparsity)) of weights zero)")
+                                  title: "\(model) (\(percent(loaded.network.sparsity)) of weights zero)", pool: pool)
         }
         if network {
-            return try runNetwork(SparseBenchmark.lenet(threads: threadCounts), title: "LeNet-300-100, random masks")
+            return try runNetwork(SparseBenchmark.lenet(threads: threadCounts), title: "LeNet-300-100, random masks", pool: pool)
         }
         if let check {
             let baseline = try SparseBenchmark.Baseline(contentsOfFile: check)
@@ -126,10 +127,10 @@ struct Bench: ParsableCommand {
             if !regressions.isEmpty { throw ExitCode(1) }
             return
         }
-        try runGrid(try grid())
+        try runGrid(try grid(), pool: pool)
     }
 
-    private func runGrid(_ configuration: SparseBenchmark.Configuration) throws {
+    private func runGrid(_ configuration: SparseBenchmark.Configuration, pool: PoolCounts.Snapshot) throws {
         let total = configuration.shapes.count * configuration.batches.count * configuration.sparsities.count * configuration.threads.count
         let bar = ProgressBar(enabled: !json)
         var done = 0
@@ -147,30 +148,37 @@ struct Bench: ParsableCommand {
                 throw TopiaryError(.writeFailed, "Cannot write the baseline \(writeBaseline): \(error.localizedDescription)")
             }
         }
+        let counts = PoolCounts(since: pool)
         if json {
-            try printJSON(results)
+            // The keys, plus the pool's counters over the run.
+            struct Report: Encodable {
+                var results: SparseBenchmark.Results
+                var pool: PoolCounts
+                enum CodingKeys: String, CodingKey { case pool }
+                func encode(to encoder: Encoder) throws {
+                    try results.encode(to: encoder)
+                    var c = encoder.container(keyedBy: CodingKeys.self)
+                    try c.encode(pool, forKey: .pool)
+                }
+            }
+            try printJSON(Report(results: results, pool: counts))
         } else {
             print("kernel variant \(results.variant)")
             print(results.table)
-            if configuration.threads.contains(where: { $0 > 1 }) { print(poolSummary()) }
+            if configuration.threads.contains(where: { $0 > 1 }) { print(counts.summary) }
             if let writeBaseline { print("wrote \(writeBaseline)") }
         }
     }
 
-    /// The pool's counters, which tell whether another process took a core during the run.
-    private func poolSummary() -> String {
-        let s = SparseKernels.poolStatistics
-        return "thread pool: \(s.jobs) jobs, \(s.aloneJobs) small products run on one thread (faster so for their kind), \(s.delays) delayed workers, \(s.stalls) back-offs to one thread (delays over the pool's budget: another process wants the cores)"
-    }
-
-    private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String) throws {
+    private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String, pool: PoolCounts.Snapshot) throws {
+        let counts = PoolCounts(since: pool)
         if json {
-            struct Report: Encodable { var title: String; var results: [SparseBenchmark.NetworkResult] }
-            try printJSON(Report(title: title, results: results))
+            struct Report: Encodable { var title: String; var results: [SparseBenchmark.NetworkResult]; var pool: PoolCounts }
+            try printJSON(Report(title: title, results: results, pool: counts))
         } else {
             print(title)
             print(SparseBenchmark.table(results))
-            if results.contains(where: { $0.threads > 1 }) { print(poolSummary()) }
+            if results.contains(where: { $0.threads > 1 }) { print(counts.summary) }
         }
     }
 
@@ -194,5 +202,41 @@ struct Bench: ParsableCommand {
             print(String(format: "  forward pass   %8.3f s  %6.1f GFLOP/s  (%d images, batch 1000)", r.forwardSeconds, r.forwardGflops, r.examples))
             print(String(format: "  peak sgemm     %17.1f GFLOP/s  (2048³)", r.peakSgemmGflops))
         }
+    }
+}
+
+/// The thread pool's counters over one `topiary bench` run, which tell whether another process
+/// took a core meanwhile (`--json`: `"pool"`).
+struct PoolCounts: Encodable {
+    /// The counters when the run started.
+    struct Snapshot {
+        let statistics = SparseKernels.poolStatistics
+    }
+
+    /// Products handed to the pool's workers.
+    var jobs: Int
+    /// Small products run on the calling thread because that was faster for their kind.
+    var aloneJobs: Int
+    /// Workers found delayed (see ``SparseKernels/PoolStatistics/delays``).
+    var delays: Int
+    /// Back-offs to one thread: delays over the pool's budget.
+    var backOffs: Int
+
+    init(since start: Snapshot) {
+        let now = SparseKernels.poolStatistics, then = start.statistics
+        jobs = now.jobs - then.jobs
+        aloneJobs = now.aloneJobs - then.aloneJobs
+        delays = now.delays - then.delays
+        backOffs = now.stalls - then.stalls
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case jobs, aloneJobs = "alone_jobs", delays, backOffs = "back_offs"
+    }
+
+    /// One line for the text output.
+    var summary: String {
+        "thread pool: \(jobs) jobs, \(aloneJobs) small products run on one thread (faster so for their kind), "
+            + "\(delays) delayed workers, \(backOffs) back-offs to one thread (delays over the pool's budget: another process wants the cores)"
     }
 }

@@ -148,6 +148,9 @@ final class CLITests: CLITestCase {
             XCTAssertEqual(try XCTUnwrap(cell["speedup"] as? Double), dense / csr, accuracy: 1e-6 * dense / csr)
         }
         XCTAssertEqual((j["crossover"] as? [[String: Any]])?.count, 2)
+        // The pool's counters over the run: one thread hands the pool nothing.
+        let pool = try XCTUnwrap(j["pool"] as? [String: Any])
+        for key in ["jobs", "alone_jobs", "delays", "back_offs"] { XCTAssertEqual(pool[key] as? Int, 0, "pool \(key): \(pool)") }
     }
 
     func testBenchAutomaticReportsThePickOfEveryCell() throws {
