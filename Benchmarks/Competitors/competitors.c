@@ -38,6 +38,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,7 +358,7 @@ typedef struct {
     double dense_ms; /* best dense time of this cell */
 } Cell;
 
-enum { K_OPENBLAS, K_MKL, K_RSB, K_TOPIARY };
+enum { K_OPENBLAS, K_MKL, K_RSB, K_TOPIARY, K_SIMPLE };
 #define MAX_ROUNDS 9
 #define MAX_PATHS 16
 
@@ -862,6 +864,137 @@ static void teardown_topiary(void) {
 }
 #endif
 
+/* ------------------------------------------------------------------ */
+/* A simple hand-written CSR kernel vectorised over the batch: the AVX2 */
+/* form of the "simple AVX-512 kernel" (this CPU has no         */
+/* AVX-512). Per row and per 64 columns of the batch: 8 accumulators,   */
+/* one broadcast weight and 8 FMAs per non-zero, X read in place (K x B */
+/* row-major); narrower tails of the batch 8 columns at a time (B a     */
+/* multiple of 8 here). Two threads: the rows split in two by non-zero  */
+/* count, the second half on a helper thread that spins on a job        */
+/* counter for up to 2 ms after each job and then sleeps (so it never   */
+/* spins during the other paths, which come after a >= 100 ms gap).     */
+/* ------------------------------------------------------------------ */
+static int g_want_simple = 0;
+#include <immintrin.h>
+typedef struct {
+    const Weight *w;
+    const Batch *b;
+    float *Y;
+    int threads, split;  /* rows [0, split) on the caller, [split, M) on the helper */
+    pthread_t helper;
+    int helper_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    atomic_int job, done, quit;
+} SimpleCtx;
+static SimpleCtx g_simple;
+
+__attribute__((target("avx2,fma"))) static void simple_rows(const Weight *w, const Batch *b, float *Y, int r0, int r1) {
+    const int B = b->B;
+    for (int i = r0; i < r1; i++) {
+        const int s = w->rowptr[i], e = w->rowptr[i + 1];
+        int j = 0;
+        for (; j + 64 <= B; j += 64) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int p = s; p < e; p++) {
+                const __m256 v = _mm256_broadcast_ss(&w->val[p]);
+                const float *x = b->X + (size_t)w->col[p] * B + j;
+                a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x), a0);
+                a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 8), a1);
+                a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 16), a2);
+                a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 24), a3);
+                a4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 32), a4);
+                a5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 40), a5);
+                a6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 48), a6);
+                a7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 56), a7);
+            }
+            float *y = Y + (size_t)i * B + j;
+            _mm256_storeu_ps(y, a0); _mm256_storeu_ps(y + 8, a1); _mm256_storeu_ps(y + 16, a2);
+            _mm256_storeu_ps(y + 24, a3); _mm256_storeu_ps(y + 32, a4); _mm256_storeu_ps(y + 40, a5);
+            _mm256_storeu_ps(y + 48, a6); _mm256_storeu_ps(y + 56, a7);
+        }
+        for (; j + 8 <= B; j += 8) {
+            __m256 a = _mm256_setzero_ps();
+            for (int p = s; p < e; p++)
+                a = _mm256_fmadd_ps(_mm256_broadcast_ss(&w->val[p]), _mm256_loadu_ps(b->X + (size_t)w->col[p] * B + j), a);
+            _mm256_storeu_ps(Y + (size_t)i * B + j, a);
+        }
+    }
+}
+
+static double simple_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void *simple_helper(void *arg) {
+    SimpleCtx *c = arg;
+    int seen = 0;
+    for (;;) {
+        const double start = simple_now();
+        int job;
+        while ((job = atomic_load(&c->job)) == seen && !atomic_load(&c->quit)) {
+            if (simple_now() - start > 2e-3) {
+                pthread_mutex_lock(&c->lock);
+                while (atomic_load(&c->job) == seen && !atomic_load(&c->quit)) pthread_cond_wait(&c->cv, &c->lock);
+                pthread_mutex_unlock(&c->lock);
+            }
+        }
+        if (atomic_load(&c->quit)) return NULL;
+        seen = job;
+        simple_rows(c->w, c->b, c->Y, c->split, c->w->M);
+        atomic_store(&c->done, job);
+    }
+}
+
+static int op_simple(void *p) {
+    SimpleCtx *c = p;
+    if (c->threads < 2) {
+        simple_rows(c->w, c->b, c->Y, 0, c->w->M);
+        return 0;
+    }
+    const int job = atomic_load(&c->job) + 1;
+    pthread_mutex_lock(&c->lock);
+    atomic_store(&c->job, job);
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+    simple_rows(c->w, c->b, c->Y, 0, c->split);
+    while (atomic_load(&c->done) != job) {}
+    return 0;
+}
+
+static void setup_simple(Cell *c) {
+    memset(&g_simple, 0, sizeof g_simple);
+    g_simple.w = c->w; g_simple.b = c->b; g_simple.threads = c->threads;
+    g_simple.Y = xmalloc((size_t)c->w->M * c->b->B * sizeof(float));
+    /* Split the rows where half the non-zeros are done. */
+    const int half = c->w->nnz / 2;
+    int split = 0;
+    while (split < c->w->M && c->w->rowptr[split] < half) split++;
+    g_simple.split = split;
+    pthread_mutex_init(&g_simple.lock, NULL);
+    pthread_cond_init(&g_simple.cv, NULL);
+    if (c->threads >= 2 && pthread_create(&g_simple.helper, NULL, simple_helper, &g_simple) == 0) g_simple.helper_started = 1;
+    else g_simple.threads = 1;
+    Path *p = new_path("simple", "avx2", "row", K_SIMPLE);
+    p->op = op_simple; p->ctx = &g_simple; p->Y = g_simple.Y;
+}
+
+static void teardown_simple(void) {
+    if (g_simple.helper_started) {
+        pthread_mutex_lock(&g_simple.lock);
+        atomic_store(&g_simple.quit, 1);
+        pthread_cond_signal(&g_simple.cv);
+        pthread_mutex_unlock(&g_simple.lock);
+        pthread_join(g_simple.helper, NULL);
+    }
+    pthread_mutex_destroy(&g_simple.lock);
+    pthread_cond_destroy(&g_simple.cv);
+    free(g_simple.Y);
+}
+
 static int g_have_mkl = 0, g_want_dense = 1, g_want_rsb = 1;
 
 static void before_path(const Cell *c, const Path *p) {
@@ -884,6 +1017,7 @@ static void run_cell(Cell *c) {
 #ifdef WITH_TOPIARY
     if (g_want_topiary) setup_topiary(c);
 #endif
+    if (g_want_simple && c->b->B % 8 == 0) setup_simple(c);
     size_t ny = (size_t)c->w->M * c->b->B;
     for (int r = 0; r < g_rounds; r++) {
         for (int i = 0; i < g_npaths; i++) {
@@ -946,6 +1080,7 @@ static void run_cell(Cell *c) {
 #ifdef WITH_TOPIARY
     if (g_want_topiary) teardown_topiary();
 #endif
+    if (g_want_simple && c->b->B % 8 == 0) teardown_simple();
 }
 
 /* ------------------------------------------------------------------ */
@@ -954,7 +1089,7 @@ static void run_cell(Cell *c) {
 static void usage(void) {
     fprintf(stderr,
             "usage: competitors [--shapes 4096x4096,300x784] [--batches 1,128] [--sparsities 0.9,0.95]\n"
-            "                   [--threads 2,1] [--paths dense,mkl,rsb,topiary] [--tag NAME] [--csv FILE]\n"
+            "                   [--threads 2,1] [--paths dense,mkl,rsb,topiary,simple] [--tag NAME] [--csv FILE]\n"
             "                   [--mkl PATH/libmkl_rt.so.3] [--mkl-threading auto|intel|gnu] [--max-wait SEC]\n"
             "                   [--rsb-col 0|1] [--rounds N]\n");
     exit(1);
@@ -1000,6 +1135,7 @@ int main(int argc, char **argv) {
     int want_dense = strstr(paths, "dense") != NULL, want_mkl = strstr(paths, "mkl") != NULL,
         want_rsb = strstr(paths, "rsb") != NULL;
     g_want_topiary = strstr(paths, "topiary") != NULL;
+    g_want_simple = strstr(paths, "simple") != NULL;
 #ifndef WITH_TOPIARY
     if (g_want_topiary) printf("# built without -DWITH_TOPIARY: topiary path skipped\n");
     g_want_topiary = 0;

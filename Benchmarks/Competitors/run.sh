@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Topiary against existing sparse libraries, on the cells of the compressed-inference issue:
-# builds competitors.c (dense OpenBLAS, MKL inspector-executor, librsb, and Topiary's own C
-# kernels from Sources/CSparseKernels, all in one process on the same W and X), runs every
-# measurement, then writes results/table.md. Not part of the package or of CI.
+# builds competitors.c (dense OpenBLAS, MKL inspector-executor, librsb, a simple hand-written AVX2
+# CSR kernel, and Topiary's own C kernels from Sources/CSparseKernels, all in one process on the
+# same W and X), runs every measurement, then writes results/table.md. Not part of the package or
+# of CI.
 #
 # Needs (Debian 12):
 #   apt-get install -y gcc clang libopenblas-dev librsb-dev   # OpenBLAS 0.3.21, librsb 1.3.0.2
@@ -71,7 +72,8 @@ run_c () {   # binary, tag, extra env, extra args...
 }
 
 # 1. main run: dense OpenBLAS + MKL (GNU OpenMP layer, as mkl_rt picks it here) + librsb + Topiary
-run_c "$BUILD/competitors" main "" --paths dense,mkl,rsb,topiary
+#    + the simple hand-written AVX2 kernel (batches that are multiples of 8)
+run_c "$BUILD/competitors" main "" --paths dense,mkl,rsb,topiary,simple
 # 2. dense OpenBLAS + MKL on its default Intel OpenMP layer (binary without librsb)
 run_c "$BUILD/competitors_nrsb" mkl-intel-omp "" --paths dense,mkl
 # 3. as 1 for MKL, with MKL_ENABLE_INSTRUCTIONS=AVX2 (AMD CPU: does it change the dispatch?)

@@ -305,8 +305,9 @@ def summarize(paths):
     for thr in (2, 1):
         out.append("\n### %d thread%s\n" % (thr, "s" if thr > 1 else ""))
         out.append("| W | B | s | dense OpenBLAS | MKL (best config) | MKL, MKL_ENABLE_INSTRUCTIONS=AVX2 "
-                   "| librsb (best) | SciPy csr_array (1 thread) | best library | Topiary (same process as dense) |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+                   "| librsb (best) | SciPy csr_array (1 thread) | simple AVX2 kernel | best library "
+                   "| Topiary (same process as dense) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for key in cells:
             if key[3] != thr:
                 continue
@@ -318,8 +319,9 @@ def summarize(paths):
             rsb = best([r for r in rs if r["lib"] == "rsb"])
             sci = best([r for r in rs if r["lib"] == "scipy"])
             npd = best([r for r in rs if r["lib"] == "numpy"])
+            simple = best([r for r in rs if r["lib"] == "simple"])
             cands = [(r["median_ms"], name) for r, name in
-                     ((mkl, "MKL"), (rsb, "librsb"), (sci, "SciPy")) if r]
+                     ((mkl, "MKL"), (rsb, "librsb"), (sci, "SciPy"), (simple, "simple AVX2")) if r]
             bestlib = "—"
             if cands:
                 ms, name = min(cands)
@@ -334,9 +336,9 @@ def summarize(paths):
                 if dense:
                     sci_s += "; ×%.2f vs C dense" % (dense["median_ms"] / sci["median_ms"])
             top = best([r for r in main if r["lib"] == "topiary"])
-            out.append("| %s | %d | %.2f | %s | %s | %s | %s | %s | %s | %s |" % (
-                key[0], key[1], key[2], dense_s, fmt(mkl), fmt(mkl_avx2), fmt(rsb), sci_s, bestlib,
-                fmt(top, with_cfg=False)))
+            out.append("| %s | %d | %.2f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                key[0], key[1], key[2], dense_s, fmt(mkl), fmt(mkl_avx2), fmt(rsb), sci_s,
+                fmt(simple, with_cfg=False), bestlib, fmt(top, with_cfg=False)))
     print("\n".join(out))
 
 
