@@ -5,52 +5,14 @@
 //   gcc -O2 -I../../Sources/CSparseKernels/include lenet_batch1.c kernels.o -o lenet_batch1 -lpthread -lm
 //   ./lenet_batch1 0.95 2
 // Not part of the package or of CI.
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include "CSparseKernels.h"
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static uint64_t state = 88172645463325252ull;
-static double uniform(void) {
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (double)(state >> 11) / 9007199254740992.0;
-}
-
-static int ascending(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-typedef struct { tsk_csr w; int64_t splits[17]; float *bias; } layer;
-
-static layer make(int64_t m, int64_t k, double sparsity) {
-    int64_t *offsets = malloc(sizeof(int64_t) * (size_t)(m + 1));
-    uint16_t *indices = malloc(sizeof(uint16_t) * (size_t)(m * k));
-    float *values = malloc(sizeof(float) * (size_t)(m * k));
-    int64_t n = 0;
-    offsets[0] = 0;
-    for (int64_t i = 0; i < m; i++) {
-        for (int64_t j = 0; j < k; j++)
-            if (uniform() >= sparsity) { indices[n] = (uint16_t)j; values[n] = (float)(uniform() - 0.5); n++; }
-        offsets[i + 1] = n;
-    }
-    layer l = {{m, k, offsets, indices, 2, values, NULL}, {0}, calloc((size_t)m, sizeof(float))};
-    tsk_split_rows(offsets, m, 16, 8, l.splits);
-    return l;
-}
+#include "lenet_common.h"
 
 int main(int argc, char **argv) {
     const double sparsity = argc > 1 ? atof(argv[1]) : 0.95;
     const int threads = argc > 2 ? atoi(argv[2]) : 1;
     const int v = tsk_best_variant();
-    layer l1 = make(300, 784, sparsity), l2 = make(100, 300, sparsity), l3 = make(10, 100, sparsity);
+    layer l1 = make(300, 784, sparsity, 16), l2 = make(100, 300, sparsity, 16), l3 = make(10, 100, sparsity, 16);
     float x[784], h1[300], h2[100], out[10];
     for (int j = 0; j < 784; j++) x[j] = (float)uniform();
     enum { RUNS = 21, CALLS = 20000 };

@@ -7,46 +7,8 @@
 //   gcc -O2 -I../../Sources/CSparseKernels/include lenet_slabs.c kernels.o -o lenet_slabs -lpthread -lm
 //   ./lenet_slabs 0.95
 // Not part of the package or of CI.
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include "CSparseKernels.h"
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static uint64_t state = 88172645463325252ull;
-static double uniform(void) {
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (double)(state >> 11) / 9007199254740992.0;
-}
-
-static int ascending(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-typedef struct { tsk_csr w; int64_t splits[2]; float *bias; } layer;
-
-static layer make(int64_t m, int64_t k, double sparsity) {
-    int64_t *offsets = malloc(sizeof(int64_t) * (size_t)(m + 1));
-    uint16_t *indices = malloc(sizeof(uint16_t) * (size_t)(m * k));
-    float *values = malloc(sizeof(float) * (size_t)(m * k));
-    int64_t n = 0;
-    offsets[0] = 0;
-    for (int64_t i = 0; i < m; i++) {
-        for (int64_t j = 0; j < k; j++)
-            if (uniform() >= sparsity) { indices[n] = (uint16_t)j; values[n] = (float)(uniform() - 0.5); n++; }
-        offsets[i + 1] = n;
-    }
-    layer l = {{m, k, offsets, indices, 2, values, NULL}, {0}, calloc((size_t)m, sizeof(float))};
-    tsk_split_rows(offsets, m, 1, 8, l.splits);
-    return l;
-}
+#include "lenet_common.h"
 
 enum { SLAB = 64, RUNS = 2001 };
 static layer l1, l2, l3;
@@ -67,7 +29,7 @@ static void slab(void *ctx, int64_t s) {
 int main(int argc, char **argv) {
     const double sparsity = argc > 1 ? atof(argv[1]) : 0.95;
     variant = tsk_best_variant();
-    l1 = make(300, 784, sparsity); l2 = make(100, 300, sparsity); l3 = make(10, 100, sparsity);
+    l1 = make(300, 784, sparsity, 1); l2 = make(100, 300, sparsity, 1); l3 = make(10, 100, sparsity, 1);
     input = aligned_alloc(64, sizeof(float) * 2 * SLAB * 784);
     output = aligned_alloc(64, sizeof(float) * 2 * SLAB * 10);
     for (int s = 0; s < 2; s++) {
