@@ -45,7 +45,7 @@ struct Eval: ParsableCommand {
         let seconds = (clock.now - start).seconds
         let report = Report(model: model, architecture: network.sizes.map(String.init).joined(separator: "-"),
                             parameters: network.parameterCount, nonzero_parameters: network.nonzeroParameterCount,
-                            sparsity: network.sparsity, layer_sparsity: network.layers.map(\.weightSparsity),
+                            sparsity: network.sparsity, layer_sparsity: network.layers.map(\.sparsity),
                             test_accuracy: test.accuracy, test_loss: test.loss, test_count: test.count, seconds: seconds)
         if common.json {
             try printJSON(report)

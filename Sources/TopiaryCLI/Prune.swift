@@ -284,7 +284,7 @@ struct Prune: ParsableCommand {
         }
         let hidden = loaded.network.layers.first?.activation ?? .relu
         let output = loaded.network.layers.last?.activation ?? .identity
-        return (WeightSnapshot(Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0),
+        return (WeightSnapshot(try Chain(sizes: loaded.network.sizes, hidden: hidden, output: output, seed: seed), epoch: 0),
                 "the initialisation rebuilt from seed \(seed)")
     }
 
@@ -334,7 +334,7 @@ struct Prune: ParsableCommand {
         let loaded = try loadFashionMNISTModel(model)
         let dataset = try data.load(normalization: loaded.normalization)
         let network = loaded.network
-        let original = network.copy()
+        let original = network
         // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
         let dense = (test: network.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation))
         let valText = percentOrNotApplicable
@@ -449,7 +449,8 @@ struct Prune: ParsableCommand {
             milestones.append(Milestone(step: r.step, target_sparsity: r.targetSparsity, sparsity: r.sparsity,
                                         val_accuracy: r.valAccuracy, test_accuracy: r.testAccuracy, model: milestonePaths[r.step]))
         }
-        try Model(network: network, normalization: loaded.normalization,
+        let prunedNetwork = pruner.network
+        try Model(network: prunedNetwork, normalization: loaded.normalization,
                   metadata: ["pruned_with": CommandLine.arguments.dropFirst().joined(separator: " "),
                              "pruned_from": model]).save(to: output)
 
@@ -457,15 +458,15 @@ struct Prune: ParsableCommand {
         if structured != nil {
             let x = dataset.test.images
             let before = NeuronPruner.forwardSeconds(original, input: x, batch: 1000, repeats: 10)
-            let after = NeuronPruner.forwardSeconds(network, input: x, batch: 1000, repeats: 10)
+            let after = NeuronPruner.forwardSeconds(prunedNetwork, input: x, batch: 1000, repeats: 10)
             let sample = dataset.test.prefix(1000).images
             let before1 = NeuronPruner.forwardSeconds(original, input: sample, batch: 1, repeats: 5)
-            let after1 = NeuronPruner.forwardSeconds(network, input: sample, batch: 1, repeats: 5)
-            structuredReport = Structured(sizes_before: original.sizes, sizes_after: network.sizes,
+            let after1 = NeuronPruner.forwardSeconds(prunedNetwork, input: sample, batch: 1, repeats: 5)
+            structuredReport = Structured(sizes_before: original.sizes, sizes_after: prunedNetwork.sizes,
                                           forward_seconds_before: before, forward_seconds_after: after,
                                           speedup: before / after, batch1_speedup: before1 / after1)
             say(String(format: "structured: %@ → %@, forward pass over the test set %.2f ms → %.2f ms (×%.2f), batch 1 ×%.2f",
-                       original.sizes.map(String.init).joined(separator: "-"), network.sizes.map(String.init).joined(separator: "-"),
+                       original.sizes.map(String.init).joined(separator: "-"), prunedNetwork.sizes.map(String.init).joined(separator: "-"),
                        before * 1000, after * 1000, before / after, before1 / after1))
         }
         let pruneTimes = report.steps.map(\.pruneSeconds).filter { $0 > 0 }

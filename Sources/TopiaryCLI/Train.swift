@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
         common.apply()
         let dataset = try data.load(standardize: !noStandardize)
         let sizes = try parseArchitecture(arch)
-        let network = Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
+        let network = try Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
         let trainer = Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
                               seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
         // Every option that changes the weights: `prune --finetune rewind:K` compares it with an

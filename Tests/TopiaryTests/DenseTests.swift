@@ -8,10 +8,10 @@ final class DenseTests: XCTestCase {
         return zip(y.storage, r.storage).reduce(0) { $0 + Double($1.0) * Double($1.1) }
     }
 
-    func testGradientsMatchFiniteDifferencesForEveryActivation() {
+    func testGradientsMatchFiniteDifferencesForEveryActivation() throws {
         for activation in Activation.allCases {
             var rng = SeededRandom(seed: 10)
-            let layer = Dense(5, 4, activation: activation, using: &rng)
+            let layer = try Dense(5 => 4, activation, using: &rng)
             let x = randomMatrix(3, 5, rng: &rng)
             let r = randomMatrix(3, 4, rng: &rng)
             // Analytical gradients.
@@ -50,9 +50,9 @@ final class DenseTests: XCTestCase {
         }
     }
 
-    func testForwardIsAffineMapThenActivation() {
+    func testForwardIsAffineMapThenActivation() throws {
         var rng = SeededRandom(seed: 11)
-        let layer = Dense(7, 13, activation: .relu, using: &rng)
+        let layer = try Dense(7 => 13, .relu, using: &rng)
         for batch in [1, 5] {
             let x = randomMatrix(batch, 7, rng: &rng)
             let z = naiveMatmul(x, false, layer.weight, true)
@@ -62,9 +62,9 @@ final class DenseTests: XCTestCase {
         }
     }
 
-    func testDefaultInitialisationIsUniformWithinOneOverSqrtFanIn() {
+    func testDefaultInitialisationIsUniformWithinOneOverSqrtFanIn() throws {
         var rng = SeededRandom(seed: 12)
-        let layer = Dense(400, 50, using: &rng)
+        let layer = try Dense(400 => 50, using: &rng)
         let bound: Float = 1 / 20
         XCTAssert(layer.weight.storage.allSatisfy { abs($0) <= bound })
         XCTAssert(layer.bias.allSatisfy { abs($0) <= bound })
@@ -74,12 +74,15 @@ final class DenseTests: XCTestCase {
         XCTAssertEqual(variance, bound * bound / 3, accuracy: bound * bound / 30)  // U(−a, a) has variance a²/3
     }
 
-    func testPrunableDenseKeepsZerosAndMasksGradient() {
+    func testPruningKeepsZerosAndMasksGradient() throws {
         var rng = SeededRandom(seed: 13)
-        let layer = PrunableDense(6, 4, activation: .tanh, using: &rng)
+        let layer = try Dense(6 => 4, .tanh, using: &rng)
+        XCTAssertNil(layer.mask, "a new layer is dense")
+        XCTAssertFalse(layer.isPruned)
         layer.prune { $0 % 3 == 0 }
+        XCTAssertTrue(layer.isPruned)
         XCTAssertEqual(layer.keptCount, 24 - 8)
-        for i in 0..<24 where i % 3 == 0 { XCTAssertEqual(layer.weight.storage[i], 0); XCTAssertEqual(layer.mask.storage[i], 0) }
+        for i in 0..<24 where i % 3 == 0 { XCTAssertEqual(layer.weight.storage[i], 0); XCTAssertEqual(layer.mask?.storage[i], 0) }
         let x = randomMatrix(2, 6, rng: &rng)
         let y = layer(x)
         var g = [Float](repeating: 1, count: y.count)
@@ -96,35 +99,75 @@ final class DenseTests: XCTestCase {
         // Masks only shrink.
         layer.prune { _ in false }
         XCTAssertEqual(layer.keptCount, 16)
+        XCTAssertEqual(layer.sparsity, 1 - 16.0 / 24.0)
     }
 
-    func testBiasMaskOnlyShrinksZeroesBiasesAndMasksTheirGradient() {
+    func testPruneIndicesRejectsOutOfRangeAndPrunesExactly() throws {
+        var rng = SeededRandom(seed: 15)
+        let layer = try Dense(4 => 2, using: &rng)
+        XCTAssertThrowsError(try layer.prune(indices: [1, 8])) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidShape) }
+        XCTAssertNil(layer.mask, "a refused call prunes nothing")
+        try layer.prune(indices: [1, 7, 1])
+        XCTAssertEqual(layer.keptCount, 6)
+        XCTAssertEqual(layer.weight.storage[1], 0)
+        XCTAssertEqual(layer.weight.storage[7], 0)
+    }
+
+    func testBiasMaskOnlyShrinksZeroesBiasesAndMasksTheirGradient() throws {
         var rng = SeededRandom(seed: 14)
-        let layer = PrunableDense(3, 5, activation: .relu, using: &rng)
+        let layer = try Dense(3 => 5, .relu, using: &rng)
         let original = layer.bias
-        XCTAssertEqual(layer.biasMask, [1, 1, 1, 1, 1])
+        XCTAssertNil(layer.biasMask)
         XCTAssertFalse(layer.hasPrunedBiases)
         layer.pruneBiases { $0 == 1 || $0 == 3 }
         XCTAssertEqual(layer.keptBiasCount, 3)
         XCTAssertEqual(layer.biasMask, [1, 0, 1, 0, 1])
         XCTAssertEqual(layer.bias.map(\.bitPattern), [original[0], 0, original[2], 0, original[4]].map(\.bitPattern))
-        XCTAssertEqual(layer.keptCount, 15, "pruning biases leaves the weight mask alone")
+        XCTAssertEqual(layer.keptCount, 15, "pruning biases leaves the weights alone")
+        XCTAssertNil(layer.mask)
         // Masks only shrink: a later call cannot revive bias 1.
         layer.pruneBiases { $0 == 0 }
         XCTAssertEqual(layer.biasMask, [0, 0, 1, 0, 1])
-        // Writing a bias directly, then applyMask, restores the invariant.
-        layer.bias[1] = 7
-        layer.applyMask()
+        // New parameters go through the mask.
+        var bias = layer.bias
+        bias[1] = 7
+        try layer.setParameters(weight: layer.weight, bias: bias)
         XCTAssertEqual(layer.bias[1].bitPattern, Float(0).bitPattern)
         // The gradient seen through biasGradient is masked; copies keep the bias mask.
-        layer.biasGradient = [1, 2, 3, 4, 5]
+        layer.rawBiasGradient = [1, 2, 3, 4, 5]
         XCTAssertEqual(layer.biasGradient, [0, 0, 3, 0, 5])
-        XCTAssertEqual((layer.copy() as? PrunableDense)?.biasMask, [0, 0, 1, 0, 1])
-        XCTAssertEqual(PrunableDense(layer).biasMask, [0, 0, 1, 0, 1])
-        layer.setBiasMask([0, 0, 0, 0, 1])
+        XCTAssertEqual(layer.copy().biasMask, [0, 0, 1, 0, 1])
+        XCTAssertFalse(layer.copy() === layer)
+        try layer.setBiasMask([0, 0, 0, 0, 1])
         XCTAssertEqual(layer.keptBiasCount, 1)
         XCTAssertEqual(layer.bias[2], 0)
         XCTAssertEqual(layer.weight.nonzeroCount + layer.nonzeroBiasCount, 16)
         XCTAssertEqual(layer.parameterSparsity, 1 - 16.0 / 20.0)
+    }
+
+    func testSetParametersReappliesTheMaskAndUnmaskRevives() throws {
+        let layer = try Dense(weight: Matrix([[1, 2], [3, 4]]), bias: [1, 1], mask: Matrix([[1, 0], [0, 1]]))
+        XCTAssertEqual(layer.weight, Matrix([[1, 0], [0, 4]]))
+        try layer.setParameters(weight: Matrix([[5, 6], [7, 8]]))
+        XCTAssertEqual(layer.weight, Matrix([[5, 0], [0, 8]]), "pruned weights stay zero whatever is written")
+        XCTAssertThrowsError(try layer.setParameters(weight: Matrix([[1, 2, 3]])))
+        XCTAssertThrowsError(try layer.setMask(Matrix([[1, 0.5], [0, 1]]))) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidOption) }
+        layer.unmask()
+        XCTAssertNil(layer.mask)
+        try layer.setParameters(weight: Matrix([[5, 6], [7, 8]]))
+        XCTAssertEqual(layer.weight, Matrix([[5, 6], [7, 8]]))
+    }
+
+    func testShapeMistakesThrowWithTheLayerAndTheSizes() throws {
+        XCTAssertThrowsError(try Dense(weight: Matrix(rows: 2, columns: 3), bias: [0])) { error in
+            XCTAssertEqual((error as? TopiaryError)?.message, "Dense(3 => 2): the bias has 1 entries, expected 2 (one per output)")
+        }
+        XCTAssertThrowsError(try Dense(0 => 3, seed: 0))
+        let layer = try Dense(3 => 2, seed: 0)
+        XCTAssertThrowsError(try layer.predict(Matrix(rows: 1, columns: 4))) { error in
+            XCTAssertEqual(error.localizedDescription, "Dense(3 => 2): expected input with 3 columns, got 1×4")
+        }
+        XCTAssertEqual(layer.description, "Dense(3 => 2)")
+        XCTAssertEqual(try Dense(3 => 2, .relu, seed: 0).description, "Dense(3 => 2, relu)")
     }
 }

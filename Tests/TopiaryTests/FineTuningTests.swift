@@ -15,16 +15,16 @@ final class FineTuningTests: XCTestCase {
     }
 
     func testRewindRestoresSavedValuesAtSurvivorsAndKeepsPrunedAtZero() throws {
-        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        let net = try Chain(sizes: [12, 16, 4], seed: 1)
         let initial = WeightSnapshot(net, epoch: 0)
         let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 1)
         try trainer.trainEpoch(syntheticData(count: 256, seed: 2))
         try Pruner(scope: .global).prune(net, to: 0.7)
         try FineTuningPolicy.rewind(initial).apply(to: net, step: 1)
-        for (l, layer) in net.prunableLayers.enumerated() {
+        for (l, layer) in net.layers.enumerated() {
             for i in 0..<layer.weight.count {
                 // Pruned weights are exactly zero (masking may leave −0.0, which equals 0).
-                XCTAssertEqual(layer.weight.storage[i], layer.mask.storage[i] == 0 ? 0 : initial.weights[l].storage[i])
+                XCTAssertEqual(layer.weight.storage[i], layer.maskOrOnes.storage[i] == 0 ? 0 : initial.weights[l].storage[i])
             }
             XCTAssertEqual(layer.bias, initial.biases[l])
         }
@@ -32,11 +32,11 @@ final class FineTuningTests: XCTestCase {
     }
 
     func testReinitialiseDrawsFreshSurvivorsAndKeepsMasks() throws {
-        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        let net = try Chain(sizes: [12, 16, 4], seed: 1)
         try Pruner(scope: .layerwise).prune(net, to: 0.5)
         let before = net.layers.map(\.weight)
         try FineTuningPolicy.reinitialize(seed: 3).apply(to: net, step: 1)
-        for (layer, old) in zip(net.prunableLayers, before) {
+        for (layer, old) in zip(net.layers, before) {
             XCTAssertEqual(layer.weight.nonzeroCount, layer.keptCount)
             XCTAssertNotEqual(layer.weight, old)
             let bound = 1 / Float(layer.inputSize).squareRoot()
@@ -45,15 +45,15 @@ final class FineTuningTests: XCTestCase {
     }
 
     func testRewindAndReinitialiseKeepPrunedBiasesAtZero() throws {
-        let net = Chain(sizes: [12, 16, 4], seed: 1)
+        let net = try Chain(sizes: [12, 16, 4], seed: 1)
         let initial = WeightSnapshot(net, epoch: 0)
         try Pruner(scope: .global, includeBiases: true).prune(net, to: 0.6)
-        let masks = net.prunableLayers.map(\.biasMask)
+        let masks = net.layers.map(\.biasMaskOrOnes)
         XCTAssert(masks.joined().contains(0), "some biases are pruned")
         for policy in [FineTuningPolicy.rewind(initial), .reinitialize(seed: 2)] {
             try policy.apply(to: net, step: 1)
-            for (l, layer) in net.prunableLayers.enumerated() {
-                XCTAssertEqual(layer.biasMask, masks[l], policy.name)
+            for (l, layer) in net.layers.enumerated() {
+                XCTAssertEqual(layer.biasMaskOrOnes, masks[l], policy.name)
                 for j in layer.bias.indices {
                     if masks[l][j] == 0 {
                         XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern, policy.name)
@@ -65,8 +65,8 @@ final class FineTuningTests: XCTestCase {
         }
     }
 
-    func testRewindSnapshotOfWrongShapeThrows() {
-        let snapshot = WeightSnapshot(Chain(sizes: [12, 8, 4], seed: 0))
+    func testRewindSnapshotOfWrongShapeThrows() throws {
+        let snapshot = WeightSnapshot(try Chain(sizes: [12, 8, 4], seed: 0))
         assertThrowsTopiaryError(.invalidShape, try snapshot.rewind(Chain(sizes: [12, 16, 4], seed: 0)))
     }
 }

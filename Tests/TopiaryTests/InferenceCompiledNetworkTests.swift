@@ -3,12 +3,12 @@ import XCTest
 
 final class InferenceCompiledNetworkTests: XCTestCase {
     /// A chain with every layer pruned to exactly `sparsity` at random positions.
-    private func prunedChain(_ sizes: [Int], sparsity: Double, hidden: Activation = .relu, seed: UInt64) -> Chain {
-        let net = Chain(sizes: sizes, hidden: hidden, seed: seed)
+    private func prunedChain(_ sizes: [Int], sparsity: Double, hidden: Activation = .relu, seed: UInt64) throws -> Chain {
+        let net = try Chain(sizes: sizes, hidden: hidden, seed: seed)
         var rng = SeededRandom(seed: seed &+ 1)
-        for layer in net.prunableLayers {
+        for layer in net.layers {
             let mask = SparseTestSupport.randomMatrix(layer.outputSize, layer.inputSize, sparsity: sparsity, rng: &rng)
-            layer.setMask(Matrix(rows: mask.rows, columns: mask.columns, storage: mask.storage.map { $0 == 0 ? 0 : 1 }))
+            try layer.setMask(Matrix(rows: mask.rows, columns: mask.columns, storage: mask.storage.map { $0 == 0 ? 0 : 1 }))
         }
         return net
     }
@@ -29,9 +29,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         return Matrix(rows: rows, columns: columns, storage: SparseTestSupport.randomArray(rows * columns, rng: &rng))
     }
 
-    func testLeNetMatchesTheChainOnEveryVariantBatchAndSparsity() {
+    func testLeNetMatchesTheChainOnEveryVariantBatchAndSparsity() throws {
         for s in [0, 0.5, 0.9, 0.99, 1.0] {
-            let net = prunedChain([784, 300, 100, 10], sparsity: s, seed: 7)
+            let net = try prunedChain([784, 300, 100, 10], sparsity: s, seed: 7)
             for batch in [1, 3, 16, 128, 1000] {
                 let x = input(batch, 784, seed: UInt64(batch))
                 let expected = net(x)
@@ -47,9 +47,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
 
     /// At batch 1 the first layer reads the caller's input and the last writes the caller's output
     /// directly; an output that overlaps the input (in place) still gets the out-of-place bits.
-    func testForwardInPlaceGivesTheOutOfPlaceBits() {
+    func testForwardInPlaceGivesTheOutOfPlaceBits() throws {
         for (sizes, batch) in [([40, 40], 1), ([40, 30, 40], 1), ([40, 40], 3), ([40, 30, 40], 128)] {
-            let net = prunedChain(sizes, sparsity: 0.9, seed: 21)
+            let net = try prunedChain(sizes, sparsity: 0.9, seed: 21)
             for policy in [CompiledNetwork.Policy.sparse, .dense] {
                 let plan = CompiledNetwork(net, batchSize: batch, policy: policy, threads: 2)
                 let x = input(batch, 40, seed: 22).storage
@@ -70,7 +70,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
     }
 
     func testSlabsAcrossTwoThreadsMatchTheChainAndOneThreadBitForBit() throws {
-        let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
+        let net = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
         // 129: the last slab takes the odd sample (a lone sample would take the SpMV path).
         for batch in [128, 129, 200, 1000] {
             let x = input(batch, 784, seed: UInt64(batch) + 7)
@@ -87,26 +87,26 @@ final class InferenceCompiledNetworkTests: XCTestCase {
             assertClose(two(small), net(small), "B=3 through a slabbed plan")
         }
         // Mixed dense and CSR layers: each thread runs its slab's sgemm on its own.
-        let half = prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)
-        half.prunableLayers[2].setMask(Matrix(rows: 10, columns: 100, repeating: 0))
+        let half = try prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)
+        try half.layers[2].setMask(Matrix(rows: 10, columns: 100, repeating: 0))
         let mixed = CompiledNetwork(half, batchSize: 256, policy: .threshold(0.95), threads: 2)
         XCTAssertEqual(mixed.choices.map(\.kind), [.dense, .dense, .sparse])
         XCTAssertNotNil(mixed.slabWidth)
         let x = input(256, 784, seed: 13)
         assertClose(mixed(x), half(x), "slabs, dense and CSR layers")
         // Automatic times both modes on whole passes; either way the outputs match.
-        let sparse90 = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 14)
+        let sparse90 = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 14)
         let auto = CompiledNetwork(sparse90, batchSize: 256, policy: .automatic, threads: 2)
         assertClose(auto(x), sparse90(x), "automatic, 2 threads, slabs \(String(describing: auto.slabWidth))")
         // Without a CSR layer OpenBLAS threads the whole batch.
         XCTAssertNil(CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
     }
 
-    func testCompilingAndRunningLeaveTheOpenBLASThreadCountAsTheyFoundIt() {
+    func testCompilingAndRunningLeaveTheOpenBLASThreadCountAsTheyFoundIt() throws {
         let saved = BLAS.threadCount
         defer { BLAS.threadCount = saved }
         BLAS.threadCount = 1
-        let net = prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 15)
+        let net = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 15)
         for policy in [CompiledNetwork.Policy.automatic, .sparse, .dense] {
             let plan = CompiledNetwork(net, batchSize: 256, policy: policy, threads: 2)
             XCTAssertEqual(BLAS.threadCount, 1, "after compiling, \(policy)")
@@ -116,10 +116,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
-    func testAwkwardShapesMatchTheChain() {
+    func testAwkwardShapesMatchTheChain() throws {
         for (sizes, hidden) in [([13, 129, 7, 1, 13], Activation.tanh), ([1, 7, 1], .sigmoid), ([129, 13, 129], .relu)] {
             for s in [0, 0.5, 0.9, 0.99, 1.0] {
-                let net = prunedChain(sizes, sparsity: s, hidden: hidden, seed: 9)
+                let net = try prunedChain(sizes, sparsity: s, hidden: hidden, seed: 9)
                 for batch in [1, 3, 16, 128, 1000] {
                     let x = input(batch, sizes[0], seed: UInt64(batch) + 100)
                     let expected = net(x)
@@ -134,9 +134,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
-    func testAutomaticKeepsLayersUnderHalfSparseDense() {
-        let net = Chain(sizes: [300, 200, 100], seed: 4)
-        let layers = net.prunableLayers
+    func testAutomaticKeepsLayersUnderHalfSparseDense() throws {
+        let net = try Chain(sizes: [300, 200, 100], seed: 4)
+        let layers = net.layers
         layers[0].prune { $0 % 10 < 4 }          // 40%: dense whatever the timing
         layers[1].prune { $0 % 100 != 0 }        // 99%: timed
         for threads in [1, 2] {
@@ -155,8 +155,8 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssertTrue(CompiledNetwork.picksSparse(sparsity: 0.9, denseSeconds: 1, sparseSeconds: 0.94))
     }
 
-    func testAllDensePlansGiveTheChainsBits() {
-        let net = prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 22)
+    func testAllDensePlansGiveTheChainsBits() throws {
+        let net = try prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 22)
         for threads in [1, 2] {
             for batch in [1, 2, 16, 128] {
                 let plan = CompiledNetwork(net, batchSize: batch, policy: .dense, threads: threads)
@@ -170,9 +170,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
-    func testBatchMajorDenseLayersMatchTheChainBelowBatch64() {
+    func testBatchMajorDenseLayersMatchTheChainBelowBatch64() throws {
         // With two threads, dense layers at batches under 64 run batch-major between transposes.
-        let net = prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 21)
+        let net = try prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 21)
         for (compiled, calls) in [(16, [1, 16]), (63, [63, 5]), (64, [64, 63]), (256, [256, 63, 2])] {
             for policy in [CompiledNetwork.Policy.dense, .threshold(0.2)] {
                 let plan = CompiledNetwork(net, batchSize: compiled, policy: policy, threads: 2)
@@ -184,9 +184,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         }
     }
 
-    func testThresholdPicksCSRAtOrAboveTheSparsity() {
-        let net = Chain(sizes: [50, 40, 30, 10], seed: 1)
-        let layers = net.prunableLayers
+    func testThresholdPicksCSRAtOrAboveTheSparsity() throws {
+        let net = try Chain(sizes: [50, 40, 30, 10], seed: 1)
+        let layers = net.layers
         layers[0].prune { $0 % 2 == 0 }          // 50%
         layers[1].prune { $0 % 10 != 0 }         // 90%
         let plan = CompiledNetwork(net, batchSize: 4, policy: .threshold(0.5))
@@ -198,14 +198,14 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssertEqual(strict.choices.map(\.kind), [.dense, .sparse, .dense])
     }
 
-    func testDenseAndSparsePoliciesAreUniform() {
-        let net = prunedChain([20, 10, 5], sparsity: 0.5, seed: 2)
+    func testDenseAndSparsePoliciesAreUniform() throws {
+        let net = try prunedChain([20, 10, 5], sparsity: 0.5, seed: 2)
         XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .dense).choices.map(\.kind), [.dense, .dense])
         XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .sparse).choices.map(\.kind), [.sparse, .sparse])
     }
 
-    func testAutomaticTimesEveryLayerAndKeepsTheFasterPreferringDenseOnNearTies() {
-        let net = prunedChain([784, 300, 100, 10], sparsity: 0.95, seed: 4)
+    func testAutomaticTimesEveryLayerAndKeepsTheFasterPreferringDenseOnNearTies() throws {
+        let net = try prunedChain([784, 300, 100, 10], sparsity: 0.95, seed: 4)
         let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic)
         XCTAssertEqual(plan.choices.count, 3)
         for c in plan.choices {
@@ -223,15 +223,15 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         assertClose(plan(x), net(x), "automatic")
     }
 
-    func testLargerInputsRunInPiecesOfTheBatchSize() {
-        let net = prunedChain([30, 20, 4], sparsity: 0.7, seed: 6)
+    func testLargerInputsRunInPiecesOfTheBatchSize() throws {
+        let net = try prunedChain([30, 20, 4], sparsity: 0.7, seed: 6)
         let plan = CompiledNetwork(net, batchSize: 8, policy: .sparse)
         let x = input(29, 30, seed: 8)
         assertClose(plan(x), net(x), "pieces")
     }
 
-    func testCompiledNetworkIsASnapshot() {
-        let net = prunedChain([10, 6], sparsity: 0.5, seed: 10)
+    func testCompiledNetworkIsASnapshot() throws {
+        let net = try prunedChain([10, 6], sparsity: 0.5, seed: 10)
         let x = input(3, 10, seed: 11)
         let before = net(x)
         let plan = CompiledNetwork(net, batchSize: 3, policy: .sparse)
@@ -240,9 +240,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
     }
 
     func testPrunedBiasesCompileAsZeroBiases() throws {
-        let net = prunedChain([30, 20, 4], sparsity: 0.7, seed: 12)
+        let net = try prunedChain([30, 20, 4], sparsity: 0.7, seed: 12)
         try Pruner(saliency: .magnitude, scope: .global, includeBiases: true).prune(net, to: 0.8)
-        XCTAssert(net.prunableLayers.contains { $0.hasPrunedBiases })
+        XCTAssert(net.layers.contains { $0.hasPrunedBiases })
         let x = input(5, 30, seed: 13)
         for policy in [CompiledNetwork.Policy.dense, .sparse] {
             assertClose(CompiledNetwork(net, batchSize: 5, policy: policy)(x), net(x), "\(policy)")

@@ -215,8 +215,8 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         XCTAssertTrue(r.table.contains("20x30"))
     }
 
-    func testNetworkBenchmarkReportsThroughput() {
-        let net = Chain(sizes: [30, 20, 5], seed: 1)
+    func testNetworkBenchmarkReportsThroughput() throws {
+        let net = try Chain(sizes: [30, 20, 5], seed: 1)
         let r = SparseBenchmark.network(net, batches: [1, 8], threads: [1], secondsPerCase: 0.01)
         XCTAssertEqual(r.map(\.batch), [1, 8])
         for x in r {

@@ -13,8 +13,11 @@ final class IterativePrunerTests: XCTestCase {
 
     func testRecordsEveryStepAndLandsOnTheTargets() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
-        let net = Chain(sizes: [12, 24, 4], seed: 0)
-        let report = try makeRun(net, data).run()
+        let given = try Chain(sizes: [12, 24, 4], seed: 0)
+        let run = makeRun(given, data)
+        let report = try run.run()
+        let net = run.network
+        XCTAssertEqual(given.sparsity, 0, "the caller's network is left alone")
         XCTAssertEqual(report.steps.map(\.targetSparsity), [0.3, 0.5, 0.65, 0.755, 0.8].map { $0 }, accuracy: 1e-12)
         XCTAssertEqual(report.steps.filter(\.milestone).map(\.step), [2, 5])
         XCTAssertEqual(report.steps.map(\.epochs), [1, 2, 1, 1, 2])
@@ -27,20 +30,20 @@ final class IterativePrunerTests: XCTestCase {
 
     func testBiasesPrunedWithTheWeightsCountInTheRecordsAndStayZeroThroughFineTuning() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
-        let net = Chain(sizes: [12, 24, 4], seed: 0)
-        let run = makeRun(net, data, method: .weights(Pruner(saliency: .magnitude, scope: .global, includeBiases: true)))
+        let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, method: .weights(Pruner(saliency: .magnitude, scope: .global, includeBiases: true)))
         XCTAssertTrue(run.fingerprint.contains("; biases"))
-        XCTAssertFalse(makeRun(Chain(sizes: [12, 24, 4], seed: 0), data).fingerprint.contains("biases"))
+        XCTAssertFalse(makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data).fingerprint.contains("biases"))
         let report = try run.run()
+        let net = run.network
         let total = 12 * 24 + 24 + 24 * 4 + 4   // 412 parameters, biases included
         XCTAssertEqual(net.nonzeroParameterCount, total - Int((0.8 * Double(total)).rounded()))
         XCTAssertEqual(report.final.nonzeroParameters, net.nonzeroParameterCount)
         XCTAssertEqual(report.final.sparsity, net.parameterSparsity)
         XCTAssertEqual(report.steps.last?.sparsity, net.parameterSparsity)
         XCTAssertEqual(report.steps.last?.layerSparsity, net.layers.map(\.parameterSparsity))
-        XCTAssert(net.prunableLayers.contains { $0.hasPrunedBiases }, "some biases are among the lowest 80%")
-        for layer in net.prunableLayers {
-            for j in layer.bias.indices where layer.biasMask[j] == 0 {
+        XCTAssert(net.layers.contains { $0.hasPrunedBiases }, "some biases are among the lowest 80%")
+        for layer in net.layers {
+            for j in layer.bias.indices where layer.biasMaskOrOnes[j] == 0 {
                 XCTAssertEqual(layer.bias[j].bitPattern, Float(0).bitPattern)
             }
         }
@@ -67,18 +70,18 @@ final class IterativePrunerTests: XCTestCase {
 
     func testResumedRunReproducesTheUninterruptedRun() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
-        let whole = Chain(sizes: [12, 24, 4], seed: 0)
+        let whole = try Chain(sizes: [12, 24, 4], seed: 0)
         let expected = try makeRun(whole, data).run()
 
         let dir = try TemporaryDirectory()
         // Interrupt after step 3: the callback throws.
         struct Stop: Error {}
-        let first = Chain(sizes: [12, 24, 4], seed: 0)
+        let first = try Chain(sizes: [12, 24, 4], seed: 0)
         XCTAssertThrowsError(try makeRun(first, data, checkpoint: dir.path).run(onStep: { record, _ in
             if record.step == 3 { throw Stop() }
         }))
         XCTAssert(try dir.contents().contains("state.json"))
-        let resumed = Chain(sizes: [12, 24, 4], seed: 0)   // the original network, as the CLI would reload it
+        let resumed = try Chain(sizes: [12, 24, 4], seed: 0)   // the original network, as the CLI would reload it
         let report = try makeRun(resumed, data, checkpoint: dir.path).run(resume: true)
         XCTAssertEqual(report.steps.count, expected.steps.count)
         XCTAssertEqual(report.steps.map(\.testAccuracy), expected.steps.map(\.testAccuracy))
@@ -87,16 +90,17 @@ final class IterativePrunerTests: XCTestCase {
             XCTAssertEqual(a.weight.storage.map(\.bitPattern), b.weight.storage.map(\.bitPattern))
         }
         // A checkpoint of another run is refused.
-        let other = Chain(sizes: [12, 24, 4], seed: 0)
+        let other = try Chain(sizes: [12, 24, 4], seed: 0)
         assertThrowsTopiaryError(.invalidOption, try self.makeRun(other, data, checkpoint: dir.path,
                                                                   fineTuning: FineTuning(epochsPerStep: 2)).run(resume: true))
     }
 
     func testReportedSparsityEqualsZerosInTheSavedFile() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
-        let net = Chain(sizes: [12, 24, 4], seed: 0)
-        let report = try makeRun(net, data, method: .weights(Pruner(saliency: .random(seed: 1), scope: .layerwise)),
-                                 plan: .steps(.oneShot(0.77))).run()
+        let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, method: .weights(Pruner(saliency: .random(seed: 1), scope: .layerwise)),
+                          plan: .steps(.oneShot(0.77)))
+        let report = try run.run()
+        let net = run.network
         let dir = try TemporaryDirectory()
         try Model(network: net).save(to: dir.file("p.safetensors"))
         let file = try SafeTensors.read(from: dir.file("p.safetensors"))
@@ -111,10 +115,11 @@ final class IterativePrunerTests: XCTestCase {
 
     func testGradualPruningInsideTraining() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 4)
-        let net = Chain(sizes: [12, 24, 4], seed: 0)
         // 13 batches per epoch; 6 events every 4 iterations from iteration 0 → all inside 2 epochs.
         let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.9), start: 0, interval: 4, count: 6)
-        let report = try makeRun(net, data, plan: .gradual(agp, epochs: 3), fineTuning: FineTuning(finalEpochs: 1)).run()
+        let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, plan: .gradual(agp, epochs: 3), fineTuning: FineTuning(finalEpochs: 1))
+        let report = try run.run()
+        let net = run.network
         XCTAssertEqual(report.steps.count, 4)
         XCTAssertEqual(report.steps[0].targetSparsity, agp.sparsity(atIteration: 13))
         XCTAssertEqual(report.steps[1].sparsity, report.steps[3].sparsity)
@@ -124,7 +129,7 @@ final class IterativePrunerTests: XCTestCase {
 
     func testStructuredIterativeWithRewind() throws {
         let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 5)
-        let net = Chain(sizes: [12, 24, 16, 4], seed: 0)
+        let net = try Chain(sizes: [12, 24, 16, 4], seed: 0)
         let snapshot = WeightSnapshot(net, epoch: 0)
         let report = try makeRun(net, data, method: .neurons(NeuronPruner(criterion: .l1)),
                                  plan: .steps(.list([0.25, 0.5])),

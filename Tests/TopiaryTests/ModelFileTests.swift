@@ -3,15 +3,15 @@ import XCTest
 
 final class ModelFileTests: XCTestCase {
     /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.
-    func sampleModel() -> Model {
-        let net = Chain(sizes: [12, 7, 5, 3], hidden: .relu, output: .identity, seed: 3)
-        let first = net.prunableLayers[0]
+    func sampleModel() throws -> Model {
+        let net = try Chain(sizes: [12, 7, 5, 3], hidden: .relu, output: .identity, seed: 3)
+        let first = net.layers[0]
         first.prune { $0 % 3 == 0 }
-        net.prunableLayers[1].prune { $0 < 10 }
+        net.layers[1].prune { $0 < 10 }
         net.layers[1].activation = .tanh
         net.layers[1].weight[2, 1] = -0.0    // a kept negative zero keeps its sign
         let last = net.layers[2]
-        net.layers[2] = Dense(weight: last.weight, bias: last.bias, activation: .sigmoid)
+        net.layers[2] = try Dense(weight: last.weight, bias: last.bias, activation: .sigmoid)
         return Model(network: net, normalization: Normalization(scale: 1 / 255, mean: 0.2860406, std: 0.35302424),
                      metadata: ["dataset": "fashion-mnist", "note": "é \"q\""])
     }
@@ -24,20 +24,20 @@ final class ModelFileTests: XCTestCase {
             XCTAssertEqual(x.weight.storage.map(\.bitPattern), y.weight.storage.map(\.bitPattern), file: file, line: line)
             XCTAssertEqual(x.bias.map(\.bitPattern), y.bias.map(\.bitPattern), file: file, line: line)
             XCTAssertEqual(x.activation, y.activation, file: file, line: line)
-            XCTAssertEqual(type(of: x) == PrunableDense.self, type(of: y) == PrunableDense.self, file: file, line: line)
-            XCTAssertEqual((x as? PrunableDense)?.mask, (y as? PrunableDense)?.mask, file: file, line: line)
+            XCTAssertEqual(x.mask, y.mask, file: file, line: line)
+            XCTAssertEqual(x.biasMask, y.biasMask, file: file, line: line)
         }
     }
 
     func testRoundTripIsExactIncludingMasks() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("model.safetensors")
-        let model = sampleModel()
+        let model = try sampleModel()
         try model.save(to: path)
         let back = try Model.load(from: path)
         assertSameModel(model, back)
-        XCTAssertEqual(back.network.prunableLayers.count, 2)
-        XCTAssertEqual(back.network.prunableLayers[0].keptCount, model.network.prunableLayers[0].keptCount)
+        XCTAssertEqual(back.network.layers.map { $0.mask != nil }, [true, true, false], "a dense layer stays without a mask")
+        XCTAssertEqual(back.network.layers[0].keptCount, model.network.layers[0].keptCount)
         XCTAssertEqual(back.network.layers[1].weight[2, 1].sign, .minus)
         let x = Matrix(rows: 2, columns: 12, storage: (0..<24).map { Float($0) / 7 })
         XCTAssertEqual(back.network(x), model.network(x))
@@ -67,14 +67,14 @@ final class ModelFileTests: XCTestCase {
         XCTAssertEqual(file.tensors["layers.0.weight"]?.shape, [7, 12])
     }
 
-    func testReservedMetadataKeysAreRefused() {
-        var model = sampleModel()
+    func testReservedMetadataKeysAreRefused() throws {
+        var model = try sampleModel()
         model.metadata["architecture"] = "1-1"
         assertThrowsTopiaryError(.invalidOption, try model.safeTensors())
     }
 
-    func testNonFiniteWeightsAreNotSaved() {
-        let model = sampleModel()
+    func testNonFiniteWeightsAreNotSaved() throws {
+        let model = try sampleModel()
         model.network.layers[2].bias[0] = .nan
         assertThrowsTopiaryError(.nonFinite, try model.safeTensors())
     }
@@ -150,15 +150,15 @@ final class ModelFileTests: XCTestCase {
     // MARK: Bias masks
 
     /// `sampleModel()` with biases 1 and 4 of layer 0 pruned.
-    func sampleModelWithPrunedBiases() -> Model {
-        let model = sampleModel()
-        model.network.prunableLayers[0].pruneBiases { $0 == 1 || $0 == 4 }
+    func sampleModelWithPrunedBiases() throws -> Model {
+        let model = try sampleModel()
+        model.network.layers[0].pruneBiases { $0 == 1 || $0 == 4 }
         return model
     }
 
     func testBiasMaskRoundTripsExactlyAndIsWrittenOnlyWhenSomeBiasIsPruned() throws {
         let dir = try TemporaryDirectory()
-        let model = sampleModelWithPrunedBiases()
+        let model = try sampleModelWithPrunedBiases()
         let file = try model.safeTensors()
         XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.uint8Values, [1, 0, 1, 1, 0, 1, 1])
         XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.shape, [7])
@@ -166,18 +166,19 @@ final class ModelFileTests: XCTestCase {
         try model.save(to: dir.file("a.safetensors"))
         let back = try Model.load(from: dir.file("a.safetensors"))
         assertSameModel(model, back)
-        XCTAssertEqual(back.network.prunableLayers.map(\.biasMask), model.network.prunableLayers.map(\.biasMask))
-        XCTAssertEqual(back.network.prunableLayers[0].keptBiasCount, 5)
+        XCTAssertEqual(back.network.layers.map(\.biasMask), model.network.layers.map(\.biasMask))
+        XCTAssertEqual(back.network.layers[0].keptBiasCount, 5)
         try back.save(to: dir.file("b.safetensors"))
         XCTAssertEqual(try dir.read("a.safetensors"), try dir.read("b.safetensors"))
     }
 
     func testFilesWithoutABiasMaskKeepEveryBias() throws {
         let back = try load { _ in }
-        XCTAssertEqual(back.network.prunableLayers.map(\.keptBiasCount), [7, 5])
+        XCTAssertEqual(back.network.layers.map(\.keptBiasCount), [7, 5, 3])
+        XCTAssertEqual(back.network.layers.map(\.biasMask), [nil, nil, nil])
     }
 
-    func testBadBiasMasksAreCorrupt() {
+    func testBadBiasMasksAreCorrupt() throws {
         func edited(_ edit: @escaping (inout SafeTensors) -> Void) throws -> Model {
             var file = try sampleModelWithPrunedBiases().safeTensors()
             edit(&file)
@@ -195,9 +196,15 @@ final class ModelFileTests: XCTestCase {
         assertThrowsTopiaryError(.corruptFile, try edited { file in
             file.tensors["layers.0.bias_mask"] = .init(uint8: [1, 1, 1], shape: [3])
         })
-        assertThrowsTopiaryError(.corruptFile, try edited { file in
-            file.tensors["layers.2.bias_mask"] = .init(uint8: [1, 1, 1], shape: [3])   // layer 2 has no weight mask
-        })
+        // A bias mask without a weight mask is a layer whose biases alone are pruned.
+        let biasesOnly = try edited { file in
+            file.tensors["layers.2.bias_mask"] = .init(uint8: [1, 0, 1], shape: [3])
+            var b = file.tensors["layers.2.bias"]?.float32Values ?? []
+            b[1] = 0
+            file.tensors["layers.2.bias"] = .init(float32: b, shape: [3])
+        }
+        XCTAssertNil(biasesOnly.network.layers[2].mask)
+        XCTAssertEqual(biasesOnly.network.layers[2].biasMask, [1, 0, 1])
     }
 }
 

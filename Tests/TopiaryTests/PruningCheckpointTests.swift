@@ -4,8 +4,8 @@ import XCTest
 /// `--resume` reads `state.json`; a corrupted or foreign one must be refused with a typed error
 /// naming the file, not trap on a range or a precondition.
 final class PruningCheckpointTests: XCTestCase {
-    private func structuredRun(_ data: Dataset, checkpoint: String) -> IterativePruner {
-        IterativePruner(network: Chain(sizes: [12, 24, 16, 4], seed: 0), dataset: data,
+    private func structuredRun(_ data: Dataset, checkpoint: String) throws -> IterativePruner {
+        IterativePruner(network: try Chain(sizes: [12, 24, 16, 4], seed: 0), dataset: data,
                         method: .neurons(NeuronPruner(criterion: .l1)), plan: .steps(.list([0.25, 0.5])),
                         fineTuning: FineTuning(epochsPerStep: 1), optimizer: SGD(learningRate: 0.05, momentum: 0.9),
                         batchSize: 32, seed: 3, checkpointDirectory: checkpoint)

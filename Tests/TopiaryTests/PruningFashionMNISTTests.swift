@@ -10,7 +10,7 @@ final class PruningFashionMNISTTests: XCTestCase {
             throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
         }
         let data = try FashionMNIST.load(validationCount: 0, trainLimit: 6000, testLimit: 2000)
-        let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
+        let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
         let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.trainEpoch(data.train)
         let dense = net.evaluate(data.test).accuracy

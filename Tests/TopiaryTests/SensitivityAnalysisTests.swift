@@ -14,21 +14,21 @@ final class SensitivityAnalysisTests: XCTestCase {
                                                    .init(sparsity: 0.99, loss: 2.0, accuracy: 0.3)]),
         ])
 
-    func testBudgetTargetsTakeTheLargestSparsityWithinTheDrop() {
+    func testBudgetTargetsTakeTheLargestSparsityWithinTheDrop() throws {
         XCTAssertEqual(curves.targets(budget: 0.005), [0.9, 0])
         XCTAssertEqual(curves.targets(budget: 0.01), [0.9, 0.5])
         XCTAssertEqual(curves.targets(budget: 0.5), [0.99, 0.9])
     }
 
-    func testAllocationReachesTheOverallSparsityPreferringRobustLayers() {
+    func testAllocationReachesTheOverallSparsityPreferringRobustLayers() throws {
         let x = curves.allocation(overall: 0.8)
         XCTAssertEqual(900 * x[0] + 90 * x[1], 0.8 * 990, accuracy: 1e-6)
         XCTAssertGreaterThan(x[0], x[1])
         let scope = curves.allocationScope()
-        let net = Chain([PrunableDense(weight: Matrix(rows: 45, columns: 20, repeating: 1), bias: [Float](repeating: 0, count: 45)),
-                         PrunableDense(weight: Matrix(rows: 2, columns: 45, repeating: 1), bias: [Float](repeating: 0, count: 2))])
+        let net = try Chain([try Dense(weight: Matrix(rows: 45, columns: 20, repeating: 1), bias: [Float](repeating: 0, count: 45)),
+                         try Dense(weight: Matrix(rows: 2, columns: 45, repeating: 1), bias: [Float](repeating: 0, count: 2))])
         XCTAssertNoThrow(try Pruner(scope: scope).prune(net, to: 0.8))
-        let pruned = net.prunableLayers.map { $0.weight.count - $0.keptCount }
+        let pruned = net.layers.map { $0.weight.count - $0.keptCount }
         XCTAssertEqual(pruned[0], Int((x[0] * 900).rounded()))
         XCTAssertEqual(pruned[1], Int((x[1] * 90).rounded()))
     }
@@ -37,7 +37,7 @@ final class SensitivityAnalysisTests: XCTestCase {
         var rng = SeededRandom(seed: 7)
         let images = randomMatrix(80, 6, rng: &rng)
         let val = LabeledData(images: images, labels: (0..<80).map { Int32($0 % 3) })
-        let net = Chain(sizes: [6, 8, 3], seed: 1)
+        let net = try Chain(sizes: [6, 8, 3], seed: 1)
         let before = net.layers.map(\.weight)
         let result = try SensitivityAnalysis(sparsities: [0.5, 0, 1]).run(net, validation: val)
         XCTAssertEqual(net.layers.map(\.weight), before)

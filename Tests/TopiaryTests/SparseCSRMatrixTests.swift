@@ -29,9 +29,9 @@ final class SparseCSRMatrixTests: XCTestCase {
         }
     }
 
-    func testBuiltFromAPrunableDenseKeepsExactlyTheMaskedWeights() {
+    func testBuiltFromAPrunableDenseKeepsExactlyTheMaskedWeights() throws {
         var rng = SeededRandom(seed: 3)
-        let layer = PrunableDense(50, 20, activation: .relu, using: &rng)
+        let layer = try Dense(50 => 20, .relu, using: &rng)
         layer.prune { $0 % 3 != 0 }
         let csr = CSRMatrix(layer)
         XCTAssertEqual(csr.nonzeroCount, layer.keptCount)

@@ -361,9 +361,9 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
-    func testMatrixConvenienceMatchesTheDenseLayer() {
+    func testMatrixConvenienceMatchesTheDenseLayer() throws {
         var rng = SeededRandom(seed: 28)
-        let dense = PrunableDense(40, 30, activation: .tanh, using: &rng)
+        let dense = try Dense(40 => 30, .tanh, using: &rng)
         dense.prune { $0 % 4 == 1 }
         let sparse = SparseDense(dense)
         let x = Matrix(rows: 9, columns: 40, storage: SparseTestSupport.randomArray(360, rng: &rng))

@@ -5,7 +5,7 @@ final class TrainerTests: XCTestCase {
     func testSameSeedGivesBitIdenticalWeights() throws {
         let data = argmaxProblem(count: 300, seed: 1)
         func trainOnce() throws -> Chain {
-            let net = Chain(sizes: [12, 16, 4], seed: 7)
+            let net = try Chain(sizes: [12, 16, 4], seed: 7)
             let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
             for _ in 0..<3 { try trainer.trainEpoch(data) }
             return net
@@ -16,13 +16,13 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(la.bias.map(\.bitPattern), lb.bias.map(\.bitPattern))
         }
         // A different seed gives different weights.
-        let c = Chain(sizes: [12, 16, 4], seed: 8)
+        let c = try Chain(sizes: [12, 16, 4], seed: 8)
         XCTAssertNotEqual(c.layers[0].weight, a.layers[0].weight)
     }
 
     func testTrainingLearnsSyntheticProblem() throws {
         let train = argmaxProblem(count: 2000, seed: 2), test = argmaxProblem(count: 500, seed: 3)
-        let net = Chain(sizes: [12, 32, 4], seed: 0)
+        let net = try Chain(sizes: [12, 32, 4], seed: 0)
         let before = net.evaluate(test).accuracy
         let trainer = Trainer(network: net, optimizer: Adam(learningRate: 0.01), batchSize: 50, seed: 0)
         var losses: [Double] = []
@@ -32,9 +32,9 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(after, 0.9, "accuracy \(after), was \(before) before training")
     }
 
-    func testDivergenceThrowsNonFinite() {
+    func testDivergenceThrowsNonFinite() throws {
         let data = argmaxProblem(count: 64, seed: 4)
-        let net = Chain(sizes: [12, 8, 4], seed: 0)
+        let net = try Chain(sizes: [12, 8, 4], seed: 0)
         let trainer = Trainer(network: net, optimizer: SGD(learningRate: 1e30), batchSize: 16, seed: 0)
         XCTAssertThrowsError(try { for _ in 0..<5 { try trainer.trainEpoch(data) } }()) { error in
             XCTAssertEqual((error as? TopiaryError)?.kind, .nonFinite)
@@ -43,11 +43,11 @@ final class TrainerTests: XCTestCase {
 
     func testMaskedNetworkTrainsWithPrunedWeightsStayingZero() throws {
         let data = argmaxProblem(count: 256, seed: 5)
-        let net = Chain(sizes: [12, 16, 4], seed: 1)
-        net.prunableLayers[0].prune { $0 % 2 == 1 }
+        let net = try Chain(sizes: [12, 16, 4], seed: 1)
+        net.layers[0].prune { $0 % 2 == 1 }
         let trainer = Trainer(network: net, optimizer: Adam.adamW(learningRate: 0.01, weightDecay: 0.1), batchSize: 32, seed: 1)
         for _ in 0..<3 { try trainer.trainEpoch(data) }
-        let w = net.prunableLayers[0].weight.storage
+        let w = net.layers[0].weight.storage
         for i in stride(from: 1, to: w.count, by: 2) { XCTAssertEqual(w[i], 0) }
     }
 
@@ -66,20 +66,20 @@ final class TrainerTests: XCTestCase {
         func makeTrainer(_ net: Chain) -> Trainer {
             Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
         }
-        let net = Chain(sizes: [12, 16, 4], seed: 7)
+        let net = try Chain(sizes: [12, 16, 4], seed: 7)
         try Model(network: net).save(to: Model.epochPath(for: output, epoch: 0))
         try makeTrainer(net).fit(data, epochs: 3, onEpoch: { record in
             if record.epoch == 2 { try Model(network: net).save(to: Model.epochPath(for: output, epoch: 2)) }
         })
         XCTAssertEqual(try dir.contents(), ["dense.epoch-0.safetensors", "dense.epoch-2.safetensors"])
 
-        let twoEpochs = Chain(sizes: [12, 16, 4], seed: 7)
+        let twoEpochs = try Chain(sizes: [12, 16, 4], seed: 7)
         try makeTrainer(twoEpochs).fit(data, epochs: 2)
         let saved = try Model.load(from: dir.file("dense.epoch-2.safetensors")).network
         assertSameParameters(saved, twoEpochs, "epoch 2")
         XCTAssertNotEqual(saved.layers[0].weight, net.layers[0].weight, "the third epoch moved on")
         assertSameParameters(try Model.load(from: dir.file("dense.epoch-0.safetensors")).network,
-                             Chain(sizes: [12, 16, 4], seed: 7), "epoch 0 is the initialisation")
+                             try Chain(sizes: [12, 16, 4], seed: 7), "epoch 0 is the initialisation")
     }
 
     func testWithoutAValidationSplitTheValidationFiguresAreNullNotZero() throws {
@@ -95,16 +95,16 @@ final class TrainerTests: XCTestCase {
         XCTAssert(json["val_loss"] is NSNull, "\(json)")
         XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: JSONEncoder().encode(records[0])), records[0])
 
-        let net = Chain(sizes: [12, 8, 4], seed: 0)
+        let net = try Chain(sizes: [12, 8, 4], seed: 0)
         let withSplit = try Trainer(network: net, optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0).fit(split, epochs: 1)
         XCTAssertEqual(withSplit[0].valAccuracy, net.evaluate(split.validation).accuracy)
         XCTAssertEqual(withSplit[0].valLoss, net.evaluate(split.validation).loss)
         XCTAssertEqual(withSplit[0].testAccuracy, records[0].testAccuracy, "the same training, only the validation differs")
     }
 
-    func testAnErrorThrownByOnEpochStopsTraining() {
+    func testAnErrorThrownByOnEpochStopsTraining() throws {
         struct Stop: Error {}
-        let trainer = Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)
+        let trainer = Trainer(network: try Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)
         XCTAssertThrowsError(try trainer.fit(argmaxDataset(train: 64, validation: 16, test: 16, seed: 1), epochs: 5,
                                              onEpoch: { record in if record.epoch == 2 { throw Stop() } }))
         XCTAssertEqual(trainer.epochsCompleted, 2)
@@ -127,7 +127,7 @@ final class TrainerTests: XCTestCase {
         }
         let dataset = try FashionMNIST.load(validationCount: 0, trainLimit: 10_000)
         XCTAssertEqual(dataset.train.count, 10_000)
-        let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
+        let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
         let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.trainEpoch(dataset.train)
         try trainer.trainEpoch(dataset.train)

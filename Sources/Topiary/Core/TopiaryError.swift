@@ -1,6 +1,18 @@
-/// An error caused by input that a user controls: files, data, options.
+import Foundation
+
+/// An error caused by input that a user controls: files, data, options, the shapes of layers and
+/// batches.
 ///
-/// Programmer errors (a shape mismatch in a library call) trap with a `precondition` instead.
+/// The ``message`` names what went wrong and where (the file, the layer and its sizes, the
+/// option); it is also the error's `localizedDescription`.
+///
+/// ```swift
+/// do {
+///     _ = try Chain(Dense(784 => 300, .relu, seed: 1), Dense(100 => 10, seed: 2))
+/// } catch let error as TopiaryError {
+///     print(error.kind, error.message)   // invalidShape Chain: layer 1 Dense(100 => 10) expects 100 inputs, …
+/// }
+/// ```
 public struct TopiaryError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What kind of problem this is.
     public enum Kind: String, Sendable {
@@ -34,4 +46,9 @@ public struct TopiaryError: Error, Equatable, Sendable, CustomStringConvertible 
 
     /// Whether two errors are of the same kind (messages are ignored).
     public static func ~= (lhs: Kind, rhs: TopiaryError) -> Bool { lhs == rhs.kind }
+}
+
+extension TopiaryError: LocalizedError {
+    /// The message, so that `localizedDescription` reads as the message.
+    public var errorDescription: String? { message }
 }

@@ -2,7 +2,7 @@
 /// free-form metadata. Saved as a safetensors file.
 ///
 /// The file holds, for each layer `N` (input first), the tensors `layers.N.weight` (`F32`,
-/// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a ``PrunableDense`` layer,
+/// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a pruned layer,
 /// `layers.N.mask` (`U8`, `[out, in]`, entries 0 or 1) and, only when some of its biases are
 /// pruned, `layers.N.bias_mask` (`U8`, `[out]`; a file without it has every bias kept, and an
 /// all-ones bias mask is not written back). Its `__metadata__` holds
@@ -87,12 +87,12 @@ public struct Model {
             let shape = [layer.outputSize, layer.inputSize]
             file.tensors["layers.\(l).weight"] = .init(float32: layer.weight.storage, shape: shape)
             file.tensors["layers.\(l).bias"] = .init(float32: layer.bias, shape: [layer.outputSize])
-            if let prunable = layer as? PrunableDense {
-                file.tensors["layers.\(l).mask"] = .init(uint8: prunable.mask.storage.map { $0 != 0 ? 1 : 0 }, shape: shape)
-                if prunable.hasPrunedBiases {
-                    file.tensors["layers.\(l).bias_mask"] = .init(uint8: prunable.biasMask.map { $0 != 0 ? 1 : 0 },
-                                                                  shape: [layer.outputSize])
-                }
+            if let mask = layer.mask {
+                file.tensors["layers.\(l).mask"] = .init(uint8: mask.storage.map { $0 != 0 ? 1 : 0 }, shape: shape)
+            }
+            if layer.hasPrunedBiases, let biasMask = layer.biasMask {
+                file.tensors["layers.\(l).bias_mask"] = .init(uint8: biasMask.map { $0 != 0 ? 1 : 0 },
+                                                              shape: [layer.outputSize])
             }
         }
         return file
@@ -200,6 +200,7 @@ public struct Model {
                 }
                 biasMask = biasMaskBytes.map { Float($0) }
             }
+            var mask: Matrix?
             if let maskBytes = try tensor("mask", .uint8, [output, input], required: false)?.uint8Values {
                 if let i = maskBytes.firstIndex(where: { $0 > 1 }) {
                     throw corrupt("layers.\(l).mask holds \(maskBytes[i]) at index \(i); masks hold only 0 and 1")
@@ -207,18 +208,15 @@ public struct Model {
                 if let i = maskBytes.indices.first(where: { maskBytes[$0] == 0 && weightValues[$0] != 0 }) {
                     throw corrupt("layers.\(l).weight is \(weightValues[i]) at index \(i), where the mask prunes it (must be 0)")
                 }
-                let mask = Matrix(rows: output, columns: input, storage: maskBytes.map { Float($0) })
-                layers.append(PrunableDense(weight: weight, bias: biasValues, mask: mask, biasMask: biasMask,
-                                            activation: activation))
-            } else {
-                guard biasMask == nil else { throw corrupt("layers.\(l).bias_mask is present without layers.\(l).mask") }
-                layers.append(Dense(weight: weight, bias: biasValues, activation: activation))
+                mask = Matrix(rows: output, columns: input, storage: maskBytes.map { Float($0) })
             }
+            layers.append(Dense(checkedWeight: weight, bias: biasValues, activation: activation,
+                                mask: mask, biasMask: biasMask))
         }
         if let extra = file.tensors.keys.filter({ !expected.contains($0) }).sorted().first {
             throw corrupt("unexpected tensor \"\(extra)\" for architecture \(architecture)")
         }
-        self.init(network: Chain(layers), normalization: normalization,
+        self.init(network: Chain(checked: layers), normalization: normalization,
                   metadata: file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) })
     }
 }

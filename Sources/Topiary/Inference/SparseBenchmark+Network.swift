@@ -81,11 +81,11 @@ extension SparseBenchmark {
                              threads: [Int] = [1, 2], secondsPerCase: Double = 0.3) -> [NetworkResult] {
         var out: [NetworkResult] = []
         for s in sparsities {
-            let net = Chain(sizes: [784, 300, 100, 10], seed: 1)
+            let net = Chain(checkedSizes: [784, 300, 100, 10], seed: 1)
             var rng = SeededRandom(seed: 2)
-            for layer in net.prunableLayers {
+            for layer in net.layers {
                 let w = randomWeight(Shape(layer.outputSize, layer.inputSize), sparsity: s, rng: &rng)
-                layer.setMask(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map { $0 == 0 ? 0 : 1 }))
+                try? layer.setMask(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map { $0 == 0 ? 0 : 1 }))
             }
             out += network(net, batches: batches, threads: threads, secondsPerCase: secondsPerCase)
         }

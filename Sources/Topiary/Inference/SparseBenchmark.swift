@@ -526,8 +526,8 @@ public enum SparseBenchmark {
                         denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
                         gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
         if c.checkAutomatic {
-            let layer = Dense(weight: w, bias: [Float](repeating: 0, count: m))
-            let plan = CompiledNetwork(Chain([layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
+            let layer = Dense(checkedWeight: w, bias: [Float](repeating: 0, count: m))
+            let plan = CompiledNetwork(Chain(checked: [layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
             let picked = plan.choices[0].kind == .sparse
             cell.automatic = picked ? "csr" : "dense"
             cell.automaticSlowdown = (picked ? csr : dense) / min(csr, dense)

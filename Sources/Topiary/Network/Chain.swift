@@ -1,36 +1,72 @@
 /// A network: dense layers applied in order (Flux's `Chain`).
 ///
+/// `Chain` is a class, like its layers: training and pruning change a network in place, and
+/// ``copy()`` makes an independent one. Every layer can be pruned; layer `l` of ``layers`` is
+/// layer `l` for scopes, caps and reports.
+///
 /// ```swift
-/// let net = Chain(sizes: [784, 300, 100, 10], seed: 0)   // LeNet-300-100, ReLU hidden layers
-/// let logits = net(Matrix(rows: 32, columns: 784))       // 32 × 10
+/// let net = try Chain(Dense(784 => 300, .relu, seed: 1), Dense(300 => 100, .relu, seed: 2), Dense(100 => 10, seed: 3))
+/// let lenet = try Chain(sizes: [784, 300, 100, 10], seed: 0)   // LeNet-300-100, ReLU hidden layers
+/// let logits = lenet(Matrix(rows: 32, columns: 784))           // 32 × 10
 /// ```
 public final class Chain {
     /// The layers, input first.
-    public var layers: [Dense]
+    public internal(set) var layers: [Dense]
 
     /// Creates a network from layers.
     ///
-    /// - Precondition: at least one layer, and each layer's input size equals the previous output size.
-    public init(_ layers: [Dense]) {
-        precondition(!layers.isEmpty, "Chain: needs at least one layer")
-        for l in 1..<max(1, layers.count) {
-            precondition(layers[l].inputSize == layers[l - 1].outputSize,
-                         "Chain: layer \(l) expects \(layers[l].inputSize) inputs, layer \(l - 1) gives \(layers[l - 1].outputSize)")
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when there is no layer, or a layer's input size
+    ///   differs from the previous layer's output size (the message names both layers and sizes).
+    public init(_ layers: [Dense]) throws {
+        guard !layers.isEmpty else { throw TopiaryError(.invalidShape, "Chain: needs at least one layer") }
+        for l in 1..<layers.count where layers[l].inputSize != layers[l - 1].outputSize {
+            throw TopiaryError(.invalidShape, "Chain: layer \(l) \(layers[l].shapeName) expects \(layers[l].inputSize) inputs, but layer \(l - 1) \(layers[l - 1].shapeName) gives \(layers[l - 1].outputSize)")
+        }
+        if let l = layers.indices.first(where: { i in layers[..<i].contains { $0 === layers[i] } }) {
+            throw TopiaryError(.invalidShape, "Chain: layer \(l) is the same object as an earlier layer; use copy() to repeat a layer")
         }
         self.layers = layers
     }
 
-    /// Creates a multilayer perceptron of ``PrunableDense`` layers with the given sizes
-    /// (`[784, 300, 100, 10]` is LeNet-300-100): `hidden` after every layer but the last, `output` after it.
-    public convenience init(sizes: [Int], hidden: Activation = .relu, output: Activation = .identity, seed: UInt64) {
-        precondition(sizes.count >= 2, "Chain(sizes:): needs at least an input and an output size, got \(sizes)")
+    /// Creates a network from layers: `try Chain(Dense(784 => 300, .relu, seed: 1), Dense(300 => 10, seed: 2))`.
+    ///
+    /// - Throws: as ``init(_:)-([Dense])``.
+    public convenience init(_ layers: Dense...) throws {
+        try self.init(layers)
+    }
+
+    /// A network whose layers are known to chain (internal callers that built them so).
+    init(checked layers: [Dense]) {
+        self.layers = layers
+    }
+
+    /// Creates a multilayer perceptron with the given sizes (`[784, 300, 100, 10]` is
+    /// LeNet-300-100): `hidden` after every layer but the last, `output` after it, initialised as
+    /// ``Dense/init(_:_:using:)`` from one generator seeded with `seed`.
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` for fewer than two sizes or a size below 1.
+    public convenience init(sizes: [Int], hidden: Activation = .relu, output: Activation = .identity, seed: UInt64) throws {
+        guard sizes.count >= 2 else {
+            throw TopiaryError(.invalidShape, "Chain(sizes:): needs at least an input and an output size, got \(sizes)")
+        }
+        if let bad = sizes.first(where: { $0 < 1 || $0 >= 1 << 31 }) {
+            throw TopiaryError(.invalidShape, "Chain(sizes:): every size must be between 1 and 2³¹ − 1, got \(bad) in \(sizes)")
+        }
+        for l in 0..<(sizes.count - 1) where sizes[l].multipliedReportingOverflow(by: sizes[l + 1]).partialValue >= 1 << 31 {
+            throw TopiaryError(.invalidShape, "Chain(sizes:): layer \(l) (\(sizes[l]) => \(sizes[l + 1])) would have more than 2³¹ weights")
+        }
+        self.init(checkedSizes: sizes, hidden: hidden, output: output, seed: seed)
+    }
+
+    /// ``init(sizes:hidden:output:seed:)`` for sizes known to be valid.
+    convenience init(checkedSizes sizes: [Int], hidden: Activation = .relu, output: Activation = .identity, seed: UInt64) {
         var rng = SeededRandom(seed: seed)
         var layers: [Dense] = []
         for l in 0..<(sizes.count - 1) {
             let act = l == sizes.count - 2 ? output : hidden
-            layers.append(PrunableDense(sizes[l], sizes[l + 1], activation: act, using: &rng))
+            layers.append(Dense(initialized: sizes[l] => sizes[l + 1], act, using: &rng))
         }
-        self.init(layers)
+        self.init(checked: layers)
     }
 
     /// The layer sizes, input first (`[784, 300, 100, 10]`).
@@ -39,8 +75,6 @@ public final class Chain {
     public var inputSize: Int { layers[0].inputSize }
     /// The number of outputs.
     public var outputSize: Int { layers[layers.count - 1].outputSize }
-    /// The layers that carry a mask.
-    public var prunableLayers: [PrunableDense] { layers.compactMap { $0 as? PrunableDense } }
     /// All weights and biases.
     public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
     /// Weights and biases that are not exactly zero.
@@ -59,30 +93,48 @@ public final class Chain {
         parameterCount == 0 ? 0 : 1 - Double(nonzeroParameterCount) / Double(parameterCount)
     }
 
-    /// A deep copy (parameters and masks).
-    public func copy() -> Chain { Chain(layers.map { $0.copy() }) }
+    /// An independent copy (parameters and masks).
+    public func copy() -> Chain { Chain(checked: layers.map { $0.copy() }) }
+
+    /// Replaces every layer by those of `other` (same object identity of the chain, new layers).
+    func replaceLayers(with other: Chain) { layers = other.layers }
 
     /// Applies the network to a batch `[batch, in]`, returning `[batch, out]`.
+    ///
+    /// A batch of the wrong width stops the program with a message naming the network's input
+    /// width and the batch's shape, in release builds too; ``predict(_:)`` throws instead.
     public func callAsFunction(_ x: Matrix) -> Matrix {
-        precondition(x.columns == inputSize, "Chain: expected input with \(inputSize) columns, got \(x.columns)")
-        var workspace = Workspace(for: self, batchCapacity: max(1, x.rows))
+        do { return try predict(x) } catch { fatalError("\(error)") }
+    }
+
+    /// Applies the network to a batch `[batch, in]`, returning `[batch, out]` (the logits for a
+    /// classifier).
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when `x` does not have ``inputSize`` columns.
+    public func predict(_ x: Matrix) throws -> Matrix {
+        guard x.columns == inputSize else {
+            throw TopiaryError(.invalidShape, "Chain: layer 0 \(layers[0].shapeName) expects input with \(inputSize) columns, got \(x.rows)×\(x.columns)")
+        }
         var y = Matrix(rows: x.rows, columns: outputSize)
+        guard x.rows > 0 else { return y }
+        var workspace = Workspace(for: self, batchCapacity: x.rows)
         x.storage.withUnsafeBufferPointer { px in
-            let out = forward(px.baseAddress!, batch: x.rows, workspace: &workspace)
-            y.storage.withUnsafeMutableBufferPointer { py in py.baseAddress!.update(from: out, count: py.count) }
+            guard let px = px.baseAddress else { return }
+            let out = forward(px, batch: x.rows, workspace: &workspace)
+            y.storage.withUnsafeMutableBufferPointer { py in py.baseAddress?.update(from: out, count: py.count) }
         }
         return y
     }
 
     /// Buffers for the forward and backward passes of one batch size, allocated once and reused
     /// so that the training loop allocates nothing per batch.
-    public struct Workspace {
+    struct Workspace {
         /// Post-activation outputs of each layer, `[batchCapacity, out_l]`.
         var activations: [UnsafeMutableBufferPointer<Float>]
         /// Two gradient buffers of `[batchCapacity, max width]`, used in turn.
         var gradients: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
         /// The largest batch this workspace holds.
-        public let batchCapacity: Int
+        let batchCapacity: Int
         private let owner: Storage
 
         final class Storage {
@@ -91,7 +143,7 @@ public final class Chain {
         }
 
         /// Allocates buffers for `network` and batches of up to `batchCapacity` rows.
-        public init(for network: Chain, batchCapacity: Int) {
+        init(for network: Chain, batchCapacity: Int) {
             precondition(batchCapacity > 0, "Workspace: batch capacity must be positive")
             self.batchCapacity = batchCapacity
             let storage = Storage()
@@ -108,20 +160,20 @@ public final class Chain {
         }
 
         /// Whether the buffers fit `network` (same layer widths) and `batch`.
-        public func fits(_ network: Chain, batch: Int) -> Bool {
+        func fits(_ network: Chain, batch: Int) -> Bool {
             batch <= batchCapacity && activations.count == network.layers.count
                 && zip(activations, network.layers).allSatisfy { $0.count >= batchCapacity * $1.outputSize }
                 && gradients.0.count >= batchCapacity * (network.sizes.max() ?? 1)
         }
 
         /// The gradient buffer the loss writes `∂L/∂output` into before ``Chain/backward(_:batch:workspace:)``.
-        public var outputGradient: UnsafeMutablePointer<Float> { gradients.0.baseAddress! }
+        var outputGradient: UnsafeMutablePointer<Float> { gradients.0.baseAddress! }
     }
 
     /// Forward pass of `batch` rows through the workspace; returns the output `[batch, out]`,
     /// valid until the next call with this workspace.
     @discardableResult
-    public func forward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) -> UnsafeMutablePointer<Float> {
+    func forward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) -> UnsafeMutablePointer<Float> {
         precondition(workspace.fits(self, batch: batch), "Chain.forward: workspace does not fit this network and batch \(batch)")
         var x = input
         for (l, layer) in layers.enumerated() {
@@ -134,7 +186,7 @@ public final class Chain {
 
     /// Backward pass after ``forward(_:batch:workspace:)`` on the same input: reads `∂L/∂output`
     /// from ``Workspace/outputGradient`` and leaves each layer's parameter gradients in the layer.
-    public func backward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) {
+    func backward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) {
         var g = workspace.gradients.0.baseAddress!
         var other = workspace.gradients.1.baseAddress!
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
@@ -144,4 +196,22 @@ public final class Chain {
             swap(&g, &other)
         }
     }
+}
+
+extension Chain: CustomStringConvertible {
+    /// A table of the layers: shape, activation, parameters, sparsity.
+    public var description: String {
+        var lines = ["Chain(\(sizes.map(String.init).joined(separator: "-")), \(parameterCount) parameters, \(percent(sparsity)) sparse)"]
+        for (l, layer) in layers.enumerated() {
+            let pad = { (s: String, n: Int) in String(repeating: " ", count: max(0, n - s.count)) + s }
+            lines.append("  \(l)  " + pad("\(layer.shape)", 12) + "  " + pad(layer.activation.rawValue, 8)
+                         + "  " + pad("\(layer.parameterCount)", 9) + " params  " + pad(percent(layer.sparsity), 6) + " sparse")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `0.9` as `90.0%`.
+func percent(_ fraction: Double) -> String {
+    "\((fraction * 1000).rounded() / 10)%"
 }

@@ -59,7 +59,7 @@ public struct WeightSnapshot: Sendable, Equatable {
         for (l, layer) in network.layers.enumerated() {
             layer.weight = weights[l]
             layer.bias = biases[l]
-            (layer as? PrunableDense)?.applyMask()
+            layer.applyMask()
         }
     }
 }
@@ -100,7 +100,7 @@ public enum FineTuningPolicy {
                 let bound = 1 / Float(layer.inputSize).squareRoot()
                 for i in 0..<layer.weight.count { layer.weight.storage[i] = rng.nextUniform(-bound, bound) }
                 for i in 0..<layer.bias.count { layer.bias[i] = rng.nextUniform(-bound, bound) }
-                (layer as? PrunableDense)?.applyMask()
+                layer.applyMask()
             }
         }
     }

@@ -37,7 +37,7 @@ public final class IterativePruner {
         case gradual(GradualPruning, epochs: Int)
     }
 
-    /// The network, pruned in place.
+    /// The network being pruned: a copy of the one given to the initialiser, changed in place by ``run(resume:progress:onStep:)``.
     public let network: Chain
     /// The data: train for fine-tuning, validation and test for the records.
     public let dataset: Dataset
@@ -58,12 +58,12 @@ public final class IterativePruner {
     /// Where checkpoints go (`nil`: none).
     public var checkpointDirectory: String?
 
-    /// Creates the loop. Plain ``Dense`` layers of `network` are replaced by ``PrunableDense`` ones.
+    /// Creates the loop over a copy of `network`: the caller's network is never changed, and the
+    /// pruned one is ``network`` (the report describes it).
     public init(network: Chain, dataset: Dataset, method: Method, plan: Plan, fineTuning: FineTuning,
                 optimizer: Optimizer, batchSize: Int = 128, seed: UInt64 = 0, loss: Loss = .softmaxCrossEntropy,
                 checkpointDirectory: String? = nil) {
-        network.layers = network.layers.map { $0 as? PrunableDense ?? PrunableDense($0) }
-        self.network = network
+        self.network = network.copy()
         self.dataset = dataset
         self.method = method
         self.plan = plan
@@ -143,7 +143,7 @@ public final class IterativePruner {
             guard saved.state.fingerprint == state.fingerprint else {
                 throw TopiaryError(.invalidOption, "the checkpoint in \(checkpoint.directory) belongs to another run (\(saved.state.fingerprint)); this run is \(state.fingerprint)")
             }
-            network.layers = saved.network.layers
+            network.replaceLayers(with: saved.network)
             state = saved.state
             trainer.epochsCompleted = state.epochsCompleted
         }
@@ -223,12 +223,12 @@ public final class IterativePruner {
 
     /// ``reportedSparsity`` per layer.
     private var reportedLayerSparsity: [Double] {
-        network.layers.map { countsBiases ? $0.parameterSparsity : $0.weightSparsity }
+        network.layers.map { countsBiases ? $0.parameterSparsity : $0.sparsity }
     }
 
     /// The fraction of prunable parameters masked out (weights, plus biases when ``countsBiases``).
     private func maskedFraction() -> Double {
-        let layers = network.prunableLayers
+        let layers = network.layers
         let biases = countsBiases
         let n = layers.reduce(0) { $0 + $1.weight.count + (biases ? $1.bias.count : 0) }
         let pruned = layers.reduce(0) { $0 + $1.weight.count - $1.keptCount + (biases ? $1.bias.count - $1.keptBiasCount : 0) }

@@ -261,12 +261,8 @@ extension Chain {
                 return out
             }
             let bias = rows.map { layer.bias[$0] }
-            if let p = layer as? PrunableDense {
-                newLayers.append(PrunableDense(weight: select(p.weight), bias: bias, mask: select(p.mask),
-                                               biasMask: rows.map { p.biasMask[$0] }, activation: p.activation))
-            } else {
-                newLayers.append(Dense(weight: select(layer.weight), bias: bias, activation: layer.activation))
-            }
+            newLayers.append(Dense(checkedWeight: select(layer.weight), bias: bias, activation: layer.activation,
+                                   mask: layer.mask.map(select), biasMask: layer.biasMask.map { m in rows.map { m[$0] } }))
         }
         layers = newLayers
     }

@@ -9,7 +9,7 @@
 ///
 /// Biases are not pruned by default. With ``includeBiases`` they take part like weights: a
 /// layer's `n_l` counts its weights and its biases, each bias is scored by the saliency (`|b|`
-/// for magnitude), its ``PrunableDense/biasMask`` only shrinks, and pruning the `n` prunable
+/// for magnitude), its ``Dense/biasMask`` only shrinks, and pruning the `n` prunable
 /// parameters to `s` leaves exactly `n − round(s·n)` of them non-zero. In the tie-break a layer's
 /// biases come after its weights (bias `j` of a layer of `k` weights has flat index `k + j`).
 ///
@@ -81,8 +81,9 @@ public struct Pruner {
         if includeBiases, !saliency.scoresBiases {
             throw TopiaryError(.invalidOption, "saliency \(saliency.name) does not score biases; make it with Saliency(name:weights:biases:) to prune biases")
         }
-        let layers = network.prunableLayers
+        let layers = network.layers
         try scope.validate(layerCount: layers.count)
+        for layer in layers { layer.materializeMasks(biases: includeBiases) }
         // Slots: each layer's weights, then (with biases) its biases; slot order is the tie-break order.
         let slots = layers.flatMap { layer in includeBiases ? [Slot(layer, bias: false), Slot(layer, bias: true)] : [Slot(layer, bias: false)] }
         let perLayer = includeBiases ? 2 : 1
@@ -90,7 +91,7 @@ public struct Pruner {
         guard sizes.reduce(0, +) < Int(UInt32.max) else {
             throw TopiaryError(.invalidShape, "more than 2³² prunable parameters are not supported")
         }
-        let pruned = { (layer: PrunableDense) in
+        let pruned = { (layer: Dense) in
             layer.weight.count - layer.keptCount + (self.includeBiases ? layer.bias.count - layer.keptBiasCount : 0)
         }
         let before = layers.map(pruned)
@@ -169,10 +170,10 @@ public struct Pruner {
 
 /// One group of prunable parameters: the weights or the biases of a prunable layer.
 private struct Slot {
-    let layer: PrunableDense
+    let layer: Dense
     let isBias: Bool
 
-    init(_ layer: PrunableDense, bias: Bool) {
+    init(_ layer: Dense, bias: Bool) {
         self.layer = layer
         self.isBias = bias
     }
@@ -182,9 +183,10 @@ private struct Slot {
     /// The number still kept by the mask.
     var kept: Int { isBias ? layer.keptBiasCount : layer.keptCount }
 
-    /// Calls `body` with the mask (entries 0 or 1).
+    /// Calls `body` with the mask (entries 0 or 1); the pruner gives every slot a mask first.
     func withMask<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        isBias ? layer.biasMask.withUnsafeBufferPointer(body) : layer.mask.storage.withUnsafeBufferPointer(body)
+        let mask = isBias ? layer.biasMask : layer.mask?.storage
+        return (mask ?? [Float](repeating: 1, count: count)).withUnsafeBufferPointer(body)
     }
 
     /// Calls `body` with the parameters.

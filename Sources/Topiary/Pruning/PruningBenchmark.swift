@@ -13,17 +13,15 @@ public enum PruningBenchmark {
     public static func globalMagnitudeStep(sizes: [Int] = [784, 300, 100, 10], sparsity: Double = 0.9,
                                            runs: Int = 21, seed: UInt64 = 0) throws -> Double {
         guard runs > 0 else { throw TopiaryError(.invalidOption, "PruningBenchmark: runs must be positive, got \(runs)") }
-        let network = Chain(sizes: sizes, seed: seed)
+        let network = Chain(checkedSizes: sizes, seed: seed)
         let pruner = Pruner(saliency: .magnitude, scope: .global)
         var times: [Double] = []
         for run in 0...runs {
             let copy = network.copy()
             // Own the storage, as a network being pruned does (a fresh copy shares it until written).
-            for layer in copy.prunableLayers {
+            for layer in copy.layers {
                 layer.weight.storage[0] += 0
-                var mask = layer.mask
-                mask.storage[0] = mask.storage[0]
-                layer.setMask(mask)
+                layer.materializeMasks(biases: false)
             }
             let step = try pruner.prune(copy, to: sparsity)
             if run > 0 { times.append(step.seconds) }

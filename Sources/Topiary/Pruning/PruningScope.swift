@@ -2,7 +2,7 @@
 /// pruning, per-layer targets (from the user or from a ``SensitivityAnalysis``), with options to
 /// protect a layer or cap its sparsity.
 ///
-/// Layers are numbered as in ``Chain/prunableLayers`` (for LeNet-300-100: 0, 1, 2, the output
+/// Layers are numbered as in ``Chain/layers`` (for LeNet-300-100: 0, 1, 2, the output
 /// layer being 2). Pruning to sparsity `s` means:
 /// - ``layerwise``: each unprotected layer of `n_l` weights keeps exactly `n_l − round(s_l·n_l)`,
 ///   with `s_l = min(s, cap_l)`; protected layers are left alone.

@@ -2,8 +2,8 @@
 /// *saliency*. Lower saliency is pruned first.
 ///
 /// A saliency is a value that combines with any ``PruningScope`` and any ``PruningSchedule``.
-/// It maps a network to one score per weight of every ``PrunableDense`` layer (in the order of
-/// ``Chain/prunableLayers``, each array row-major `[out, in]` as the weight). Scores at
+/// It maps a network to one score per weight of every layer (in the order of
+/// ``Chain/layers``, each array row-major `[out, in]` as the weight). Scores at
 /// already-pruned positions are ignored. Biases are not pruned by default; a ``Pruner`` with
 /// ``Pruner/includeBiases`` also asks for one score per bias, which the built-in saliencies give
 /// (``magnitude`` `|b|`, ``random(seed:)``, ``taylor(data:batchCount:batchSize:loss:seed:)``
@@ -15,7 +15,7 @@
 /// try pruner.prune(network, to: 0.9)
 /// let control = Pruner(saliency: .random(seed: 0), scope: .global)
 /// let taylor = Saliency.taylor(data: dataset.train, batchCount: 10)
-/// let custom = Saliency(name: "squared") { net in net.prunableLayers.map { $0.weight.storage.map { $0 * $0 } } }
+/// let custom = Saliency(name: "squared") { net in net.layers.map { $0.weight.storage.map { $0 * $0 } } }
 /// ```
 public struct Saliency {
     /// Scores for the weights and, when asked for, the biases of every prunable layer.
@@ -32,7 +32,7 @@ public struct Saliency {
 
     /// A saliency from a closure returning one score array per prunable layer.
     ///
-    /// The closure must return `network.prunableLayers.count` arrays, each with as many scores as
+    /// The closure must return `network.layers.count` arrays, each with as many scores as
     /// the layer has weights; NaN scores count as the lowest saliency. Such a saliency does not
     /// score biases: use ``init(name:weights:biases:)`` for a pruner that includes them.
     public init(name: String = "custom", _ scores: @escaping (Chain) throws -> [[Float]]) {
@@ -47,8 +47,8 @@ public struct Saliency {
     ///
     /// ```swift
     /// let squared = Saliency(name: "squared",
-    ///                        weights: { net in net.prunableLayers.map { $0.weight.storage.map { $0 * $0 } } },
-    ///                        biases: { net in net.prunableLayers.map { $0.bias.map { $0 * $0 } } })
+    ///                        weights: { net in net.layers.map { $0.weight.storage.map { $0 * $0 } } },
+    ///                        biases: { net in net.layers.map { $0.bias.map { $0 * $0 } } })
     /// ```
     public init(name: String = "custom", weights: @escaping (Chain) throws -> [[Float]],
                 biases: @escaping (Chain) throws -> [[Float]]) {
@@ -86,7 +86,7 @@ public struct Saliency {
             throw TopiaryError(.invalidOption, "saliency \(name) does not score biases; make it with Saliency(name:weights:biases:) to prune biases")
         }
         let s = try body(network, includingBiases)
-        let layers = network.prunableLayers
+        let layers = network.layers
         guard s.weights.count == layers.count else {
             throw TopiaryError(.invalidShape, "saliency \(name) returned \(s.weights.count) score arrays, the network has \(layers.count) prunable layers")
         }
@@ -107,8 +107,8 @@ public struct Saliency {
     ///
     /// - Complexity: O(parameters).
     public static let magnitude = Saliency(name: "magnitude", isMagnitude: true) { network, withBiases in
-        (network.prunableLayers.map { layer in layer.weight.storage.map { abs($0) } },
-         withBiases ? network.prunableLayers.map { layer in layer.bias.map { abs($0) } } : nil)
+        (network.layers.map { layer in layer.weight.storage.map { abs($0) } },
+         withBiases ? network.layers.map { layer in layer.bias.map { abs($0) } } : nil)
     }
 
     /// Uniform random scores: the control every pruning study needs.
@@ -119,7 +119,7 @@ public struct Saliency {
     /// unchanged.
     public static func random(seed: UInt64) -> Saliency {
         Saliency(name: "random(\(seed))") { network, withBiases in
-            let layers = network.prunableLayers
+            let layers = network.layers
             let weights = layers.enumerated().map { l, layer in
                 var rng = SeededRandom(seed: seed &+ UInt64(l) &* 0xD1B5_4A32_D192_ED03)
                 return (0..<layer.weight.count).map { _ in rng.nextUniform() }
@@ -155,7 +155,7 @@ public struct Saliency {
             guard data.featureCount == network.inputSize else {
                 throw TopiaryError(.invalidShape, "Taylor saliency: data has \(data.featureCount) features, the network expects \(network.inputSize)")
             }
-            let layers = network.prunableLayers
+            let layers = network.layers
             var sums = layers.map { [Float](repeating: 0, count: $0.weight.count) }
             var biasSums = layers.map { [Float](repeating: 0, count: withBiases ? $0.bias.count : 0) }
             var batches = Batches(data, batchSize: min(batchSize, data.count))
@@ -195,9 +195,9 @@ public struct Saliency {
     /// let squared = Saliency.perLayer(name: "w²") { _, layer in layer.weight.storage.map { $0 * $0 } }
     /// ```
     public static func perLayer(name: String = "custom",
-                                _ scores: @escaping (Int, PrunableDense) throws -> [Float]) -> Saliency {
+                                _ scores: @escaping (Int, Dense) throws -> [Float]) -> Saliency {
         Saliency(name: name) { network in
-            try network.prunableLayers.enumerated().map { try scores($0.offset, $0.element) }
+            try network.layers.enumerated().map { try scores($0.offset, $0.element) }
         }
     }
 
@@ -209,12 +209,12 @@ public struct Saliency {
     ///                                 biases: { _, layer in layer.bias.map { $0 * $0 } })
     /// ```
     public static func perLayer(name: String = "custom",
-                                weights: @escaping (Int, PrunableDense) throws -> [Float],
-                                biases: @escaping (Int, PrunableDense) throws -> [Float]) -> Saliency {
+                                weights: @escaping (Int, Dense) throws -> [Float],
+                                biases: @escaping (Int, Dense) throws -> [Float]) -> Saliency {
         Saliency(name: name, weights: { network in
-            try network.prunableLayers.enumerated().map { try weights($0.offset, $0.element) }
+            try network.layers.enumerated().map { try weights($0.offset, $0.element) }
         }, biases: { network in
-            try network.prunableLayers.enumerated().map { try biases($0.offset, $0.element) }
+            try network.layers.enumerated().map { try biases($0.offset, $0.element) }
         })
     }
 }

@@ -54,9 +54,9 @@ public struct SensitivityAnalysis {
         if fineTuneBatches > 0, train?.isEmpty ?? true {
             throw TopiaryError(.invalidOption, "fine-tuning during sensitivity analysis needs training data")
         }
-        let base = Chain(network.layers.map { $0 as? PrunableDense ?? PrunableDense($0) })
+        let base = network.copy()
         let baseline = base.evaluate(validation)
-        let layers = base.prunableLayers
+        let layers = base.layers
         let sorted = sparsities.sorted()
         var curves: [SensitivityCurves.Curve] = []
         var done = 0

@@ -1,6 +1,6 @@
 /// Updates a network's parameters from the gradients left by the last backward pass.
 ///
-/// Every optimizer honours masks: for a ``PrunableDense`` layer the update and every state
+/// Every optimizer honours masks: for a pruned ``Dense`` layer the update and every state
 /// buffer (velocity, moments) are multiplied by the mask (the weight mask for weights, the bias
 /// mask for biases), so pruned weights and biases stay exactly `0.0` through any number of steps,
 /// weight decay included, and state left over from before a pruning step never revives them.
@@ -53,9 +53,8 @@ struct OptimizerState {
 func forEachParameter(of layer: Dense,
                       _ body: (_ isWeight: Bool, UnsafeMutableBufferPointer<Float>,
                                UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?) -> Void) {
-    let prunable = layer as? PrunableDense
-    let mask = prunable.flatMap { $0.hasPrunedWeights ? $0.mask : nil }
-    let biasMask = prunable.flatMap { $0.hasPrunedBiases ? $0.biasMask : nil }
+    let mask = layer.hasPrunedWeights ? layer.mask : nil
+    let biasMask = layer.hasPrunedBiases ? layer.biasMask : nil
     let wg = layer.rawWeightGradient   // unmasked: the masks are applied in the update itself
     let bg = layer.rawBiasGradient
     layer.weight.storage.withUnsafeMutableBufferPointer { w in

@@ -77,7 +77,7 @@ public enum TrainingBenchmark {
         for i in 0..<images.count { images.storage[i] = rng.nextUniform(-1, 1) }
         let labels = (0..<examples).map { _ in Int32(rng.nextInt(below: classes)) }
         let data = LabeledData(images: images, labels: labels)
-        let network = Chain(sizes: sizes, seed: seed)
+        let network = Chain(checkedSizes: sizes, seed: seed)
         let trainer = Trainer(network: network, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                               batchSize: batchSize, seed: seed)
         let clock = ContinuousClock()
@@ -88,8 +88,8 @@ public enum TrainingBenchmark {
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
-        let masked = Chain(sizes: sizes, seed: seed &+ 1)
-        for layer in masked.prunableLayers { layer.prune { _ in rng.nextUniform() < 0.9 } }
+        let masked = Chain(checkedSizes: sizes, seed: seed &+ 1)
+        for layer in masked.layers { layer.prune { _ in rng.nextUniform() < 0.9 } }
         let maskedTrainer = Trainer(network: masked, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                                     batchSize: batchSize, seed: seed)
 

@@ -68,3 +68,10 @@ func argmaxDataset(train: Int, validation: Int, test: Int, seed: UInt64) -> Data
     Dataset(train: argmaxProblem(count: train, seed: seed), validation: argmaxProblem(count: validation, seed: seed + 1),
             test: argmaxProblem(count: test, seed: seed + 2), normalization: .identity, classCount: 4)
 }
+
+extension Dense {
+    /// The weight mask, all ones for a dense layer.
+    var maskOrOnes: Matrix { mask ?? Matrix(rows: weight.rows, columns: weight.columns, repeating: 1) }
+    /// The bias mask, all ones when no bias is pruned.
+    var biasMaskOrOnes: [Float] { biasMask ?? [Float](repeating: 1, count: bias.count) }
+}
