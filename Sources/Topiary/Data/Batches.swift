@@ -21,13 +21,13 @@
 ///     }
 /// }
 /// ```
-public struct Batches {
+struct Batches {
     /// The data batched.
-    public let data: LabeledData
+    let data: LabeledData
     /// The number of examples in a full batch.
-    public let batchSize: Int
+    let batchSize: Int
     /// Whether a last, partial batch is left out.
-    public let dropLast: Bool
+    let dropLast: Bool
     /// The order in which examples are visited: a permutation of `0..<data.count`.
     public private(set) var order: [Int32]
     private var imageBuffer: [Float]
@@ -36,7 +36,7 @@ public struct Batches {
     /// Prepares batches of `batchSize` examples in the natural order.
     ///
     /// - Precondition: `batchSize > 0` and `data.count` fits in `Int32`.
-    public init(_ data: LabeledData, batchSize: Int, dropLast: Bool = false) {
+    init(_ data: LabeledData, batchSize: Int, dropLast: Bool = false) {
         precondition(batchSize > 0, "Batches: batch size must be positive, got \(batchSize)")
         precondition(data.count <= Int(Int32.max), "Batches: \(data.count) examples do not fit Int32 indices")
         self.data = data
@@ -49,35 +49,35 @@ public struct Batches {
     }
 
     /// The number of batches: `⌈count / batchSize⌉`, or `⌊count / batchSize⌋` with `dropLast`.
-    public var batchCount: Int {
+    var batchCount: Int {
         dropLast ? data.count / batchSize : (data.count + batchSize - 1) / batchSize
     }
 
     /// The number of examples in batch `index`: `batchSize`, or fewer for the last one.
-    public func size(ofBatch index: Int) -> Int {
+    func size(ofBatch index: Int) -> Int {
         precondition(index >= 0 && index < batchCount, "Batches: batch \(index) is outside 0..<\(batchCount)")
         return min(batchSize, data.count - index * batchSize)
     }
 
     /// The number of examples visited per pass: `count`, or whole batches only with `dropLast`.
-    public var exampleCount: Int { dropLast ? batchCount * batchSize : data.count }
+    var exampleCount: Int { dropLast ? batchCount * batchSize : data.count }
 
     /// Shuffles the current order with `rng` (Fisher–Yates): successive calls with one generator
     /// give a reproducible sequence of epochs.
-    public mutating func shuffle(using rng: inout SeededRandom) {
+    mutating func shuffle(using rng: inout SeededRandom) {
         order.withUnsafeMutableBufferPointer { rng.shuffle($0) }
     }
 
     /// Sets the order to a shuffle that depends only on `seed` and `epoch`, not on earlier calls,
     /// so that a run resumed at `epoch` visits the examples as the uninterrupted run did.
-    public mutating func shuffle(seed: UInt64, epoch: Int) {
+    mutating func shuffle(seed: UInt64, epoch: Int) {
         resetOrder()
         var rng = SeededRandom(seed: seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0x9E37_79B9_7F4A_7C15))
         shuffle(using: &rng)
     }
 
     /// Restores the natural order `0, 1, …, count − 1`.
-    public mutating func resetOrder() {
+    mutating func resetOrder() {
         order.withUnsafeMutableBufferPointer { o in
             for i in o.indices { o[i] = Int32(i) }
         }
@@ -89,7 +89,7 @@ public struct Batches {
     /// The pointers are valid only inside `body`. Nothing is allocated.
     /// - Precondition: `0 <= index < batchCount`.
     /// - Complexity: O(size × featureCount).
-    public mutating func withBatch<R>(
+    mutating func withBatch<R>(
         _ index: Int, _ body: (UnsafePointer<Float>, UnsafePointer<Int32>, Int) throws -> R
     ) rethrows -> R {
         let size = self.size(ofBatch: index)

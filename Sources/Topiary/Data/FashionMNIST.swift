@@ -14,14 +14,14 @@ public enum FashionMNIST {
     /// The number of classes.
     public static let classCount = 10
     /// The side of an image in pixels.
-    public static let imageSide = 28
+    static let imageSide = 28
     /// The number of pixels per image, 784.
     public static let featureCount = imageSide * imageSide
     /// The names of the classes, by label.
     public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     /// The four files, each read raw or with a `.gz` suffix.
-    public static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
+    static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
                                    testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
 
     /// Loads Fashion-MNIST, splits off a validation set and normalises the pixels.
@@ -107,7 +107,7 @@ public enum FashionMNIST {
     /// Returns `Normalization(scale: scale, mean: 0, std: 1)` for no pixels or constant pixels.
     ///
     /// - Complexity: O(pixels.count).
-    public static func standardization(of pixels: UnsafeBufferPointer<UInt8>, scale: Float) -> Normalization {
+    static func standardization(of pixels: UnsafeBufferPointer<UInt8>, scale: Float) -> Normalization {
         var histogram = [Int](repeating: 0, count: 256)
         histogram.withUnsafeMutableBufferPointer { h in
             guard let hb = h.baseAddress, let pb = pixels.baseAddress else { return }

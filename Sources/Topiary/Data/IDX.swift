@@ -12,16 +12,16 @@ import CZlib
 /// images.dimensions   // [10000, 28, 28]
 /// images.bytes.count  // 7_840_000
 /// ```
-public struct IDX: Sendable {
+struct IDX: Sendable {
     /// The dimensions, outermost first (`[60000, 28, 28]` for the training images).
-    public var dimensions: [Int]
+    var dimensions: [Int]
     /// The elements in row-major order; `bytes.count` is the product of `dimensions`.
-    public var bytes: [UInt8]
+    var bytes: [UInt8]
 
     /// Creates an array from its dimensions and elements.
     ///
     /// - Precondition: `bytes.count` is the product of `dimensions`.
-    public init(dimensions: [Int], bytes: [UInt8]) {
+    init(dimensions: [Int], bytes: [UInt8]) {
         precondition(dimensions.reduce(1, *) == bytes.count,
                      "IDX: \(bytes.count) bytes do not fill dimensions \(dimensions)")
         self.dimensions = dimensions
@@ -29,7 +29,7 @@ public struct IDX: Sendable {
     }
 
     /// The largest array ``read(_:maximumByteCount:)`` accepts by default: 1 GiB.
-    public static let defaultMaximumByteCount = 1 << 30
+    static let defaultMaximumByteCount = 1 << 30
 
     /// The largest ratio of decompressed to compressed size that deflate can reach (about 1032:1).
     static let maximumDeflateRatio = 1032
@@ -47,7 +47,7 @@ public struct IDX: Sendable {
     /// - Throws: ``TopiaryError`` naming `path`: `fileNotFound` if it is missing or unreadable;
     ///   `corruptFile` for a wrong magic number, an unsupported data type, a truncated file,
     ///   trailing bytes or a damaged gzip stream; `invalidShape` for absurd dimensions.
-    public static func read(_ path: String, maximumByteCount: Int = defaultMaximumByteCount) throws -> IDX {
+    static func read(_ path: String, maximumByteCount: Int = defaultMaximumByteCount) throws -> IDX {
         let fileSize = try FileSystem.fileSize(path)
         guard let file = gzopen(path, "rb") else {
             throw TopiaryError(.fileNotFound, "\(path): cannot be opened (\(FileSystem.errorString()))")

@@ -61,7 +61,7 @@ public struct LabeledData: Sendable {
     /// The number of examples of each class, `histogram[c]` for class `c` in `0..<classCount`.
     ///
     /// Labels outside `0..<classCount` are not counted.
-    public func classHistogram(classCount: Int) -> [Int] {
+    func classHistogram(classCount: Int) -> [Int] {
         var histogram = [Int](repeating: 0, count: classCount)
         for label in labels where label >= 0 && Int(label) < classCount { histogram[Int(label)] += 1 }
         return histogram
@@ -70,7 +70,7 @@ public struct LabeledData: Sendable {
     /// Checks that every label lies in `0..<classCount`.
     ///
     /// - Throws: `corruptFile` naming `source`, the first bad label and its index.
-    public func checkLabels(classCount: Int, source: String) throws {
+    func checkLabels(classCount: Int, source: String) throws {
         if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= classCount }) {
             throw TopiaryError(.corruptFile,
                                "\(source): label \(labels[i]) at index \(i) is outside 0...\(classCount - 1)")
@@ -80,7 +80,7 @@ public struct LabeledData: Sendable {
     /// Checks that every feature is finite.
     ///
     /// - Throws: `nonFinite` naming `source` and the first example holding NaN or infinity.
-    public func checkFinite(source: String) throws {
+    func checkFinite(source: String) throws {
         if let i = images.firstNonFiniteIndex {
             throw TopiaryError(.nonFinite,
                                "\(source): example \(i / max(1, featureCount)), feature \(i % max(1, featureCount)) is \(images.storage[i])")

@@ -2,7 +2,7 @@ extension Matrix {
     /// The flat index of the first element that is NaN or infinite, or `nil` if all are finite.
     ///
     /// - Complexity: O(rows × columns).
-    public var firstNonFiniteIndex: Int? {
+    var firstNonFiniteIndex: Int? {
         storage.withUnsafeBufferPointer { buffer in
             for i in buffer.indices where !buffer[i].isFinite { return i }
             return nil

@@ -40,7 +40,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     public var isIdentity: Bool { self == .identity }
 
     /// Whether the three numbers are finite and `scale` and `std` are non-zero, so the map is invertible.
-    public var isValid: Bool {
+    var isValid: Bool {
         scale.isFinite && mean.isFinite && std.isFinite && scale != 0 && std != 0
     }
 
@@ -51,7 +51,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     }
 
     /// The normalised value of each of the 256 byte values, for decoding pixels with one table look-up.
-    public var byteTable: [Float] {
+    var byteTable: [Float] {
         (0..<256).map { self(Float($0)) }
     }
 

@@ -65,7 +65,7 @@ public struct Model {
     ///
     /// - Throws: `invalidOption` when user metadata uses a reserved key or the normalization is
     ///   not invertible; `nonFinite` when a weight or bias is NaN or infinite.
-    public func safeTensors() throws -> SafeTensors {
+    func safeTensors() throws -> SafeTensors {
         if let key = metadata.keys.filter({ Self.reservedMetadataKeys.contains($0) }).sorted().first {
             throw TopiaryError(.invalidOption, "metadata key \"\(key)\" is reserved for Topiary's own entries")
         }
@@ -121,7 +121,7 @@ public struct Model {
     /// Builds and validates a model from a safetensors container; `source` names it in errors.
     ///
     /// - Throws: as ``load(from:)``.
-    public init(safeTensors file: SafeTensors, source: String = "model") throws {
+    init(safeTensors file: SafeTensors, source: String = "model") throws {
         func corrupt(_ message: String) -> TopiaryError {
             TopiaryError(.corruptFile, "\(source): \(message)")
         }

@@ -21,9 +21,9 @@
 /// let back = try SafeTensors.read(from: "w.safetensors")
 /// back.tensors["w"]?.float32Values   // [1, 2, 3, 4, 5, 6]
 /// ```
-public struct SafeTensors: Equatable, Sendable {
+struct SafeTensors: Equatable, Sendable {
     /// The element type of a tensor, with its safetensors name.
-    public enum DType: String, CaseIterable, Sendable {
+    enum DType: String, CaseIterable, Sendable {
         /// Booleans, one byte each.
         case bool = "BOOL"
         /// Unsigned 8-bit integers.
@@ -56,7 +56,7 @@ public struct SafeTensors: Equatable, Sendable {
         case float8E5M2 = "F8_E5M2"
 
         /// The size of one element in bytes.
-        public var byteCount: Int {
+        var byteCount: Int {
             switch self {
             case .bool, .uint8, .int8, .float8E4M3, .float8E5M2: return 1
             case .uint16, .int16, .float16, .bfloat16: return 2
@@ -67,18 +67,18 @@ public struct SafeTensors: Equatable, Sendable {
     }
 
     /// One tensor: element type, shape and raw little-endian bytes.
-    public struct Tensor: Equatable, Sendable {
+    struct Tensor: Equatable, Sendable {
         /// The element type.
-        public let dtype: DType
+        let dtype: DType
         /// The dimensions, outermost first (`[]` for a scalar).
-        public let shape: [Int]
+        let shape: [Int]
         /// The elements in row-major order, little-endian; `bytes.count == elementCount × dtype.byteCount`.
-        public let bytes: [UInt8]
+        let bytes: [UInt8]
 
         /// Creates a tensor from raw little-endian bytes.
         ///
         /// - Precondition: dimensions are non-negative and `bytes` holds exactly the elements.
-        public init(dtype: DType, shape: [Int], bytes: [UInt8]) {
+        init(dtype: DType, shape: [Int], bytes: [UInt8]) {
             precondition(shape.allSatisfy { $0 >= 0 }, "SafeTensors.Tensor: negative dimension in \(shape)")
             precondition(shape.reduce(1, *) * dtype.byteCount == bytes.count,
                          "SafeTensors.Tensor: \(bytes.count) bytes do not hold a \(dtype.rawValue) tensor of shape \(shape)")
@@ -90,7 +90,7 @@ public struct SafeTensors: Equatable, Sendable {
         /// Creates an `F32` tensor.
         ///
         /// - Precondition: `values.count` is the product of `shape`.
-        public init(float32 values: [Float], shape: [Int]) {
+        init(float32 values: [Float], shape: [Int]) {
             let bits = values.map { $0.bitPattern.littleEndian }
             self.init(dtype: .float32, shape: shape, bytes: bits.withUnsafeBytes { Array($0) })
         }
@@ -98,15 +98,15 @@ public struct SafeTensors: Equatable, Sendable {
         /// Creates a `U8` tensor.
         ///
         /// - Precondition: `values.count` is the product of `shape`.
-        public init(uint8 values: [UInt8], shape: [Int]) {
+        init(uint8 values: [UInt8], shape: [Int]) {
             self.init(dtype: .uint8, shape: shape, bytes: values)
         }
 
         /// The number of elements, the product of ``shape``.
-        public var elementCount: Int { shape.reduce(1, *) }
+        var elementCount: Int { shape.reduce(1, *) }
 
         /// The elements as `Float`s when the tensor is `F32`, else `nil`.
-        public var float32Values: [Float]? {
+        var float32Values: [Float]? {
             guard dtype == .float32 else { return nil }
             let count = bytes.count / 4
             return bytes.withUnsafeBytes { raw in
@@ -115,26 +115,26 @@ public struct SafeTensors: Equatable, Sendable {
         }
 
         /// The elements when the tensor is `U8`, else `nil`.
-        public var uint8Values: [UInt8]? { dtype == .uint8 ? bytes : nil }
+        var uint8Values: [UInt8]? { dtype == .uint8 ? bytes : nil }
     }
 
     /// The tensors by name.
-    public var tensors: [String: Tensor]
+    var tensors: [String: Tensor]
     /// Free-form string metadata (the header's `"__metadata__"`).
-    public var metadata: [String: String]
+    var metadata: [String: String]
 
     /// Creates a container.
-    public init(tensors: [String: Tensor] = [:], metadata: [String: String] = [:]) {
+    init(tensors: [String: Tensor] = [:], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
     }
 
     /// The key of the metadata object in the header; no tensor may have this name.
-    public static let metadataKey = "__metadata__"
+    static let metadataKey = "__metadata__"
     /// The largest header ``read(from:maximumFileSize:)`` accepts: 100 MB, as the reference implementation.
-    public static let maximumHeaderSize = 100_000_000
+    static let maximumHeaderSize = 100_000_000
     /// The largest file ``read(from:maximumFileSize:)`` accepts by default: 4 GiB.
-    public static let defaultMaximumFileSize = 1 << 32
+    static let defaultMaximumFileSize = 1 << 32
 
     // MARK: Writing
 
@@ -142,7 +142,7 @@ public struct SafeTensors: Equatable, Sendable {
     /// byte order of their names. Equal contents give equal bytes.
     ///
     /// - Throws: `invalidOption` if a tensor is named `"__metadata__"`.
-    public func serialized() throws -> [UInt8] {
+    func serialized() throws -> [UInt8] {
         guard tensors[Self.metadataKey] == nil else {
             throw TopiaryError(.invalidOption, "a tensor cannot be named \(Self.metadataKey)")
         }
@@ -182,7 +182,7 @@ public struct SafeTensors: Equatable, Sendable {
     ///
     /// - Throws: `writeFailed` naming `path` when the folder is missing or not writable or the
     ///   disk is full; `invalidOption` for a tensor named `"__metadata__"`.
-    public func write(to path: String) throws {
+    func write(to path: String) throws {
         try FileSystem.writeAtomically(try serialized(), to: path)
     }
 
@@ -194,7 +194,7 @@ public struct SafeTensors: Equatable, Sendable {
     ///   `maximumFileSize`; `corruptFile` (naming `path`) for any malformed header, unknown
     ///   dtype, out-of-range, overlapping or non-contiguous offsets, or a shape that does not
     ///   match its byte length.
-    public static func read(from path: String, maximumFileSize: Int = defaultMaximumFileSize) throws -> SafeTensors {
+    static func read(from path: String, maximumFileSize: Int = defaultMaximumFileSize) throws -> SafeTensors {
         let bytes = try FileSystem.readFile(path, maximumSize: maximumFileSize)
         return try SafeTensors(bytes: bytes, source: path)
     }
@@ -202,7 +202,7 @@ public struct SafeTensors: Equatable, Sendable {
     /// Parses and validates a container from its bytes; `source` names it in error messages.
     ///
     /// - Throws: `corruptFile`, as ``read(from:maximumFileSize:)``.
-    public init(bytes: [UInt8], source: String = "safetensors data") throws {
+    init(bytes: [UInt8], source: String = "safetensors data") throws {
         func corrupt(_ message: String) -> TopiaryError {
             TopiaryError(.corruptFile, "\(source): \(message)")
         }

@@ -22,7 +22,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 
     /// `y = f(z + bias)` in place over a `[batch, width]` row-major buffer: the fused pass after `sgemm`.
     @inlinable
-    public func addBiasAndApply(_ z: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
+    func addBiasAndApply(_ z: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
                                 batch: Int, width: Int) {
         for r in 0..<batch {
             let row = z + r * width
@@ -42,7 +42,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     /// Turns `∂L/∂y` into `∂L/∂z` in place, using the outputs `y = f(z)`:
     /// `f'(z)` is written in terms of `y` (ReLU: `y > 0`, tanh: `1 − y²`, sigmoid: `y(1 − y)`).
     @inlinable
-    public func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count: Int) {
+    func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .identity: return
         case .relu: for i in 0..<count { g[i] = y[i] > 0 ? g[i] : 0 }

@@ -12,13 +12,13 @@
 /// var keys: [UInt64] = saliencies.enumerated().map { PruningSelection.key(saliency: $1, position: $0) }
 /// let threshold = PruningSelection.kthSmallest(&keys, k: 9)   // prune every key <= threshold: 10 weights
 /// ```
-public enum PruningSelection {
+enum PruningSelection {
     /// An order-preserving map from `Float` to `UInt32`: `a < b ⇔ orderKey(a) < orderKey(b)`.
     ///
     /// `-0.0` and `+0.0` map to the same key; NaN maps to `0`, below every number (NaN saliency is
     /// pruned first).
     @inlinable
-    public static func orderKey(_ value: Float) -> UInt32 {
+    static func orderKey(_ value: Float) -> UInt32 {
         let bits = (value + 0).bitPattern   // -0 + 0 == +0
         // Branch-free: negative numbers flip every bit, non-negative ones only the sign bit.
         let flip = UInt32(bitPattern: Int32(bitPattern: bits) >> 31) | 0x8000_0000
@@ -27,7 +27,7 @@ public enum PruningSelection {
 
     /// The order key of a weight: `orderKey(saliency) << 32 | position`.
     @inlinable
-    public static func key(saliency: Float, position: Int) -> UInt64 {
+    static func key(saliency: Float, position: Int) -> UInt64 {
         UInt64(orderKey(saliency)) << 32 | UInt64(UInt32(truncatingIfNeeded: position))
     }
 
@@ -36,7 +36,7 @@ public enum PruningSelection {
     ///
     /// - Precondition: `0 <= k < keys.count`.
     /// - Complexity: O(n): at most four passes, each over the keys that share the digits so far.
-    public static func kthSmallest(_ keys: inout [UInt64], k: Int) -> UInt64 {
+    static func kthSmallest(_ keys: inout [UInt64], k: Int) -> UInt64 {
         precondition(k >= 0 && k < keys.count, "PruningSelection.kthSmallest: k = \(k) outside 0..<\(keys.count)")
         var histogram = [Int32](repeating: 0, count: 1 << 16)
         return keys.withUnsafeMutableBufferPointer { p in
@@ -65,7 +65,7 @@ public enum PruningSelection {
     /// The naive reference for ``kthSmallest(_:k:)``: sorts a copy.
     ///
     /// - Complexity: O(n log n).
-    public static func kthSmallestBySorting(_ keys: [UInt64], k: Int) -> UInt64 {
+    static func kthSmallestBySorting(_ keys: [UInt64], k: Int) -> UInt64 {
         precondition(k >= 0 && k < keys.count, "PruningSelection.kthSmallestBySorting: k = \(k) outside 0..<\(keys.count)")
         return keys.sorted()[k]
     }

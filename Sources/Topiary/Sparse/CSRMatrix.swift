@@ -17,14 +17,14 @@
 /// ```
 public struct CSRMatrix: Equatable, Sendable {
     /// Column indices, narrow when the columns allow it.
-    public enum Indices: Equatable, Sendable {
+    @_spi(Kernels) public enum Indices: Equatable, Sendable {
         /// 16-bit indices (at most 65,536 columns).
         case narrow([UInt16])
         /// 32-bit indices.
         case wide([UInt32])
 
         /// The number of indices.
-        public var count: Int {
+        @_spi(Kernels) public var count: Int {
             switch self {
             case .narrow(let a): return a.count
             case .wide(let a): return a.count
@@ -33,7 +33,7 @@ public struct CSRMatrix: Equatable, Sendable {
 
         /// Index `p` as an `Int`.
         @inlinable
-        public subscript(p: Int) -> Int {
+        @_spi(Kernels) public subscript(p: Int) -> Int {
             switch self {
             case .narrow(let a): return Int(a[p])
             case .wide(let a): return Int(a[p])
@@ -41,7 +41,7 @@ public struct CSRMatrix: Equatable, Sendable {
         }
 
         /// The bytes one index takes (2 or 4).
-        public var byteWidth: Int {
+        @_spi(Kernels) public var byteWidth: Int {
             switch self {
             case .narrow: return 2
             case .wide: return 4
@@ -50,16 +50,16 @@ public struct CSRMatrix: Equatable, Sendable {
     }
 
     /// The largest column count that uses 16-bit indices.
-    public static let narrowColumnLimit = 65_536
+    @_spi(Kernels) public static let narrowColumnLimit = 65_536
 
     /// The number of rows (output neurons for a layer weight).
     public let rows: Int
     /// The number of columns (inputs for a layer weight).
     public let columns: Int
     /// Row offsets, `rows + 1` entries: row `i` is `offsets[i] ..< offsets[i + 1]`.
-    public let offsets: [Int]
+    @_spi(Kernels) public let offsets: [Int]
     /// Column index of each non-zero, row by row.
-    public let indices: Indices
+    @_spi(Kernels) public let indices: Indices
     /// Value of each non-zero, row by row.
     public let values: [Float]
 
@@ -78,7 +78,7 @@ public struct CSRMatrix: Equatable, Sendable {
     ///
     /// - Throws: ``TopiaryError`` of kind `.invalidShape` when the arrays do not describe a valid
     ///   `rows × columns` CSR matrix (see ``validate()``), for example for data read from a file.
-    public init(rows: Int, columns: Int, offsets: [Int], indices: Indices, values: [Float]) throws {
+    @_spi(Kernels) public init(rows: Int, columns: Int, offsets: [Int], indices: Indices, values: [Float]) throws {
         self.init(unchecked: rows, columns: columns, offsets: offsets, indices: indices, values: values)
         try validate()
     }
@@ -144,7 +144,7 @@ public struct CSRMatrix: Equatable, Sendable {
     ///   at the number of values, index and value counts differing, a column index out of range or
     ///   not strictly increasing within its row, or 16-bit indices for more than 65,536 columns.
     /// - Complexity: O(rows + nnz).
-    public func validate() throws {
+    @_spi(Kernels) public func validate() throws {
         func fail(_ message: String) -> TopiaryError {
             TopiaryError(.invalidShape, "CSRMatrix (\(rows)×\(columns)): \(message)")
         }
@@ -181,5 +181,5 @@ public struct CSRMatrix: Equatable, Sendable {
     }
 
     /// The non-zero count of each row.
-    public var rowCounts: [Int] { (0..<rows).map { offsets[$0 + 1] - offsets[$0] } }
+    @_spi(Kernels) public var rowCounts: [Int] { (0..<rows).map { offsets[$0 + 1] - offsets[$0] } }
 }

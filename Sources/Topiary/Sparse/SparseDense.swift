@@ -54,7 +54,7 @@ public final class SparseDense {
     ///   - variant: the kernel variant; `nil` picks ``SparseKernels/bestVariant``.
     /// - Precondition: `variant` is supported by this CPU.
     /// - Complexity: O(nnz · batch + out · batch).
-    public func forward(featureMajor x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>,
+    @_spi(Kernels) public func forward(featureMajor x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>,
                         ldx: Int? = nil, ldy: Int? = nil, threads: Int = 1,
                         variant: SparseKernels.Variant? = nil) {
         let v = variant ?? SparseKernels.bestVariant

@@ -16,7 +16,7 @@ public enum Loss: String, Sendable, CaseIterable, Codable {
     ///   - gradient: `[batch, classes]`, may alias nothing else.
     /// - Returns: the mean loss and the number of rows whose arg-max equals the label.
     @discardableResult
-    public func evaluate(output: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
+    func evaluate(output: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
                          gradient: UnsafeMutablePointer<Float>?) -> (loss: Double, correct: Int) {
         var total = 0.0
         var correct = 0
