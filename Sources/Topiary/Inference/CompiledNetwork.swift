@@ -373,14 +373,11 @@ public final class CompiledNetwork {
             var times: [Double] = []
             var total = 0.0
             while times.count < 5 || (total < 2e-3 && times.count < 31) {
-                let t0 = InferenceSupport.seconds()
-                run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor)
-                let t = InferenceSupport.seconds() - t0
+                let t = Timing.seconds { run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor) }
                 times.append(t)
                 total += t
             }
-            times.sort()
-            best = min(best, times[times.count / 2])
+            best = min(best, Timing.median(times))
         }
         return best
     }
@@ -392,9 +389,7 @@ public final class CompiledNetwork {
                                         variant: SparseKernels.Variant) -> (Double, Double) {
         let x = randomInput(buffers, count: a.inputSize * batch), y = buffers.y
         func once(_ step: Step) -> Double {
-            let t0 = InferenceSupport.seconds()
-            run(step, x, y, batch: batch, threads: 1, variant: variant)
-            return InferenceSupport.seconds() - t0
+            Timing.seconds { run(step, x, y, batch: batch, threads: 1, variant: variant) }
         }
         var best = (Double.infinity, Double.infinity)
         for _ in 0..<3 {
@@ -407,9 +402,7 @@ public final class CompiledNetwork {
                 tb.append(once(b))
                 total += ta[ta.count - 1] + tb[tb.count - 1]
             }
-            ta.sort()
-            tb.sort()
-            best = (min(best.0, ta[ta.count / 2]), min(best.1, tb[tb.count / 2]))
+            best = (min(best.0, Timing.median(ta)), min(best.1, Timing.median(tb)))
         }
         return best
     }
@@ -515,12 +508,13 @@ public final class CompiledNetwork {
                 func median(_ steps: [Step], _ slab: Int?) -> Double {
                     var times: [Double] = []
                     for k in 0..<6 {
-                        let t0 = InferenceSupport.seconds()
-                        forward(steps, slab: slab, sizes: sizes, px.baseAddress!, batch: batch, into: py.baseAddress!,
-                                threads: threads, variant: variant, buffers: buffers)
-                        if k > 0 { times.append(InferenceSupport.seconds() - t0) }
+                        let t = Timing.seconds {
+                            forward(steps, slab: slab, sizes: sizes, px.baseAddress!, batch: batch, into: py.baseAddress!,
+                                    threads: threads, variant: variant, buffers: buffers)
+                        }
+                        if k > 0 { times.append(t) }
                     }
-                    return times.sorted()[times.count / 2]
+                    return Timing.median(times)
                 }
                 // Slabs first (they call OpenBLAS single-threaded), so that OpenBLAS's threads,
                 // spinning after plan `a`'s threaded products, do not share a core with them.

@@ -4,17 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// Small helpers shared by the inference plan and the benchmarks: a clock and fixed-point text.
-enum InferenceSupport {
-    /// Seconds on a monotonic clock.
-    static func seconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
+/// Fixed-point text for the inference plan's report and the benchmarks' tables, without Foundation.
+@_spi(Benchmarking) public enum InferenceSupport {
     /// `value` with exactly `digits` decimals.
-    static func fixed(_ value: Double, _ digits: Int) -> String {
+    public static func fixed(_ value: Double, _ digits: Int) -> String {
         guard value.isFinite else { return "\(value)" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
@@ -44,9 +37,9 @@ enum InferenceSupport {
                           pause: Double = 0.15) -> [[Double]] {
         var times = [[Double]](repeating: [], count: paths.count)
         func timed(_ i: Int) {
-            let t0 = seconds()
+            let t0 = Timing.now()
             paths[i]()
-            times[i].append(seconds() - t0)
+            times[i].append(Timing.now() - t0)
         }
         if threads <= 1 {
             for _ in 0..<warmup { for p in paths { p() } }
@@ -67,14 +60,14 @@ enum InferenceSupport {
                 nanosleep(&rest, nil)
                 // Warm-up: the calls, and at least 20 ms of them, so that threads woken from sleep
                 // have been scheduled onto their cores before the timing starts.
-                let warm = seconds()
+                let warm = Timing.now()
                 var calls = 0
-                while calls < warmup || seconds() - warm < 0.02 {
+                while calls < warmup || Timing.now() - warm < 0.02 {
                     paths[i]()
                     calls += 1
                 }
-                let start = seconds(), before = times[i].count
-                while times[i].count - before < perBlock || (seconds() - start < blockBudget && times[i].count - before < 4 * perBlock) {
+                let start = Timing.now(), before = times[i].count
+                while times[i].count - before < perBlock || (Timing.now() - start < blockBudget && times[i].count - before < 4 * perBlock) {
                     timed(i)
                 }
             }
@@ -83,7 +76,7 @@ enum InferenceSupport {
     }
 
     /// `text` padded with spaces to `width` (and one space after it when longer).
-    static func pad(_ text: String, _ width: Int) -> String {
+    public static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
     }
 }

@@ -54,16 +54,14 @@ extension SparseBenchmark {
                         ]
                         for p in paths { for _ in 0..<3 { p() } }
                         // Each timed sample repeats a path enough to last about 50 µs.
-                        let t0 = InferenceSupport.seconds()
-                        paths[0]()
-                        let single = max(1e-7, InferenceSupport.seconds() - t0)
+                        let single = max(1e-7, Timing.seconds(paths[0]))
                         let reps = max(1, Int(5e-5 / single))
                         let repeated = paths.map { p in { for _ in 0..<reps { p() } } }
                         times = InferenceSupport.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
                             .map { $0.map { $0 / Double(reps) } }
                     }
                 }
-                let m = times.map { median($0) }
+                let m = times.map(Timing.median)
                 out.append(NetworkResult(sparsity: network.sparsity, batch: batch, threads: t,
                                          chainSamplesPerSecond: Double(batch) / m[0],
                                          denseSamplesPerSecond: Double(batch) / m[1],

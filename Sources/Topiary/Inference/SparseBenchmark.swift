@@ -519,8 +519,8 @@ public enum SparseBenchmark {
                 }
             }
         }
-        let dense = min(median(bm), fm.isEmpty ? .infinity : median(fm))
-        let csr = median(cs)
+        let dense = min(Timing.median(bm), fm.isEmpty ? .infinity : Timing.median(fm))
+        let csr = Timing.median(cs)
         let nnz = sparse.weight.nonzeroCount
         var cell = Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: nnz,
                         denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
@@ -533,11 +533,6 @@ public enum SparseBenchmark {
             cell.automaticSlowdown = (picked ? csr : dense) / min(csr, dense)
         }
         return cell
-    }
-
-    static func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.isEmpty ? .nan : s[s.count / 2]
     }
 
     /// The crossover of each shape, batch and thread count, in first-seen order.

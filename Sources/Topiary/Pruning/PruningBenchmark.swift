@@ -28,6 +28,6 @@ public enum PruningBenchmark {
             let step = try pruner.prune(copy, to: sparsity)
             if run > 0 { times.append(step.seconds) }
         }
-        return times.sorted()[times.count / 2]
+        return Timing.median(times)
     }
 }

@@ -80,13 +80,8 @@ public enum TrainingBenchmark {
         let network = Chain(sizes: sizes, seed: seed)
         let trainer = Trainer(network: network, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                               batchSize: batchSize, seed: seed)
-        let clock = ContinuousClock()
-        func time(_ body: () -> Void) -> Double {
-            let start = clock.now
-            body()
-            return (clock.now - start).seconds
-        }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        func time(_ body: () -> Void) -> Double { Timing.seconds(body) }
+        let median = Timing.median
 
         let masked = Chain(sizes: sizes, seed: seed &+ 1)
         for layer in masked.prunableLayers { layer.prune { _ in rng.nextUniform() < 0.9 } }
@@ -118,18 +113,18 @@ public enum TrainingBenchmark {
         let a = [Float](repeating: 0.5, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         var times: [Double] = []
-        let clock = ContinuousClock()
         for run in 0...runs {
-            let start = clock.now
-            a.withUnsafeBufferPointer { pa in
-                c.withUnsafeMutableBufferPointer { pc in
-                    BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pa.baseAddress!, ldb: n,
-                              c: pc.baseAddress!, ldc: n)
+            let t = Timing.seconds {
+                a.withUnsafeBufferPointer { pa in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pa.baseAddress!, ldb: n,
+                                  c: pc.baseAddress!, ldc: n)
+                    }
                 }
             }
-            if run > 0 { times.append((clock.now - start).seconds) }
+            if run > 0 { times.append(t) }
         }
-        return 2 * Double(n * n * n) / times.sorted()[times.count / 2] / 1e9
+        return 2 * Double(n * n * n) / Timing.median(times) / 1e9
     }
 }
 
