@@ -1,11 +1,12 @@
 // Topiary's benchmark suites, run together: dense-masked versus CSR per layer shape, whole-network
-// inference of LeNet-300-100, a training epoch against the sgemm limit, and one pruning step. A client of the public
-// API only; `topiary bench` runs each suite alone with more options (lists, --check, --model).
+// inference of LeNet-300-100, a training epoch against the sgemm limit, and one pruning step. A client of
+// TopiaryBenchmarking only; `topiary bench` runs each suite alone with more options (lists, --check, --model).
 //
 //   swift run -c release TopiaryBenchmarks            # the full grid of issue 4 (several minutes)
 //   swift run -c release TopiaryBenchmarks --quick    # a small grid (its layer products alone: about 65 s)
 import Foundation
 import Topiary
+import TopiaryBenchmarking
 
 let quick = CommandLine.arguments.contains("--quick")
 if let unknown = CommandLine.arguments.dropFirst().first(where: { $0 != "--quick" }) {

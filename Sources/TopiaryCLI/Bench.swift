@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Kernels) import Topiary   // SparseKernels.poolStatistics
+import TopiaryBenchmarking
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,3 +1,5 @@
+@_spi(Benchmarking) import Topiary
+
 /// Measures the speed of one pruning step, for the benchmark suite.
 ///
 /// ```swift

@@ -1,3 +1,5 @@
+@_spi(Benchmarking) @_spi(Kernels) import Topiary
+
 /// Measures training and inference speed of a multilayer perceptron against the `sgemm` limit of
 /// the same machine, measured in the same run.
 ///

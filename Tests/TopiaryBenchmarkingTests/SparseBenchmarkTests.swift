@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
-@testable import Topiary
+import Topiary
+@testable import TopiaryBenchmarking
 
-final class InferenceSparseBenchmarkTests: XCTestCase {
+final class SparseBenchmarkTests: XCTestCase {
     private typealias Shape = SparseBenchmark.Shape
 
     private func cell(_ shape: Shape, batch: Int = 1, threads: Int = 1, sparsity: Double, dense: Double, csr: Double) -> SparseBenchmark.Cell {

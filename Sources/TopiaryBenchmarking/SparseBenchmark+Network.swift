@@ -1,3 +1,5 @@
+@_spi(Benchmarking) import Topiary
+
 extension SparseBenchmark {
     /// Whole-network inference throughput at one batch size and thread count.
     public struct NetworkResult: Sendable, Codable, Equatable {
@@ -7,11 +9,11 @@ extension SparseBenchmark {
         public var batch: Int
         /// Threads (OpenBLAS and the CSR kernels).
         public var threads: Int
-        /// Samples per second of the dense-masked ``Chain`` (batch-major `sgemm`).
+        /// Samples per second of the dense-masked `Chain` (batch-major `sgemm`).
         public var chainSamplesPerSecond: Double
-        /// Samples per second of the ``CompiledNetwork`` with every layer dense.
+        /// Samples per second of the `CompiledNetwork` with every layer dense.
         public var denseSamplesPerSecond: Double
-        /// Samples per second of the ``CompiledNetwork`` with the ``CompiledNetwork/Policy/automatic`` policy.
+        /// Samples per second of the `CompiledNetwork` with the `CompiledNetwork.Policy.automatic` policy.
         public var compiledSamplesPerSecond: Double
         /// Microseconds per sample of the automatic plan.
         public var microsecondsPerSample: Double
@@ -25,10 +27,10 @@ extension SparseBenchmark {
         }
     }
 
-    /// Measures `network` three ways at each batch size and thread count: the ``Chain`` itself
-    /// (dense-masked), a dense ``CompiledNetwork`` and an automatic one; the median of several
+    /// Measures `network` three ways at each batch size and thread count: the `Chain` itself
+    /// (dense-masked), a dense `CompiledNetwork` and an automatic one; the median of several
     /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
-    /// with more: see `InferenceSupport.timePaths`).
+    /// with more: see `Timing.timePaths`).
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
                                secondsPerCase: Double = 0.3, seed: UInt64 = 42) -> [NetworkResult] {
         let saved = BLAS.threadCount
@@ -57,7 +59,7 @@ extension SparseBenchmark {
                         let single = max(1e-7, Timing.seconds(paths[0]))
                         let reps = max(1, Int(5e-5 / single))
                         let repeated = paths.map { p in { for _ in 0..<reps { p() } } }
-                        times = InferenceSupport.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
+                        times = Timing.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
                             .map { $0.map { $0 / Double(reps) } }
                     }
                 }
