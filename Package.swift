@@ -20,6 +20,7 @@ let package = Package(
             name: "TopiaryCLI",
             dependencies: [
                 "Topiary",
+                "TopiaryBenchmarking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,15 +39,21 @@ let package = Package(
         ),
         .target(name: "CSparseKernels"),
 
-        // Benchmarks (a dependency-free harness: warm-up, repeated runs, medians and percentiles).
+        // Benchmarks (a dependency-free harness: warm-up, repeated runs, medians). Not a product:
+        // `topiary bench` and TopiaryBenchmarks use it through the library's SPI.
+        .target(
+            name: "TopiaryBenchmarking",
+            dependencies: ["Topiary"]
+        ),
         .executableTarget(
             name: "TopiaryBenchmarks",
-            dependencies: ["Topiary"],
+            dependencies: ["Topiary", "TopiaryBenchmarking"],
             path: "Benchmarks/TopiaryBenchmarks"
         ),
 
         // Tests.
         .testTarget(name: "TopiaryTests", dependencies: ["Topiary"]),
+        .testTarget(name: "TopiaryBenchmarkingTests", dependencies: ["TopiaryBenchmarking"]),
         .testTarget(name: "TopiaryCLITests", dependencies: ["TopiaryCLI"]),
     ],
     swiftLanguageModes: [.v5]

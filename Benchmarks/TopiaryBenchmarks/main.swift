@@ -1,11 +1,12 @@
 // Topiary's benchmark suites, run together: dense-masked versus CSR per layer shape, whole-network
-// inference of LeNet-300-100, a training epoch against the sgemm limit, and one pruning step. A client of the public
-// API only; `topiary bench` runs each suite alone with more options (lists, --check, --model).
+// inference of LeNet-300-100, a training epoch against the sgemm limit, and one pruning step. A client of
+// TopiaryBenchmarking only; `topiary bench` runs each suite alone with more options (lists, --check, --model).
 //
 //   swift run -c release TopiaryBenchmarks            # the full grid of issue 4 (several minutes)
 //   swift run -c release TopiaryBenchmarks --quick    # a small grid (its layer products alone: about 65 s)
 import Foundation
 import Topiary
+import TopiaryBenchmarking
 
 let quick = CommandLine.arguments.contains("--quick")
 if let unknown = CommandLine.arguments.dropFirst().first(where: { $0 != "--quick" }) {
@@ -14,16 +15,16 @@ if let unknown = CommandLine.arguments.dropFirst().first(where: { $0 != "--quick
 }
 
 print("== layer products: dense-masked vs CSR (kernel variant \(SparseKernels.bestVariant)) ==")
-let grid = SparseBenchmark.run(quick ? .quick : .full)
+let grid = try SparseBenchmark.run(quick ? .quick : .full)
 print(grid.table)
 
 print("\n== LeNet-300-100 inference, random masks ==")
-print(SparseBenchmark.table(SparseBenchmark.lenet()))
+print(SparseBenchmark.table(try SparseBenchmark.lenet()))
 
 print("\n== training epoch against the sgemm limit ==")
 for threads in [1, 2] {
     BLAS.threadCount = threads
-    let r = TrainingBenchmark.run(examples: quick ? 12_000 : 60_000, runs: quick ? 3 : 5)
+    let r = try TrainingBenchmark.run(examples: quick ? 12_000 : 60_000, runs: quick ? 3 : 5)
     print(String(format: "threads %d: epoch %.3f s (%.1f GFLOP/s), sgemm limit %.3f s (%.1f GFLOP/s), efficiency %.1f%%, masked epoch %.2f×, forward %.3f s (%.1f GFLOP/s)",
                  threads, r.epochSeconds, r.epochGflops, r.sgemmSeconds, r.sgemmGflops, 100 * r.efficiency,
                  r.maskedEpochRatio, r.forwardSeconds, r.forwardGflops))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Kernels) import Topiary   // SparseKernels.poolStatistics
+import TopiaryBenchmarking
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -102,7 +103,7 @@ struct Bench: ParsableCommand {
             let bar = ProgressBar(enabled: !json)
             var done = 0
             let total = baseline.cells.count
-            let (results, regressions) = SparseBenchmark.check(baseline: baseline, tolerance: tolerance) { _ in
+            let (results, regressions) = try SparseBenchmark.check(baseline: baseline, tolerance: tolerance) { _ in
                 done += 1
                 bar.update("check", done: min(done, total), total: total, elapsed: 0, detail: "")
             }
@@ -134,7 +135,7 @@ struct Bench: ParsableCommand {
         let total = configuration.shapes.count * configuration.batches.count * configuration.sparsities.count * configuration.threads.count
         let bar = ProgressBar(enabled: !json)
         var done = 0
-        let results = SparseBenchmark.run(configuration) { cell in
+        let results = try SparseBenchmark.run(configuration) { cell in
             done += 1
             bar.update("bench", done: done, total: total, elapsed: 0,
                        detail: "\(cell.shape) B=\(cell.batch) T=\(cell.threads) s=\(cell.sparsity): \(String(format: "%.2f", cell.speedup))×")
@@ -186,7 +187,7 @@ struct Bench: ParsableCommand {
         var results: [TrainingBenchmark.Result] = []
         for t in threads {
             BLAS.threadCount = t
-            results.append(TrainingBenchmark.run(sizes: try parseArchitecture(arch), runs: runs ?? 5))
+            results.append(try TrainingBenchmark.run(sizes: try parseArchitecture(arch), runs: runs ?? 5))
         }
         if json {
             struct Report: Encodable { var results: [TrainingBenchmark.Result] }

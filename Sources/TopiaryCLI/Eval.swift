@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Benchmarking) import Topiary   // Duration.seconds
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import Foundation
-import Topiary
+@_spi(Benchmarking) import Topiary   // Duration.seconds
 
 /// Writes a value as one JSON object on standard output.
 func printJSON<T: Encodable>(_ value: T) throws {
@@ -67,12 +67,5 @@ final class ProgressBar {
     func finish() {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) * 1e-18
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Benchmarking) import Topiary   // Duration.seconds
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Benchmarking) import Topiary   // Duration.seconds
 
 struct Sensitivity: ParsableCommand {
     static let configuration = CommandConfiguration(

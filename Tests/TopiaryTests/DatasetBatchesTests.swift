@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class DatasetBatchesTests: XCTestCase {
     /// Ten examples of three features; example `i` holds `[i, i + 0.25, i + 0.5]` and label `i`.

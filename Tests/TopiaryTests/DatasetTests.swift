@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class DatasetTests: XCTestCase {
     // MARK: Normalization

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class DenseTests: XCTestCase {
     /// L = Σ y ⊙ r for a fixed random r, so ∂L/∂y = r.

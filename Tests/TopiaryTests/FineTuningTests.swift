@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class FineTuningTests: XCTestCase {
     private func syntheticData(count: Int, features: Int = 12, classes: Int = 4, seed: UInt64) -> LabeledData {

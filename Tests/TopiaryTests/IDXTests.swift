@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class IDXTests: XCTestCase {
     let data: [UInt8] = (0..<24).map { UInt8($0 * 10) }

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class ModelFileTests: XCTestCase {
     /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.

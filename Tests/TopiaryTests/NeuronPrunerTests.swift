@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class NeuronPrunerTests: XCTestCase {
     /// The removed neurons, masked instead: rows of W_l and columns of W_{l+1}.

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 /// `--resume` reads `state.json`; a corrupted or foreign one must be refused with a typed error
 /// naming the file, not trap on a range or a precondition.

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 /// Real data: the control that proves the pipeline is not trivial.
 final class PruningFashionMNISTTests: XCTestCase {

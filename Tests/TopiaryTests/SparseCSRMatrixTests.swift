@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class SparseCSRMatrixTests: XCTestCase {
     func testBuildsTheNonzerosRowByRow() throws {

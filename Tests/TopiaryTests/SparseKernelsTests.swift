@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class SparseKernelsTests: XCTestCase {
     /// Runs one layer through `SparseDense` on feature-major buffers, on each of `variants`, and

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 /// Shared helpers for the sparse and inference tests: exact-sparsity random matrices and a
 /// naive double-precision reference for `Y = f(W·X + b)`.

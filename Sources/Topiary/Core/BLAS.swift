@@ -52,10 +52,11 @@ public enum BLAS {
     /// `C ← alpha · op(A) · op(B) + beta · C` on raw row-major buffers.
     ///
     /// `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`. `lda`, `ldb`, `ldc` are the row
-    /// strides of the stored matrices (the stored column count when dense).
+    /// strides of the stored matrices (the stored column count when dense). Not API
+    /// (`@_spi(Kernels)`): raw buffers are for the layers and the benchmarks; users call ``matmul(_:_:_:_:alpha:)``.
     ///
     /// The corresponding C function is `cblas_sgemm`.
-    @inlinable
+    @_spi(Kernels) @inlinable
     public static func gemm(
         _ transA: Transpose, _ transB: Transpose,
         m: Int, n: Int, k: Int,
@@ -74,8 +75,10 @@ public enum BLAS {
 
     /// `y ← alpha · op(A) · x + beta · y` on a raw row-major `rows × columns` buffer `A`.
     ///
+    /// Not API (`@_spi(Kernels)`), like ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
+    ///
     /// The corresponding C function is `cblas_sgemv`.
-    @inlinable
+    @_spi(Kernels) @inlinable
     public static func gemv(
         _ trans: Transpose, rows: Int, columns: Int,
         alpha: Float = 1,

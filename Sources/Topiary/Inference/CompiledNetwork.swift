@@ -18,14 +18,15 @@
 /// cut slabs whenever some layer runs CSR. A plan without any CSR layer runs whole batches through
 /// OpenBLAS's own threads.
 ///
-/// ``BLAS/threadCount`` is process-wide: compiling and each call set it and restore it afterwards,
+/// OpenBLAS's thread count (``Threads/count``) is process-wide: compiling and each call set it and restore it afterwards,
 /// so run one compiled network (or other OpenBLAS work) at a time per process, or the restores of
 /// concurrent callers can interleave.
 ///
 /// ```swift
-/// let plan = CompiledNetwork(net, batchSize: 128, policy: .automatic)
-/// print(plan.report)               // per-layer choice and timings
-/// let logits = plan(images)        // same as net(images) within float rounding
+/// let plan = try CompiledNetwork(net, batchSize: 128, policy: .automatic)
+/// print(plan.report)                          // per-layer choice and timings
+/// let logits = try plan.predict(images)       // same as net(images) within float rounding
+/// let accuracy = try plan.evaluate(data.test).accuracy
 /// ```
 public final class CompiledNetwork {
     /// How each layer chooses between dense and CSR.
@@ -131,7 +132,7 @@ public final class CompiledNetwork {
     /// Threads for the CSR kernels and for OpenBLAS.
     public let threads: Int
     /// The CSR kernel variant.
-    public let variant: SparseKernels.Variant
+    @_spi(Kernels) public let variant: SparseKernels.Variant
     /// The per-layer choices, input first.
     public let choices: [LayerChoice]
     /// Samples per slab when batches of at least two slabs are split across threads (see the
@@ -183,17 +184,34 @@ public final class CompiledNetwork {
     ///
     /// - Parameters:
     ///   - policy: how each layer chooses dense or CSR (``Policy/automatic`` times both).
-    ///   - threads: threads for the CSR kernels and for OpenBLAS (``BLAS/threadCount`` is set to
-    ///     this value, or to 1 while slabs run on their own threads, during compilation and each
-    ///     call, and restored after).
-    ///   - variant: the CSR kernel variant; `nil` picks ``SparseKernels/bestVariant``.
-    /// - Precondition: `batchSize > 0`, `threads > 0`, and `variant` is supported by this CPU.
-    public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int = 1,
-                variant: SparseKernels.Variant? = nil) {
-        precondition(batchSize > 0, "CompiledNetwork: batch size must be positive, got \(batchSize)")
-        precondition(threads > 0, "CompiledNetwork: threads must be positive, got \(threads)")
+    ///   - threads: threads for the CSR kernels and for OpenBLAS; `nil` takes ``Threads/count``
+    ///     (the default of training and ``Chain`` too). OpenBLAS's process-wide thread count is
+    ///     set to this value (or to 1 while slabs run on their own threads) during compilation
+    ///     and each call, and restored after.
+    /// - Throws: ``TopiaryError/Kind/invalidOption`` for a batch size or thread count outside
+    ///   `1...1_000_000` and `1...1024`.
+    public convenience init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil) throws {
+        try self.init(network, batchSize: batchSize, policy: policy, threads: threads, variant: nil)
+    }
+
+    /// ``init(_:batchSize:policy:threads:)`` with a chosen CSR kernel variant (`nil` picks
+    /// `SparseKernels.bestVariant`), for the kernels' tests and benchmarks.
+    ///
+    /// - Throws: as ``init(_:batchSize:policy:threads:)``, and ``TopiaryError/Kind/invalidOption``
+    ///   when this CPU cannot run `variant`.
+    @_spi(Kernels) public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil,
+                               variant: SparseKernels.Variant?) throws {
+        let threads = threads ?? Threads.count
+        guard (1...1_000_000).contains(batchSize) else {
+            throw TopiaryError(.invalidOption, "CompiledNetwork: the batch size must be between 1 and 1,000,000, got \(batchSize)")
+        }
+        guard (1...1024).contains(threads) else {
+            throw TopiaryError(.invalidOption, "CompiledNetwork: the thread count must be between 1 and 1024, got \(threads)")
+        }
         let v = variant ?? SparseKernels.bestVariant
-        precondition(v.isSupported, "CompiledNetwork: this CPU cannot run the \(v) kernels")
+        guard v.isSupported else {
+            throw TopiaryError(.invalidOption, "CompiledNetwork: this CPU cannot run the \(v) kernels")
+        }
         self.batchSize = batchSize
         self.policy = policy
         self.threads = threads
@@ -373,14 +391,11 @@ public final class CompiledNetwork {
             var times: [Double] = []
             var total = 0.0
             while times.count < 5 || (total < 2e-3 && times.count < 31) {
-                let t0 = InferenceSupport.seconds()
-                run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor)
-                let t = InferenceSupport.seconds() - t0
+                let t = Timing.seconds { run(step, x, y, batch: batch, threads: threads, variant: variant, batchMajor: buffers.batchMajor) }
                 times.append(t)
                 total += t
             }
-            times.sort()
-            best = min(best, times[times.count / 2])
+            best = min(best, Timing.median(times))
         }
         return best
     }
@@ -392,9 +407,7 @@ public final class CompiledNetwork {
                                         variant: SparseKernels.Variant) -> (Double, Double) {
         let x = randomInput(buffers, count: a.inputSize * batch), y = buffers.y
         func once(_ step: Step) -> Double {
-            let t0 = InferenceSupport.seconds()
-            run(step, x, y, batch: batch, threads: 1, variant: variant)
-            return InferenceSupport.seconds() - t0
+            Timing.seconds { run(step, x, y, batch: batch, threads: 1, variant: variant) }
         }
         var best = (Double.infinity, Double.infinity)
         for _ in 0..<3 {
@@ -407,9 +420,7 @@ public final class CompiledNetwork {
                 tb.append(once(b))
                 total += ta[ta.count - 1] + tb[tb.count - 1]
             }
-            ta.sort()
-            tb.sort()
-            best = (min(best.0, ta[ta.count / 2]), min(best.1, tb[tb.count / 2]))
+            best = (min(best.0, Timing.median(ta)), min(best.1, Timing.median(tb)))
         }
         return best
     }
@@ -418,7 +429,7 @@ public final class CompiledNetwork {
     /// may overlap the input (the input is then copied first).
     ///
     /// - Precondition: `1 ≤ batch ≤ batchSize`.
-    public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
+    @_spi(Kernels) public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
         precondition(batch >= 1 && batch <= batchSize,
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
         let savedThreads = BLAS.threadCount
@@ -515,12 +526,13 @@ public final class CompiledNetwork {
                 func median(_ steps: [Step], _ slab: Int?) -> Double {
                     var times: [Double] = []
                     for k in 0..<6 {
-                        let t0 = InferenceSupport.seconds()
-                        forward(steps, slab: slab, sizes: sizes, px.baseAddress!, batch: batch, into: py.baseAddress!,
-                                threads: threads, variant: variant, buffers: buffers)
-                        if k > 0 { times.append(InferenceSupport.seconds() - t0) }
+                        let t = Timing.seconds {
+                            forward(steps, slab: slab, sizes: sizes, px.baseAddress!, batch: batch, into: py.baseAddress!,
+                                    threads: threads, variant: variant, buffers: buffers)
+                        }
+                        if k > 0 { times.append(t) }
                     }
-                    return times.sorted()[times.count / 2]
+                    return Timing.median(times)
                 }
                 // Slabs first (they call OpenBLAS single-threaded), so that OpenBLAS's threads,
                 // spinning after plan `a`'s threaded products, do not share a core with them.
@@ -533,21 +545,68 @@ public final class CompiledNetwork {
 
     /// Applies the network to `[n, in]`, returning `[n, out]`; any `n`, processed in pieces of ``batchSize``.
     ///
-    /// - Precondition: `x.columns == inputSize`.
+    /// A batch of the wrong width stops the program with a message naming both widths, in
+    /// release builds too; ``predict(_:)`` throws instead.
     public func callAsFunction(_ x: Matrix) -> Matrix {
-        precondition(x.columns == inputSize, "CompiledNetwork: expected input with \(inputSize) columns, got \(x.columns)")
+        do { return try predict(x) } catch { fatalError("\(error)") }
+    }
+
+    /// Applies the network to `[n, in]`, returning `[n, out]` (the logits for a classifier); any
+    /// `n`, processed in pieces of ``batchSize``. The same outputs as ``Chain/predict(_:)``
+    /// within float rounding.
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when `x` does not have ``inputSize`` columns.
+    public func predict(_ x: Matrix) throws -> Matrix {
+        guard x.columns == inputSize else {
+            throw TopiaryError(.invalidShape, "CompiledNetwork(\(sizes.map(String.init).joined(separator: "-"))): expected input with \(inputSize) columns, got \(x.rows)×\(x.columns)")
+        }
         var y = Matrix(rows: x.rows, columns: outputSize)
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
+                guard let px = px.baseAddress, let py = py.baseAddress else { return }
                 var start = 0
                 while start < x.rows {
                     let n = min(batchSize, x.rows - start)
-                    forward(px.baseAddress! + start * inputSize, batch: n, into: py.baseAddress! + start * outputSize)
+                    forward(px + start * inputSize, batch: n, into: py + start * outputSize)
                     start += n
                 }
             }
         }
         return y
+    }
+
+    /// Loss and accuracy on `data`, computed through the compiled plan (``Chain/evaluate(_:loss:batchSize:)``
+    /// gives the same figures within float rounding).
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when the data's feature count differs from
+    ///   ``inputSize``, or its labels do not fit ``outputSize`` classes.
+    public func evaluate(_ data: LabeledData, loss: Loss = .softmaxCrossEntropy) throws -> Evaluation {
+        guard data.featureCount == inputSize else {
+            throw TopiaryError(.invalidShape, "CompiledNetwork(\(sizes.map(String.init).joined(separator: "-"))): the data has \(data.featureCount) features, the network expects \(inputSize)")
+        }
+        if let bad = data.labels.first(where: { $0 < 0 || Int($0) >= outputSize }) {
+            throw TopiaryError(.invalidShape, "CompiledNetwork: label \(bad) is outside the network's \(outputSize) classes")
+        }
+        guard data.count > 0 else { return Evaluation(loss: 0, accuracy: 0, count: 0) }
+        var out = [Float](repeating: 0, count: batchSize * outputSize)
+        var totalLoss = 0.0, correct = 0
+        data.images.storage.withUnsafeBufferPointer { images in
+            data.labels.withUnsafeBufferPointer { labels in
+                out.withUnsafeMutableBufferPointer { y in
+                    guard let images = images.baseAddress, let labels = labels.baseAddress, let y = y.baseAddress else { return }
+                    var start = 0
+                    while start < data.count {
+                        let n = min(batchSize, data.count - start)
+                        forward(images + start * inputSize, batch: n, into: y)
+                        let r = loss.evaluate(output: y, labels: labels + start, batch: n, classes: outputSize, gradient: nil)
+                        totalLoss += r.loss * Double(n)
+                        correct += r.correct
+                        start += n
+                    }
+                }
+            }
+        }
+        return Evaluation(loss: totalLoss / Double(data.count), accuracy: Double(correct) / Double(data.count), count: data.count)
     }
 
     /// A table of the per-layer choices and, for ``Policy/automatic``, the timings.

@@ -128,7 +128,7 @@ public final class Chain {
 
     /// Buffers for the forward and backward passes of one batch size, allocated once and reused
     /// so that the training loop allocates nothing per batch.
-    struct Workspace {
+    @_spi(Benchmarking) public struct Workspace {
         /// Post-activation outputs of each layer, `[batchCapacity, out_l]`.
         var activations: [UnsafeMutableBufferPointer<Float>]
         /// Two gradient buffers of `[batchCapacity, max width]`, used in turn.
@@ -143,7 +143,7 @@ public final class Chain {
         }
 
         /// Allocates buffers for `network` and batches of up to `batchCapacity` rows.
-        init(for network: Chain, batchCapacity: Int) {
+        public init(for network: Chain, batchCapacity: Int) {
             precondition(batchCapacity > 0, "Workspace: batch capacity must be positive")
             self.batchCapacity = batchCapacity
             let storage = Storage()
@@ -173,7 +173,7 @@ public final class Chain {
     /// Forward pass of `batch` rows through the workspace; returns the output `[batch, out]`,
     /// valid until the next call with this workspace.
     @discardableResult
-    func forward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) -> UnsafeMutablePointer<Float> {
+    @_spi(Benchmarking) public func forward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) -> UnsafeMutablePointer<Float> {
         precondition(workspace.fits(self, batch: batch), "Chain.forward: workspace does not fit this network and batch \(batch)")
         var x = input
         for (l, layer) in layers.enumerated() {

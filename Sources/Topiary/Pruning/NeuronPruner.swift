@@ -232,7 +232,7 @@ public struct NeuronPruner {
                 if r > 0 { times.append((clock.now - start).seconds) }
             }
         }
-        return times.sorted()[times.count / 2]
+        return Timing.median(times)
     }
 }
 

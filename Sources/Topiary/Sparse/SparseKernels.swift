@@ -14,7 +14,7 @@ import CSparseKernels
 /// With two or more threads the calling thread and a small pool of workers claim chunks of the
 /// product dynamically: whole packed panels of the batch when there is at least one per thread
 /// (each thread packs its own), otherwise ranges of rows of about equal non-zero count. Idle
-/// workers spin for a bounded time (``setSpinLimit(nanoseconds:)``) and then block, and the
+/// workers spin for a bounded time (`setSpinLimit(nanoseconds:)`) and then block, and the
 /// caller never waits for a worker that has not started: on a machine where another process
 /// holds a core, a call degrades to about single-thread speed instead of collapsing. Products
 /// are sized in multiply-adds, `nnz · max(batch, 8)`: under 2¹⁶ (a few µs) one goes to the pool
@@ -24,13 +24,13 @@ import CSparseKernels
 /// 2²⁰ (its shape and batch, say a network's layer), the caller times its first runs on one thread
 /// and on two in turn, then runs it the faster way and re-times the other way every 32 runs: on a
 /// machine whose cores hand data to each other slowly, two threads can lose to one for such
-/// products (``PoolStatistics/aloneJobs``). Either way every chunk computes the same bits. Because
+/// products (`PoolStatistics.aloneJobs`). Either way every chunk computes the same bits. Because
 /// a worker that the scheduler delays after claiming a chunk makes the caller wait, the time such
-/// delays cost (``PoolStatistics/delays``) goes into a budget that drains at 1/16 of the time that
+/// delays cost (`PoolStatistics.delays`) goes into a budget that drains at 1/16 of the time that
 /// passes; when it exceeds 1 ms (another process is taking the cores: it delays a worker by a
 /// whole scheduler slice, where a quiet host's hiccups take tens of microseconds), such products
 /// back off to the calling thread alone for 2 ms, doubling while it repeats, up to 1 s
-/// (``PoolStatistics/stalls``).
+/// (`PoolStatistics.stalls`).
 public enum SparseKernels {
     /// An instruction-set variant of the kernels.
     public enum Variant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
@@ -78,13 +78,14 @@ public enum SparseKernels {
     /// How long an idle pool worker, or a caller waiting for a worker, spins before blocking.
     ///
     /// The default is 50 µs: long enough that the layers of one forward pass reuse an awake
-    /// worker, short enough that an idle pool costs nothing measurable.
+    /// worker, short enough that an idle pool costs nothing measurable. Not API
+    /// (`@_spi(Kernels)`): a knob for the kernels' tests.
     /// The corresponding C function is `tsk_pool_set_spin_ns`.
-    public static func setSpinLimit(nanoseconds: Int) {
+    @_spi(Kernels) public static func setSpinLimit(nanoseconds: Int) {
         tsk_pool_set_spin_ns(Int64(nanoseconds))
     }
 
-    /// Ends a running back-off to the calling thread (see ``PoolStatistics/stalls``), resets its
+    /// Ends a running back-off to the calling thread (see `PoolStatistics.stalls`), resets its
     /// length and empties the delay budget, for tests.
     ///
     /// The corresponding C function is `tsk_pool_reset_backoff`.
@@ -93,7 +94,9 @@ public enum SparseKernels {
     }
 
     /// Counters of the thread pool since the process started.
-    public struct PoolStatistics: Sendable, Equatable {
+    ///
+    /// Not API (`@_spi(Kernels)`): diagnostics for `topiary bench` and the kernels' tests.
+    @_spi(Kernels) public struct PoolStatistics: Sendable, Equatable {
         /// Jobs handed to the pool.
         public var jobs: Int
         /// Chunks (row ranges or panels) run by pool workers.
@@ -119,10 +122,10 @@ public enum SparseKernels {
         public var delays: Int
     }
 
-    /// A snapshot of the pool counters.
+    /// A snapshot of the pool counters (``PoolStatistics``).
     ///
     /// The corresponding C function is `tsk_pool_get_stats`.
-    public static var poolStatistics: PoolStatistics {
+    @_spi(Kernels) public static var poolStatistics: PoolStatistics {
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
                               callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), stalls: Int(s.stalls),

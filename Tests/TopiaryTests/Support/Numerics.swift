@@ -1,5 +1,5 @@
 import XCTest
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 /// A random matrix with entries in `[-scale, scale)`.
 func randomMatrix(_ rows: Int, _ columns: Int, scale: Float = 1, rng: inout SeededRandom) -> Matrix {

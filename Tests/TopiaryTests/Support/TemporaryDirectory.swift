@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import CZlib
-@testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 /// A fresh folder under the system's temporary directory, removed when the value is released
 /// (call ``remove()`` to remove it earlier).

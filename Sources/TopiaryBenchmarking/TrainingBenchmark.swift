@@ -1,3 +1,5 @@
+@_spi(Benchmarking) @_spi(Kernels) import Topiary
+
 /// Measures training and inference speed of a multilayer perceptron against the `sgemm` limit of
 /// the same machine, measured in the same run.
 ///
@@ -69,26 +71,23 @@ public enum TrainingBenchmark {
 
     /// Runs the benchmark on synthetic data (speed does not depend on the pixel values).
     public static func run(sizes: [Int] = [784, 300, 100, 10], examples: Int = 60_000, batchSize: Int = 128,
-                           runs: Int = 5, seed: UInt64 = 0) -> Result {
-        precondition(sizes.count >= 2 && examples > 0 && batchSize > 0 && runs > 0, "TrainingBenchmark: invalid parameters")
+                           runs: Int = 5, seed: UInt64 = 0) throws -> Result {
+        guard examples > 0, batchSize > 0, runs > 0 else {
+            throw TopiaryError(.invalidOption, "TrainingBenchmark: examples, batch size and runs must be positive")
+        }
         var rng = SeededRandom(seed: seed)
         let features = sizes[0], classes = sizes[sizes.count - 1]
         var images = Matrix(rows: examples, columns: features)
         for i in 0..<images.count { images.storage[i] = rng.nextUniform(-1, 1) }
         let labels = (0..<examples).map { _ in Int32(rng.nextInt(below: classes)) }
         let data = LabeledData(images: images, labels: labels)
-        let network = Chain(checkedSizes: sizes, seed: seed)
+        let network = try Chain(sizes: sizes, seed: seed)
         let trainer = Trainer(network: network, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                               batchSize: batchSize, seed: seed)
-        let clock = ContinuousClock()
-        func time(_ body: () -> Void) -> Double {
-            let start = clock.now
-            body()
-            return (clock.now - start).seconds
-        }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        func time(_ body: () -> Void) -> Double { Timing.seconds(body) }
+        let median = Timing.median
 
-        let masked = Chain(checkedSizes: sizes, seed: seed &+ 1)
+        let masked = try Chain(sizes: sizes, seed: seed &+ 1)
         for layer in masked.layers { layer.prune { _ in rng.nextUniform() < 0.9 } }
         let maskedTrainer = Trainer(network: masked, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                                     batchSize: batchSize, seed: seed)
@@ -118,18 +117,18 @@ public enum TrainingBenchmark {
         let a = [Float](repeating: 0.5, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         var times: [Double] = []
-        let clock = ContinuousClock()
         for run in 0...runs {
-            let start = clock.now
-            a.withUnsafeBufferPointer { pa in
-                c.withUnsafeMutableBufferPointer { pc in
-                    BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pa.baseAddress!, ldb: n,
-                              c: pc.baseAddress!, ldc: n)
+            let t = Timing.seconds {
+                a.withUnsafeBufferPointer { pa in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pa.baseAddress!, ldb: n,
+                                  c: pc.baseAddress!, ldc: n)
+                    }
                 }
             }
-            if run > 0 { times.append((clock.now - start).seconds) }
+            if run > 0 { times.append(t) }
         }
-        return 2 * Double(n * n * n) / times.sorted()[times.count / 2] / 1e9
+        return 2 * Double(n * n * n) / Timing.median(times) / 1e9
     }
 }
 

@@ -1,3 +1,5 @@
+@_spi(Benchmarking) import Topiary
+
 /// Measures the speed of one pruning step, for the benchmark suite.
 ///
 /// ```swift
@@ -13,19 +15,20 @@ public enum PruningBenchmark {
     public static func globalMagnitudeStep(sizes: [Int] = [784, 300, 100, 10], sparsity: Double = 0.9,
                                            runs: Int = 21, seed: UInt64 = 0) throws -> Double {
         guard runs > 0 else { throw TopiaryError(.invalidOption, "PruningBenchmark: runs must be positive, got \(runs)") }
-        let network = Chain(checkedSizes: sizes, seed: seed)
+        let network = try Chain(sizes: sizes, seed: seed)
         let pruner = Pruner(saliency: .magnitude, scope: .global)
         var times: [Double] = []
         for run in 0...runs {
             let copy = network.copy()
             // Own the storage, as a network being pruned does (a fresh copy shares it until written).
             for layer in copy.layers {
-                layer.weight.storage[0] += 0
-                layer.materializeMasks(biases: false)
+                try layer.setParameters(weight: Matrix(rows: layer.weight.rows, columns: layer.weight.columns,
+                                                       storage: layer.weight.storage.map { $0 }))
+                layer.prune { _ in false }   // a fresh all-ones mask
             }
             let step = try pruner.prune(copy, to: sparsity)
             if run > 0 { times.append(step.seconds) }
         }
-        return times.sorted()[times.count / 2]
+        return Timing.median(times)
     }
 }

@@ -1,3 +1,5 @@
+@_spi(Benchmarking) import Topiary
+
 extension SparseBenchmark {
     /// Whole-network inference throughput at one batch size and thread count.
     public struct NetworkResult: Sendable, Codable, Equatable {
@@ -7,11 +9,11 @@ extension SparseBenchmark {
         public var batch: Int
         /// Threads (OpenBLAS and the CSR kernels).
         public var threads: Int
-        /// Samples per second of the dense-masked ``Chain`` (batch-major `sgemm`).
+        /// Samples per second of the dense-masked `Chain` (batch-major `sgemm`).
         public var chainSamplesPerSecond: Double
-        /// Samples per second of the ``CompiledNetwork`` with every layer dense.
+        /// Samples per second of the `CompiledNetwork` with every layer dense.
         public var denseSamplesPerSecond: Double
-        /// Samples per second of the ``CompiledNetwork`` with the ``CompiledNetwork/Policy/automatic`` policy.
+        /// Samples per second of the `CompiledNetwork` with the `CompiledNetwork.Policy.automatic` policy.
         public var compiledSamplesPerSecond: Double
         /// Microseconds per sample of the automatic plan.
         public var microsecondsPerSample: Double
@@ -25,10 +27,10 @@ extension SparseBenchmark {
         }
     }
 
-    /// Measures `network` three ways at each batch size and thread count: the ``Chain`` itself
-    /// (dense-masked), a dense ``CompiledNetwork`` and an automatic one; the median of several
+    /// Measures `network` three ways at each batch size and thread count: the `Chain` itself
+    /// (dense-masked), a dense `CompiledNetwork` and an automatic one; the median of several
     /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
-    /// with more: see `InferenceSupport.timePaths`).
+    /// with more: see `Timing.timePaths`).
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
                                secondsPerCase: Double = 0.3, seed: UInt64 = 42) -> [NetworkResult] {
         let saved = BLAS.threadCount
@@ -54,16 +56,14 @@ extension SparseBenchmark {
                         ]
                         for p in paths { for _ in 0..<3 { p() } }
                         // Each timed sample repeats a path enough to last about 50 µs.
-                        let t0 = InferenceSupport.seconds()
-                        paths[0]()
-                        let single = max(1e-7, InferenceSupport.seconds() - t0)
+                        let single = max(1e-7, Timing.seconds(paths[0]))
                         let reps = max(1, Int(5e-5 / single))
                         let repeated = paths.map { p in { for _ in 0..<reps { p() } } }
-                        times = InferenceSupport.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
+                        times = Timing.timePaths(repeated, threads: t, runs: 101, warmup: 1, budget: secondsPerCase)
                             .map { $0.map { $0 / Double(reps) } }
                     }
                 }
-                let m = times.map { median($0) }
+                let m = times.map(Timing.median)
                 out.append(NetworkResult(sparsity: network.sparsity, batch: batch, threads: t,
                                          chainSamplesPerSecond: Double(batch) / m[0],
                                          denseSamplesPerSecond: Double(batch) / m[1],
@@ -78,14 +78,14 @@ extension SparseBenchmark {
     /// LeNet-300-100 (784 → 300 → 100 → 10, ReLU) with every layer randomly pruned to each sparsity,
     /// measured by ``network(_:batches:threads:secondsPerCase:seed:)``.
     public static func lenet(sparsities: [Double] = [0, 0.9, 0.95, 0.98], batches: [Int] = [1, 128],
-                             threads: [Int] = [1, 2], secondsPerCase: Double = 0.3) -> [NetworkResult] {
+                             threads: [Int] = [1, 2], secondsPerCase: Double = 0.3) throws -> [NetworkResult] {
         var out: [NetworkResult] = []
         for s in sparsities {
-            let net = Chain(checkedSizes: [784, 300, 100, 10], seed: 1)
+            let net = try Chain(sizes: [784, 300, 100, 10], seed: 1)
             var rng = SeededRandom(seed: 2)
             for layer in net.layers {
                 let w = randomWeight(Shape(layer.outputSize, layer.inputSize), sparsity: s, rng: &rng)
-                try? layer.setMask(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map { $0 == 0 ? 0 : 1 }))
+                try layer.setMask(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map { $0 == 0 ? 0 : 1 }))
             }
             out += network(net, batches: batches, threads: threads, secondsPerCase: secondsPerCase)
         }

@@ -1,14 +1,15 @@
 import Foundation
+@_spi(Benchmarking) @_spi(Kernels) import Topiary
 
-/// Dense-masked versus compressed inference, measured: the library side of `topiary bench`.
+/// Dense-masked versus compressed inference, measured: the grid, baseline and network modes of `topiary bench`.
 ///
 /// For every cell of a grid (layer shape × batch size × sparsity × threads) it times the dense
 /// product on the masked weight (OpenBLAS `sgemm`, `sgemv` at batch 1; the faster of the
-/// batch-major `X·Wᵀ` used by ``Chain`` and the feature-major `W·X` used by ``CompiledNetwork``)
+/// batch-major `X·Wᵀ` used by `Chain` and the feature-major `W·X` used by `CompiledNetwork`)
 /// and the CSR kernels on the same weight in the same run, with warm-up and the median of several
 /// runs: interleaved call by call with one thread, in blocks separated by pauses with more (so
 /// that OpenBLAS's spinning idle workers do not share a core with the CSR path; see
-/// `InferenceSupport.timePaths`). Speedup is dense time / CSR time; useful GFLOP/s counts `2·nnz·B`.
+/// `Timing.timePaths`). Speedup is dense time / CSR time; useful GFLOP/s counts `2·nnz·B`.
 ///
 /// ```swift
 /// let results = SparseBenchmark.run(.quick)
@@ -31,7 +32,7 @@ public enum SparseBenchmark {
 
         /// Parses `"300x784"`.
         ///
-        /// - Throws: ``TopiaryError`` `.invalidOption` unless the text is two positive integers joined by `x`.
+        /// - Throws: `TopiaryError` `.invalidOption` unless the text is two positive integers joined by `x`.
         public init(parsing text: String) throws {
             let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
             guard parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]), r > 0, c > 0,
@@ -77,7 +78,7 @@ public enum SparseBenchmark {
         public var secondsPerCell: Double
         /// Seed of the random weights and inputs.
         public var seed: UInt64
-        /// Also compile each cell's layer with ``CompiledNetwork/Policy/automatic`` (at the cell's
+        /// Also compile each cell's layer with `CompiledNetwork.Policy.automatic` (at the cell's
         /// batch size and thread count) and record which path it picked against the cell's own
         /// measurement (``Cell/automatic``, ``Cell/automaticSlowdown``).
         public var checkAutomatic: Bool
@@ -120,7 +121,7 @@ public enum SparseBenchmark {
 
         /// Checks the values a user may type, before anything is allocated.
         ///
-        /// - Throws: ``TopiaryError`` `.invalidOption` for an empty list, a batch or thread count
+        /// - Throws: `TopiaryError` `.invalidOption` for an empty list, a batch or thread count
         ///   below 1 (threads above 64), a sparsity outside `[0, 1]`, fewer than 1 run, a shape
         ///   with a dimension below 1, or a cell whose weight (`rows·columns`), input
         ///   (`columns·batch`) or output (`rows·batch`) would exceed ``maximumBufferElements`` floats.
@@ -175,9 +176,9 @@ public enum SparseBenchmark {
         public var speedup: Double
         /// Useful GFLOP/s of the CSR product, `2·nnz·B / time`.
         public var gflops: Double
-        /// The path (`"dense"` or `"csr"`, the names of this table's columns; ``CompiledNetwork``
-        /// calls the latter `sparse`) that a one-layer ``CompiledNetwork`` compiled with
-        /// ``CompiledNetwork/Policy/automatic`` picked for this cell; `nil` unless
+        /// The path (`"dense"` or `"csr"`, the names of this table's columns; `CompiledNetwork`
+        /// calls the latter `sparse`) that a one-layer `CompiledNetwork` compiled with
+        /// `CompiledNetwork.Policy.automatic` picked for this cell; `nil` unless
         /// ``Configuration/checkAutomatic``.
         public var automatic: String?
         /// The measured time of the path ``automatic`` picked over the faster path's (1 when it
@@ -348,7 +349,7 @@ public enum SparseBenchmark {
 
         /// Reads a baseline JSON file.
         ///
-        /// - Throws: ``TopiaryError`` `.fileNotFound` or `.corruptFile`.
+        /// - Throws: `TopiaryError` `.fileNotFound` or `.corruptFile`.
         public init(contentsOfFile path: String) throws {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw TopiaryError(.fileNotFound, "cannot read the benchmark baseline \(path)")
@@ -367,7 +368,7 @@ public enum SparseBenchmark {
         /// Checks that every cell, and so the grid ``configuration`` re-measures, is one
         /// ``SparseBenchmark/run(_:variant:progress:)`` accepts.
         ///
-        /// - Throws: ``TopiaryError`` `.corruptFile` naming `path` and the offending value.
+        /// - Throws: `TopiaryError` `.corruptFile` naming `path` and the offending value.
         func validate(path: String) throws {
             func fail(_ m: String) -> TopiaryError { TopiaryError(.corruptFile, "\(path) is not a usable benchmark baseline: \(m)") }
             guard !cells.isEmpty else { throw fail("it has no cells") }
@@ -419,11 +420,11 @@ public enum SparseBenchmark {
 
     /// Measures every cell of `configuration`, calling `progress` after each.
     ///
-    /// OpenBLAS's thread count (``BLAS/threadCount``) is set to each cell's thread count and restored afterwards.
-    /// - Precondition: `configuration.validate()` does not throw.
+    /// OpenBLAS's thread count (`BLAS.threadCount`) is set to each cell's thread count and restored afterwards.
+    /// - Throws: `configuration.validate()`'s errors.
     public static func run(_ configuration: Configuration, variant: SparseKernels.Variant? = nil,
-                           progress: ((Cell) -> Void)? = nil) -> Results {
-        precondition((try? configuration.validate()) != nil, "SparseBenchmark.run: invalid configuration \(configuration)")
+                           progress: ((Cell) -> Void)? = nil) throws -> Results {
+        try configuration.validate()
         let v = variant ?? SparseKernels.bestVariant
         let savedThreads = BLAS.threadCount
         defer { BLAS.threadCount = savedThreads }
@@ -436,7 +437,7 @@ public enum SparseBenchmark {
                 for threads in configuration.threads {
                     for sparsity in configuration.sparsities {
                         let w = randomWeight(shape, sparsity: sparsity, rng: &rng)
-                        let cell = measure(shape: shape, batch: batch, threads: threads, sparsity: sparsity,
+                        let cell = try measure(shape: shape, batch: batch, threads: threads, sparsity: sparsity,
                                            weight: w, x: x, y: &y, configuration: configuration, variant: v)
                         cells.append(cell)
                         progress?(cell)
@@ -452,14 +453,14 @@ public enum SparseBenchmark {
     /// counts only if it regresses every time, so a burst of load on a shared machine does not fail
     /// a check while a real slowdown does.
     public static func check(baseline: Baseline, tolerance: Double? = nil, remeasurements: Int = 2,
-                             progress: ((Cell) -> Void)? = nil) -> (results: Results, regressions: [Regression]) {
-        let results = run(baseline.configuration, progress: progress)
+                             progress: ((Cell) -> Void)? = nil) throws -> (results: Results, regressions: [Regression]) {
+        let results = try run(baseline.configuration, progress: progress)
         // A cell over the limit is measured again, up to `remeasurements` times: a real regression
         // fails every time, while a burst of load from another process on this shared machine does not.
-        let regressions = results.regressions(against: baseline, tolerance: tolerance).filter { r in
+        let regressions = try results.regressions(against: baseline, tolerance: tolerance).filter { r in
             var c = baseline.configuration
             c.shapes = [r.cell.shape]; c.batches = [r.cell.batch]; c.threads = [r.cell.threads]; c.sparsities = [r.cell.sparsity]
-            return (0..<remeasurements).allSatisfy { _ in !run(c).regressions(against: baseline, tolerance: tolerance).isEmpty }
+            return try (0..<remeasurements).allSatisfy { _ in try !run(c).regressions(against: baseline, tolerance: tolerance).isEmpty }
         }
         return (results, regressions)
     }
@@ -489,7 +490,7 @@ public enum SparseBenchmark {
 
     private static func measure(shape: Shape, batch: Int, threads: Int, sparsity: Double, weight w: Matrix,
                                 x: [Float], y: inout [Float], configuration c: Configuration,
-                                variant: SparseKernels.Variant) -> Cell {
+                                variant: SparseKernels.Variant) throws -> Cell {
         let (m, k) = (shape.rows, shape.columns)
         let sparse = SparseDense(weight: CSRMatrix(w), bias: [Float](repeating: 0, count: m))
         BLAS.threadCount = threads
@@ -512,32 +513,27 @@ public enum SparseBenchmark {
                         { denseBatchMajor(a, b, out) },
                         { sparse.forward(featureMajor: b, batch: batch, into: out, threads: threads, variant: variant) },
                     ] + (batch > 1 ? [{ denseFeatureMajor(a, b, out) }] : [])
-                    let times = InferenceSupport.timePaths(paths, threads: threads, runs: c.runs, warmup: c.warmupRuns,
+                    let times = Timing.timePaths(paths, threads: threads, runs: c.runs, warmup: c.warmupRuns,
                                                            budget: c.secondsPerCell)
                     (bm, cs) = (times[0], times[1])
                     if times.count > 2 { fm = times[2] }
                 }
             }
         }
-        let dense = min(median(bm), fm.isEmpty ? .infinity : median(fm))
-        let csr = median(cs)
+        let dense = min(Timing.median(bm), fm.isEmpty ? .infinity : Timing.median(fm))
+        let csr = Timing.median(cs)
         let nnz = sparse.weight.nonzeroCount
         var cell = Cell(shape: shape, batch: batch, threads: threads, sparsity: sparsity, nonzeros: nnz,
                         denseMilliseconds: dense * 1e3, csrMilliseconds: csr * 1e3, speedup: dense / csr,
                         gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
         if c.checkAutomatic {
-            let layer = Dense(checkedWeight: w, bias: [Float](repeating: 0, count: m))
-            let plan = CompiledNetwork(Chain(checked: [layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
+            let layer = try Dense(weight: w, bias: [Float](repeating: 0, count: m))
+            let plan = CompiledNetwork(try Chain([layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
             let picked = plan.choices[0].kind == .sparse
             cell.automatic = picked ? "csr" : "dense"
             cell.automaticSlowdown = (picked ? csr : dense) / min(csr, dense)
         }
         return cell
-    }
-
-    static func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.isEmpty ? .nan : s[s.count / 2]
     }
 
     /// The crossover of each shape, batch and thread count, in first-seen order.

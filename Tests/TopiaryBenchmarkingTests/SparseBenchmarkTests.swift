@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
-@testable import Topiary
+import Topiary
+@testable import TopiaryBenchmarking
 
-final class InferenceSparseBenchmarkTests: XCTestCase {
+final class SparseBenchmarkTests: XCTestCase {
     private typealias Shape = SparseBenchmark.Shape
 
     private func cell(_ shape: Shape, batch: Int = 1, threads: Int = 1, sparsity: Double, dense: Double, csr: Double) -> SparseBenchmark.Cell {
@@ -56,7 +57,7 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         // policy, timed on its own, must agree with the benchmark's measurement in both cells.
         let c = SparseBenchmark.Configuration(shapes: [Shape(300, 784)], batches: [128], sparsities: [0, 0.99], threads: [1],
                                               warmupRuns: 1, runs: 5, secondsPerCell: 0.05, checkAutomatic: true)
-        let cells = SparseBenchmark.run(c).results
+        let cells = try SparseBenchmark.run(c).results
         XCTAssertEqual(cells.map(\.automatic), ["dense", "csr"])
         for cell in cells { XCTAssertEqual(try XCTUnwrap(cell.automaticSlowdown), 1) }
         let json = String(decoding: try JSONEncoder().encode(cells[1]), as: UTF8.self)
@@ -199,11 +200,11 @@ final class InferenceSparseBenchmarkTests: XCTestCase {
         }
     }
 
-    func testATinyRunMeasuresEveryCell() {
+    func testATinyRunMeasuresEveryCell() throws {
         var c = SparseBenchmark.Configuration(shapes: [Shape(20, 30)], batches: [1, 4], sparsities: [0, 0.9], threads: [1],
                                               warmupRuns: 1, runs: 3, secondsPerCell: 0.01)
         c.seed = 3
-        let r = SparseBenchmark.run(c)
+        let r = try SparseBenchmark.run(c)
         XCTAssertEqual(r.results.count, 4)
         XCTAssertEqual(r.crossover.count, 2)
         for cell in r.results {
