@@ -5,7 +5,7 @@
 //   swift run -c release TopiaryBenchmarks            # the full grid of issue 4 (several minutes)
 //   swift run -c release TopiaryBenchmarks --quick    # a small grid (its layer products alone: about 65 s)
 import Foundation
-import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 import TopiaryBenchmarking
 
 let quick = CommandLine.arguments.contains("--quick")

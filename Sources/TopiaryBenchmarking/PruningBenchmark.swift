@@ -1,4 +1,4 @@
-@_spi(Benchmarking) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 /// Measures the speed of one pruning step, for the benchmark suite.
 ///

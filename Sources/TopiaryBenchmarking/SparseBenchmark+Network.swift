@@ -1,4 +1,4 @@
-@_spi(Benchmarking) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 extension SparseBenchmark {
     /// Whole-network inference throughput at one batch size and thread count.
@@ -32,7 +32,7 @@ extension SparseBenchmark {
     /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
     /// with more: see `Timing.timePaths`).
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
-                               secondsPerCase: Double = 0.3, seed: UInt64 = 42) -> [NetworkResult] {
+                               secondsPerCase: Double = 0.3, seed: UInt64 = 42) throws -> [NetworkResult] {
         let saved = BLAS.threadCount
         defer { BLAS.threadCount = saved }
         var rng = SeededRandom(seed: seed)
@@ -43,8 +43,8 @@ extension SparseBenchmark {
                 let x = (0..<(batch * network.inputSize)).map { _ in rng.nextUniform(0, 1) }
                 var y = [Float](repeating: 0, count: batch * network.outputSize)
                 var workspace = Chain.Workspace(for: network, batchCapacity: batch)
-                let dense = CompiledNetwork(network, batchSize: batch, policy: .dense, threads: t)
-                let auto = CompiledNetwork(network, batchSize: batch, policy: .automatic, threads: t)
+                let dense = try CompiledNetwork(network, batchSize: batch, policy: .dense, threads: t)
+                let auto = try CompiledNetwork(network, batchSize: batch, policy: .automatic, threads: t)
                 var times: [[Double]] = [[], [], []]
                 x.withUnsafeBufferPointer { px in
                     y.withUnsafeMutableBufferPointer { py in
@@ -87,7 +87,7 @@ extension SparseBenchmark {
                 let w = randomWeight(Shape(layer.outputSize, layer.inputSize), sparsity: s, rng: &rng)
                 try layer.setMask(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map { $0 == 0 ? 0 : 1 }))
             }
-            out += network(net, batches: batches, threads: threads, secondsPerCase: secondsPerCase)
+            out += try network(net, batches: batches, threads: threads, secondsPerCase: secondsPerCase)
         }
         return out
     }

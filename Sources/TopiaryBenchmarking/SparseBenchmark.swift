@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Benchmarking) @_spi(Kernels) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 /// Dense-masked versus compressed inference, measured: the grid, baseline and network modes of `topiary bench`.
 ///
@@ -528,7 +528,7 @@ public enum SparseBenchmark {
                         gflops: 2 * Double(nnz) * Double(batch) / csr / 1e9)
         if c.checkAutomatic {
             let layer = try Dense(weight: w, bias: [Float](repeating: 0, count: m))
-            let plan = CompiledNetwork(try Chain([layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
+            let plan = try CompiledNetwork(try Chain([layer]), batchSize: batch, policy: .automatic, threads: threads, variant: variant)
             let picked = plan.choices[0].kind == .sparse
             cell.automatic = picked ? "csr" : "dense"
             cell.automaticSlowdown = (picked ? csr : dense) / min(csr, dense)

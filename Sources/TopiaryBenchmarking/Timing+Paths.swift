@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-@_spi(Benchmarking) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 extension Timing {
     /// Times each of `paths` (one call each), returning every timed call's seconds per path.

@@ -1,4 +1,4 @@
-@_spi(Benchmarking) @_spi(Kernels) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 /// Measures training and inference speed of a multilayer perceptron against the `sgemm` limit of
 /// the same machine, measured in the same run.

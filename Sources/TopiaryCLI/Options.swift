@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 /// Where the data comes from and how it is split.
 struct DataOptions: ParsableArguments {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 @main
 struct TopiaryCommand: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

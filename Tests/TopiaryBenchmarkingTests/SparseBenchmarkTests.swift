@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Topiary
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 @testable import TopiaryBenchmarking
 
 final class SparseBenchmarkTests: XCTestCase {
@@ -218,7 +218,7 @@ final class SparseBenchmarkTests: XCTestCase {
 
     func testNetworkBenchmarkReportsThroughput() throws {
         let net = try Chain(sizes: [30, 20, 5], seed: 1)
-        let r = SparseBenchmark.network(net, batches: [1, 8], threads: [1], secondsPerCase: 0.01)
+        let r = try SparseBenchmark.network(net, batches: [1, 8], threads: [1], secondsPerCase: 0.01)
         XCTAssertEqual(r.map(\.batch), [1, 8])
         for x in r {
             XCTAssertGreaterThan(x.compiledSamplesPerSecond, 0)

@@ -36,10 +36,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
                 let x = input(batch, 784, seed: UInt64(batch))
                 let expected = net(x)
                 for variant in SparseKernels.supportedVariants where variant != .scalar || batch <= 16 || s >= 0.9 {
-                    let plan = CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
+                    let plan = try CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
                     assertClose(plan(x), expected, "LeNet s=\(s) B=\(batch) \(variant)")
                 }
-                let dense = CompiledNetwork(net, batchSize: batch, policy: .dense)
+                let dense = try CompiledNetwork(net, batchSize: batch, policy: .dense)
                 assertClose(dense(x), expected, "LeNet dense s=\(s) B=\(batch)")
             }
         }
@@ -51,7 +51,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         for (sizes, batch) in [([40, 40], 1), ([40, 30, 40], 1), ([40, 40], 3), ([40, 30, 40], 128)] {
             let net = try prunedChain(sizes, sparsity: 0.9, seed: 21)
             for policy in [CompiledNetwork.Policy.sparse, .dense] {
-                let plan = CompiledNetwork(net, batchSize: batch, policy: policy, threads: 2)
+                let plan = try CompiledNetwork(net, batchSize: batch, policy: policy, threads: 2)
                 let x = input(batch, 40, seed: 22).storage
                 var expected = [Float](repeating: 0, count: batch * 40)
                 x.withUnsafeBufferPointer { px in
@@ -74,10 +74,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         // 129: the last slab takes the odd sample (a lone sample would take the SpMV path).
         for batch in [128, 129, 200, 1000] {
             let x = input(batch, 784, seed: UInt64(batch) + 7)
-            let two = CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 2)
+            let two = try CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 2)
             let slab = try XCTUnwrap(two.slabWidth, "2 threads at batch \(batch) should cut slabs")
             XCTAssertEqual(slab, SparseKernels.panelWidth(two.variant))
-            let one = CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 1)
+            let one = try CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 1)
             XCTAssertNil(one.slabWidth)
             let y2 = two(x), y1 = one(x)
             assertClose(y2, net(x), "slabs B=\(batch)")
@@ -89,17 +89,17 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         // Mixed dense and CSR layers: each thread runs its slab's sgemm on its own.
         let half = try prunedChain([784, 300, 100, 10], sparsity: 0.5, seed: 12)
         try half.layers[2].setMask(Matrix(rows: 10, columns: 100, repeating: 0))
-        let mixed = CompiledNetwork(half, batchSize: 256, policy: .threshold(0.95), threads: 2)
+        let mixed = try CompiledNetwork(half, batchSize: 256, policy: .threshold(0.95), threads: 2)
         XCTAssertEqual(mixed.choices.map(\.kind), [.dense, .dense, .sparse])
         XCTAssertNotNil(mixed.slabWidth)
         let x = input(256, 784, seed: 13)
         assertClose(mixed(x), half(x), "slabs, dense and CSR layers")
         // Automatic times both modes on whole passes; either way the outputs match.
         let sparse90 = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 14)
-        let auto = CompiledNetwork(sparse90, batchSize: 256, policy: .automatic, threads: 2)
+        let auto = try CompiledNetwork(sparse90, batchSize: 256, policy: .automatic, threads: 2)
         assertClose(auto(x), sparse90(x), "automatic, 2 threads, slabs \(String(describing: auto.slabWidth))")
         // Without a CSR layer OpenBLAS threads the whole batch.
-        XCTAssertNil(CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
+        XCTAssertNil(try CompiledNetwork(half, batchSize: 256, policy: .dense, threads: 2).slabWidth)
     }
 
     func testCompilingAndRunningLeaveTheOpenBLASThreadCountAsTheyFoundIt() throws {
@@ -108,7 +108,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         BLAS.threadCount = 1
         let net = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 15)
         for policy in [CompiledNetwork.Policy.automatic, .sparse, .dense] {
-            let plan = CompiledNetwork(net, batchSize: 256, policy: policy, threads: 2)
+            let plan = try CompiledNetwork(net, batchSize: 256, policy: policy, threads: 2)
             XCTAssertEqual(BLAS.threadCount, 1, "after compiling, \(policy)")
             _ = plan(input(256, 784, seed: 16))
             _ = plan(input(1, 784, seed: 17))
@@ -124,10 +124,10 @@ final class InferenceCompiledNetworkTests: XCTestCase {
                     let x = input(batch, sizes[0], seed: UInt64(batch) + 100)
                     let expected = net(x)
                     for variant in SparseKernels.supportedVariants {
-                        let plan = CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
+                        let plan = try CompiledNetwork(net, batchSize: batch, policy: .sparse, variant: variant)
                         assertClose(plan(x), expected, "\(sizes) s=\(s) B=\(batch) \(variant)")
                     }
-                    let mixed = CompiledNetwork(net, batchSize: batch, policy: .threshold(0.6), threads: 2)
+                    let mixed = try CompiledNetwork(net, batchSize: batch, policy: .threshold(0.6), threads: 2)
                     assertClose(mixed(x), expected, "\(sizes) mixed s=\(s) B=\(batch)")
                 }
             }
@@ -140,7 +140,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         layers[0].prune { $0 % 10 < 4 }          // 40%: dense whatever the timing
         layers[1].prune { $0 % 100 != 0 }        // 99%: timed
         for threads in [1, 2] {
-            let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic, threads: threads)
+            let plan = try CompiledNetwork(net, batchSize: 16, policy: .automatic, threads: threads)
             XCTAssertEqual(plan.choices[0].kind, .dense, "threads \(threads)")
             XCTAssertNil(plan.choices[0].sparseSeconds, "a layer under 50% is not timed")
             XCTAssertNotNil(plan.choices[1].sparseSeconds)
@@ -159,7 +159,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         let net = try prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 22)
         for threads in [1, 2] {
             for batch in [1, 2, 16, 128] {
-                let plan = CompiledNetwork(net, batchSize: batch, policy: .dense, threads: threads)
+                let plan = try CompiledNetwork(net, batchSize: batch, policy: .dense, threads: threads)
                 let x = input(batch, 784, seed: UInt64(batch) + 41)
                 let saved = BLAS.threadCount
                 BLAS.threadCount = threads      // OpenBLAS's bits depend on its thread count
@@ -175,7 +175,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         let net = try prunedChain([784, 300, 100, 10], sparsity: 0.3, seed: 21)
         for (compiled, calls) in [(16, [1, 16]), (63, [63, 5]), (64, [64, 63]), (256, [256, 63, 2])] {
             for policy in [CompiledNetwork.Policy.dense, .threshold(0.2)] {
-                let plan = CompiledNetwork(net, batchSize: compiled, policy: policy, threads: 2)
+                let plan = try CompiledNetwork(net, batchSize: compiled, policy: policy, threads: 2)
                 for n in calls {
                     let x = input(n, 784, seed: UInt64(n) + 31)
                     assertClose(plan(x), net(x), "\(policy) compiled \(compiled), batch \(n)")
@@ -189,24 +189,24 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         let layers = net.layers
         layers[0].prune { $0 % 2 == 0 }          // 50%
         layers[1].prune { $0 % 10 != 0 }         // 90%
-        let plan = CompiledNetwork(net, batchSize: 4, policy: .threshold(0.5))
+        let plan = try CompiledNetwork(net, batchSize: 4, policy: .threshold(0.5))
         XCTAssertEqual(plan.choices.map(\.kind), [.sparse, .sparse, .dense])
         XCTAssertEqual(plan.choices[0].sparsity, 0.5, accuracy: 1e-12)
         XCTAssertEqual(plan.choices[1].sparsity, 0.9, accuracy: 1e-12)
         XCTAssertNil(plan.choices[0].denseSeconds)
-        let strict = CompiledNetwork(net, batchSize: 4, policy: .threshold(0.6))
+        let strict = try CompiledNetwork(net, batchSize: 4, policy: .threshold(0.6))
         XCTAssertEqual(strict.choices.map(\.kind), [.dense, .sparse, .dense])
     }
 
     func testDenseAndSparsePoliciesAreUniform() throws {
         let net = try prunedChain([20, 10, 5], sparsity: 0.5, seed: 2)
-        XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .dense).choices.map(\.kind), [.dense, .dense])
-        XCTAssertEqual(CompiledNetwork(net, batchSize: 2, policy: .sparse).choices.map(\.kind), [.sparse, .sparse])
+        XCTAssertEqual(try CompiledNetwork(net, batchSize: 2, policy: .dense).choices.map(\.kind), [.dense, .dense])
+        XCTAssertEqual(try CompiledNetwork(net, batchSize: 2, policy: .sparse).choices.map(\.kind), [.sparse, .sparse])
     }
 
     func testAutomaticTimesEveryLayerAndKeepsTheFasterPreferringDenseOnNearTies() throws {
         let net = try prunedChain([784, 300, 100, 10], sparsity: 0.95, seed: 4)
-        let plan = CompiledNetwork(net, batchSize: 16, policy: .automatic)
+        let plan = try CompiledNetwork(net, batchSize: 16, policy: .automatic)
         XCTAssertEqual(plan.choices.count, 3)
         for c in plan.choices {
             let d = try? XCTUnwrap(c.denseSeconds), s = try? XCTUnwrap(c.sparseSeconds)
@@ -225,7 +225,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
 
     func testLargerInputsRunInPiecesOfTheBatchSize() throws {
         let net = try prunedChain([30, 20, 4], sparsity: 0.7, seed: 6)
-        let plan = CompiledNetwork(net, batchSize: 8, policy: .sparse)
+        let plan = try CompiledNetwork(net, batchSize: 8, policy: .sparse)
         let x = input(29, 30, seed: 8)
         assertClose(plan(x), net(x), "pieces")
     }
@@ -234,7 +234,7 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         let net = try prunedChain([10, 6], sparsity: 0.5, seed: 10)
         let x = input(3, 10, seed: 11)
         let before = net(x)
-        let plan = CompiledNetwork(net, batchSize: 3, policy: .sparse)
+        let plan = try CompiledNetwork(net, batchSize: 3, policy: .sparse)
         net.layers[0].bias = net.layers[0].bias.map { $0 + 1 }
         assertClose(plan(x), before, "snapshot")
     }
@@ -245,8 +245,43 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         XCTAssert(net.layers.contains { $0.hasPrunedBiases })
         let x = input(5, 30, seed: 13)
         for policy in [CompiledNetwork.Policy.dense, .sparse] {
-            assertClose(CompiledNetwork(net, batchSize: 5, policy: policy)(x), net(x), "\(policy)")
+            assertClose(try CompiledNetwork(net, batchSize: 5, policy: policy)(x), net(x), "\(policy)")
         }
     }
-}
 
+    func testEvaluateAndPredictMatchTheChain() throws {
+        let data = argmaxDataset(train: 10, validation: 10, test: 300, seed: 14)
+        let net = try prunedChain([12, 24, 4], sparsity: 0.9, seed: 15)
+        let expected = net.evaluate(data.test)
+        for policy in [CompiledNetwork.Policy.dense, .sparse] {
+            let plan = try CompiledNetwork(net, batchSize: 64, policy: policy, threads: 1)
+            let got = try plan.evaluate(data.test)
+            XCTAssertEqual(got.count, 300)
+            XCTAssertEqual(got.accuracy, expected.accuracy, "\(policy)")
+            XCTAssertEqual(got.loss, expected.loss, accuracy: 1e-5, "\(policy)")
+            assertClose(try plan.predict(data.test.images), try net.predict(data.test.images), "\(policy)")
+        }
+    }
+
+    func testWrongWidthsAndSizesThrowWithTheSizes() throws {
+        let net = try prunedChain([12, 6, 4], sparsity: 0.5, seed: 16)
+        let plan = try CompiledNetwork(net, batchSize: 8, policy: .sparse, threads: 1)
+        XCTAssertThrowsError(try plan.predict(Matrix(rows: 2, columns: 13))) { error in
+            XCTAssertEqual(error.localizedDescription, "CompiledNetwork(12-6-4): expected input with 12 columns, got 2×13")
+        }
+        XCTAssertThrowsError(try net.predict(Matrix(rows: 2, columns: 13))) { error in
+            XCTAssertEqual(error.localizedDescription, "Chain: layer 0 Dense(12 => 6) expects input with 12 columns, got 2×13")
+        }
+        XCTAssertThrowsError(try CompiledNetwork(net, batchSize: 0)) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidOption) }
+        XCTAssertThrowsError(try CompiledNetwork(net, batchSize: 8, threads: 0)) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidOption) }
+    }
+
+    func testDefaultThreadCountIsTheLibraryDefault() throws {
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        Threads.count = 1
+        XCTAssertEqual(try CompiledNetwork(try prunedChain([8, 4], sparsity: 0.5, seed: 17), batchSize: 4).threads, 1)
+        Threads.count = 2   // OpenBLAS may cap it on a one-core machine; the plan follows whatever it holds
+        XCTAssertEqual(try CompiledNetwork(try prunedChain([8, 4], sparsity: 0.5, seed: 17), batchSize: 4).threads, Threads.count)
+    }
+}

@@ -24,7 +24,7 @@ final class ReadmeExampleTests: XCTestCase {
 
         let model = try Model.load(from: path)
         XCTAssertEqual(model.network.nonzeroWeightCount, net.nonzeroWeightCount)
-        let plan = CompiledNetwork(model.network, batchSize: 128, policy: .automatic, threads: 1)
+        let plan = try CompiledNetwork(model.network, batchSize: 128, policy: .automatic, threads: 1)
         XCTAssertFalse(plan.report.isEmpty)
         let x = Matrix(rows: 128, columns: 784, storage: Array(data.test.images.storage.prefix(128 * 784)))
         let expected = model.network(x)
