@@ -55,6 +55,7 @@ let package = Package(
         .testTarget(name: "TopiaryTests", dependencies: ["Topiary"]),
         .testTarget(name: "TopiaryBenchmarkingTests", dependencies: ["TopiaryBenchmarking"]),
         .testTarget(name: "TopiaryCLITests", dependencies: ["TopiaryCLI"]),
+        .testTarget(name: "TopiaryAPITests", dependencies: ["Topiary"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -80,16 +80,16 @@ public enum TrainingBenchmark {
         var images = Matrix(rows: examples, columns: features)
         for i in 0..<images.count { images.storage[i] = rng.nextUniform(-1, 1) }
         let labels = (0..<examples).map { _ in Int32(rng.nextInt(below: classes)) }
-        let data = LabeledData(images: images, labels: labels)
+        let data = try LabeledData(images: images, labels: labels)
         let network = try Chain(sizes: sizes, seed: seed)
-        let trainer = Trainer(network: network, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+        let trainer = try Trainer(network: network, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                               batchSize: batchSize, seed: seed)
         func time(_ body: () -> Void) -> Double { Timing.seconds(body) }
         let median = Timing.median
 
         let masked = try Chain(sizes: sizes, seed: seed &+ 1)
         for layer in masked.layers { layer.prune { _ in rng.nextUniform() < 0.9 } }
-        let maskedTrainer = Trainer(network: masked, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+        let maskedTrainer = try Trainer(network: masked, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                                     batchSize: batchSize, seed: seed)
 
         var epochTimes: [Double] = [], sgemmTimes: [Double] = [], forwardTimes: [Double] = [], maskedTimes: [Double] = []
@@ -97,7 +97,7 @@ public enum TrainingBenchmark {
         for run in 0...runs {   // run 0 is the warm-up; the kinds interleave so that noise hits them alike
             let e = time { _ = try? trainer.trainEpoch(data) }
             let s = time { replay.epoch(examples: examples) }
-            let f = time { _ = network.evaluate(data, batchSize: 1000) }
+            let f = time { _ = try? network.evaluate(data, batchSize: 1000) }
             let m = time { _ = try? maskedTrainer.trainEpoch(data) }
             if run > 0 { epochTimes.append(e); sgemmTimes.append(s); forwardTimes.append(f); maskedTimes.append(m) }
         }

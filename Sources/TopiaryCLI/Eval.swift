@@ -41,7 +41,7 @@ struct Eval: ParsableCommand {
         let dataset = try data.load(normalization: loaded.normalization)
         let clock = ContinuousClock()
         let start = clock.now
-        let test = network.evaluate(dataset.test, batchSize: batchSize)
+        let test = try network.evaluate(dataset.test, batchSize: batchSize)
         let seconds = (clock.now - start).seconds
         let report = Report(model: model, architecture: network.sizes.map(String.init).joined(separator: "-"),
                             parameters: network.parameterCount, nonzero_parameters: network.nonzeroParameterCount,

@@ -336,7 +336,7 @@ struct Prune: ParsableCommand {
         let network = loaded.network
         let original = network
         // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
-        let dense = (test: network.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation))
+        let dense = (test: try network.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation))
         let valText = percentOrNotApplicable
         let say: (String) -> Void = { line in if !common.json { print(line); fflush(stdout) } }
         say("\(model): \(network.sizes.map(String.init).joined(separator: "-")), test accuracy \(percent(dense.test.accuracy)), validation \(valText(dense.val?.accuracy))")

@@ -78,7 +78,7 @@ struct Train: ParsableCommand {
         let dataset = try data.load(standardize: !noStandardize)
         let sizes = try parseArchitecture(arch)
         let network = try Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
-        let trainer = Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
+        let trainer = try Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
                               seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
         // Every option that changes the weights: `prune --finetune rewind:K` compares it with an
         // epoch file's before using it, and rewind:0 rebuilds the initialisation from --seed.
@@ -115,8 +115,8 @@ struct Train: ParsableCommand {
         })
         let model = Model(network: network, normalization: dataset.normalization, metadata: metadata)
         try model.save(to: output)
-        let test = network.evaluate(dataset.test)
-        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation)
+        let test = try network.evaluate(dataset.test)
+        let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation)
         let report = Report(architecture: arch, parameters: network.parameterCount,
                             nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
                             test_loss: test.loss, val_accuracy: val?.accuracy, val_loss: val?.loss,

@@ -3,7 +3,7 @@ import XCTest
 
 final class DatasetBatchesTests: XCTestCase {
     /// Ten examples of three features; example `i` holds `[i, i + 0.25, i + 0.5]` and label `i`.
-    let data = LabeledData(images: Matrix(rows: 10, columns: 3, storage: (0..<10).flatMap { i in [0, 0.25, 0.5].map { Float(i) + $0 } }),
+    let data = try! LabeledData(images: Matrix(rows: 10, columns: 3, storage: (0..<10).flatMap { i in [0, 0.25, 0.5].map { Float(i) + $0 } }),
                            labels: (0..<10).map { Int32($0) })
 
     /// The labels of every batch, in order, after checking that each row matches its label.

@@ -34,9 +34,9 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(back, n)
     }
 
-    func testStandardizationOfKnownBytes() {
+    func testStandardizationOfKnownBytes() throws {
         let pixels: [UInt8] = [0, 255, 0, 255]
-        let n = pixels.withUnsafeBufferPointer { FashionMNIST.standardization(of: $0, scale: 1 / 255) }
+        let n = try pixels.withUnsafeBufferPointer { try FashionMNIST.standardization(of: $0, scale: 1 / 255) }
         XCTAssertEqual(n.mean, 0.5, accuracy: 1e-7)
         XCTAssertEqual(n.std, 0.5, accuracy: 1e-7)
         XCTAssertEqual(n(0), -1, accuracy: 1e-6)
@@ -45,8 +45,8 @@ final class DatasetTests: XCTestCase {
 
     // MARK: LabeledData
 
-    func testSubsetAndPrefixCopyRows() {
-        let data = LabeledData(images: Matrix(rows: 4, columns: 2, storage: [0, 1, 2, 3, 4, 5, 6, 7]), labels: [9, 8, 7, 6])
+    func testSubsetAndPrefixCopyRows() throws {
+        let data = try LabeledData(images: Matrix(rows: 4, columns: 2, storage: [0, 1, 2, 3, 4, 5, 6, 7]), labels: [9, 8, 7, 6])
         let mid = data.subset(1..<3)
         XCTAssertEqual(mid.images.storage, [2, 3, 4, 5])
         XCTAssertEqual(mid.labels, [8, 7])
@@ -55,8 +55,8 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(data.classHistogram(classCount: 10), [0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
     }
 
-    func testNonFiniteFeaturesAreReported() {
-        var data = LabeledData(images: Matrix(rows: 2, columns: 2, storage: [0, 1, 2, 3]), labels: [0, 1])
+    func testNonFiniteFeaturesAreReported() throws {
+        var data = try LabeledData(images: Matrix(rows: 2, columns: 2, storage: [0, 1, 2, 3]), labels: [0, 1])
         XCTAssertNoThrow(try data.checkFinite(source: "x"))
         data.images[1, 1] = .nan
         let error = assertThrowsTopiaryError(.nonFinite, try data.checkFinite(source: "x"))

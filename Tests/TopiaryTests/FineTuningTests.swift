@@ -2,7 +2,7 @@ import XCTest
 @_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
 final class FineTuningTests: XCTestCase {
-    private func syntheticData(count: Int, features: Int = 12, classes: Int = 4, seed: UInt64) -> LabeledData {
+    private func syntheticData(count: Int, features: Int = 12, classes: Int = 4, seed: UInt64) throws -> LabeledData {
         var rng = SeededRandom(seed: seed)
         let images = randomMatrix(count, features, rng: &rng)
         var labels = [Int32](repeating: 0, count: count)
@@ -11,13 +11,13 @@ final class FineTuningTests: XCTestCase {
             for j in 1..<classes where images[i, j] > images[i, best] { best = j }
             labels[i] = Int32(best)
         }
-        return LabeledData(images: images, labels: labels)
+        return try LabeledData(images: images, labels: labels)
     }
 
     func testRewindRestoresSavedValuesAtSurvivorsAndKeepsPrunedAtZero() throws {
         let net = try Chain(sizes: [12, 16, 4], seed: 1)
         let initial = WeightSnapshot(net, epoch: 0)
-        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 1)
+        let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 1)
         try trainer.trainEpoch(syntheticData(count: 256, seed: 2))
         try Pruner(scope: .global).prune(net, to: 0.7)
         try FineTuningPolicy.rewind(initial).apply(to: net, step: 1)

@@ -250,9 +250,9 @@ final class InferenceCompiledNetworkTests: XCTestCase {
     }
 
     func testEvaluateAndPredictMatchTheChain() throws {
-        let data = argmaxDataset(train: 10, validation: 10, test: 300, seed: 14)
+        let data = try argmaxDataset(train: 10, validation: 10, test: 300, seed: 14)
         let net = try prunedChain([12, 24, 4], sparsity: 0.9, seed: 15)
-        let expected = net.evaluate(data.test)
+        let expected = try net.evaluate(data.test)
         for policy in [CompiledNetwork.Policy.dense, .sparse] {
             let plan = try CompiledNetwork(net, batchSize: 64, policy: policy, threads: 1)
             let got = try plan.evaluate(data.test)

@@ -12,7 +12,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testRecordsEveryStepAndLandsOnTheTargets() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
         let given = try Chain(sizes: [12, 24, 4], seed: 0)
         let run = makeRun(given, data)
         let report = try run.run()
@@ -29,7 +29,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testBiasesPrunedWithTheWeightsCountInTheRecordsAndStayZeroThroughFineTuning() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
         let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, method: .weights(Pruner(saliency: .magnitude, scope: .global, includeBiases: true)))
         XCTAssertTrue(run.fingerprint.contains("; biases"))
         XCTAssertFalse(makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data).fingerprint.contains("biases"))
@@ -50,8 +50,8 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testWithoutAValidationSplitRecordsHaveNoValidationFigures() throws {
-        let split = argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
-        let data = Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
+        let split = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 1)
+        let data = try Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
                            normalization: .identity, classCount: 4)
         let dir = try TemporaryDirectory()
         let report = try makeRun(Chain(sizes: [12, 24, 4], seed: 0), data, checkpoint: dir.path).run()
@@ -69,7 +69,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testResumedRunReproducesTheUninterruptedRun() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 2)
         let whole = try Chain(sizes: [12, 24, 4], seed: 0)
         let expected = try makeRun(whole, data).run()
 
@@ -96,7 +96,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testReportedSparsityEqualsZerosInTheSavedFile() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
         let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, method: .weights(Pruner(saliency: .random(seed: 1), scope: .layerwise)),
                           plan: .steps(.oneShot(0.77)))
         let report = try run.run()
@@ -114,7 +114,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testGradualPruningInsideTraining() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 4)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 4)
         // 13 batches per epoch; 6 events every 4 iterations from iteration 0 → all inside 2 epochs.
         let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.9), start: 0, interval: 4, count: 6)
         let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, plan: .gradual(agp, epochs: 3), fineTuning: FineTuning(finalEpochs: 1))
@@ -128,7 +128,7 @@ final class IterativePrunerTests: XCTestCase {
     }
 
     func testStructuredIterativeWithRewind() throws {
-        let data = argmaxDataset(train: 400, validation: 100, test: 100, seed: 5)
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 5)
         let net = try Chain(sizes: [12, 24, 16, 4], seed: 0)
         let snapshot = WeightSnapshot(net, epoch: 0)
         let report = try makeRun(net, data, method: .neurons(NeuronPruner(criterion: .l1)),

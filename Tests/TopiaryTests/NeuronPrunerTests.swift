@@ -48,7 +48,7 @@ final class NeuronPrunerTests: XCTestCase {
 
     func testActivationCriterionAndIterativeFractionsOfTheOriginal() throws {
         var rng = SeededRandom(seed: 5)
-        let data = LabeledData(images: randomMatrix(50, 8, rng: &rng), labels: [Int32](repeating: 0, count: 50))
+        let data = try LabeledData(images: randomMatrix(50, 8, rng: &rng), labels: [Int32](repeating: 0, count: 50))
         let net = try Chain(sizes: [8, 20, 10, 3], seed: 3)
         let pruner = NeuronPruner(criterion: .activation(data, sampleCount: 50))
         try pruner.prune(net, to: 0.25, originalSizes: [20, 10])
@@ -102,7 +102,7 @@ final class NeuronPrunerTests: XCTestCase {
 
     func testGlobalScopeRemovesExactlyRoundedFractionOfAllHiddenNeurons() throws {
         var rng = SeededRandom(seed: 5)
-        let data = LabeledData(images: randomMatrix(40, 8, rng: &rng), labels: [Int32](repeating: 0, count: 40))
+        let data = try LabeledData(images: randomMatrix(40, 8, rng: &rng), labels: [Int32](repeating: 0, count: 40))
         for criterion in [NeuronCriterion.l1, .l2, .activation(data, sampleCount: 40)] {
             for f in [0.0, 0.1, 0.25, 0.5, 0.77, 0.9] {
                 let net = try Chain(sizes: [8, 20, 10, 3], seed: 3)

@@ -117,7 +117,7 @@ final class PrunerTests: XCTestCase {
     func testTaylorSaliencyIsWeightTimesGradientAndLeavesWeightsAlone() throws {
         var rng = SeededRandom(seed: 3)
         let images = randomMatrix(64, 6, rng: &rng)
-        let data = LabeledData(images: images, labels: (0..<64).map { Int32($0 % 3) })
+        let data = try LabeledData(images: images, labels: (0..<64).map { Int32($0 % 3) })
         let net = try Chain(sizes: [6, 5, 3], seed: 2)
         let before = net.layers.map(\.weight)
         let scores = try Saliency.taylor(data: data, batchCount: 1, batchSize: 64).scores(for: net)
@@ -190,7 +190,7 @@ final class PrunerTests: XCTestCase {
 
     func testExactCountsWithBiasesForEverySaliencyAndScope() throws {
         var rng = SeededRandom(seed: 6)
-        let data = LabeledData(images: randomMatrix(64, 37, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
+        let data = try LabeledData(images: randomMatrix(64, 37, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
         let saliencies: [Saliency] = [.magnitude, .random(seed: 2), .taylor(data: data, batchCount: 2, batchSize: 32),
                                       .perLayer(name: "p²", weights: { _, l in l.weight.storage.map { $0 * $0 } },
                                                 biases: { _, l in l.bias.map { $0 * $0 } })]
@@ -270,7 +270,7 @@ final class PrunerTests: XCTestCase {
 
     func testTaylorBiasScoresAreBiasTimesGradient() throws {
         var rng = SeededRandom(seed: 3)
-        let data = LabeledData(images: randomMatrix(64, 6, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
+        let data = try LabeledData(images: randomMatrix(64, 6, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
         let net = try Chain(sizes: [6, 5, 3], seed: 2)
         let taylor = Saliency.taylor(data: data, batchCount: 1, batchSize: 64)
         let weightScores = try taylor.scores(for: net)

@@ -15,7 +15,7 @@ final class PruningCheckpointTests: XCTestCase {
     /// text, and expects resuming to throw `corruptFile` naming `file` (default state.json).
     private func assertResumeRefused(file: String = "state.json", _ corrupt: (String, TemporaryDirectory) throws -> String,
                                      line: UInt = #line) throws {
-        let data = argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
+        let data = try argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
         let dir = try TemporaryDirectory()
         _ = try structuredRun(data, checkpoint: dir.path).run()
         let statePath = dir.path + "/state.json"
@@ -26,7 +26,7 @@ final class PruningCheckpointTests: XCTestCase {
     }
 
     func testUntouchedCheckpointResumes() throws {
-        let data = argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
+        let data = try argmaxDataset(train: 200, validation: 50, test: 50, seed: 1)
         let dir = try TemporaryDirectory()
         let expected = try structuredRun(data, checkpoint: dir.path).run()
         let resumed = try structuredRun(data, checkpoint: dir.path).run(resume: true)

@@ -11,13 +11,13 @@ final class PruningFashionMNISTTests: XCTestCase {
         }
         let data = try FashionMNIST.load(validationCount: 0, trainLimit: 6000, testLimit: 2000)
         let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
-        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
+        let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.trainEpoch(data.train)
-        let dense = net.evaluate(data.test).accuracy
+        let dense = try net.evaluate(data.test).accuracy
         let magnitude = net.copy(), random = net.copy()
         try Pruner(saliency: .magnitude, scope: .global).prune(magnitude, to: 0.9)
         try Pruner(saliency: .random(seed: 0), scope: .global).prune(random, to: 0.9)
-        let (m, r) = (magnitude.evaluate(data.test).accuracy, random.evaluate(data.test).accuracy)
+        let (m, r) = (try magnitude.evaluate(data.test).accuracy, try random.evaluate(data.test).accuracy)
         XCTAssertGreaterThan(m, r + 0.2, "dense \(dense), magnitude \(m), random \(r)")
         XCTAssertGreaterThan(m, dense - 0.15, "dense \(dense), magnitude \(m)")
     }

@@ -36,7 +36,7 @@ final class SensitivityAnalysisTests: XCTestCase {
     func testRunMeasuresEachLayerAloneOnValidationAndLeavesTheNetwork() throws {
         var rng = SeededRandom(seed: 7)
         let images = randomMatrix(80, 6, rng: &rng)
-        let val = LabeledData(images: images, labels: (0..<80).map { Int32($0 % 3) })
+        let val = try LabeledData(images: images, labels: (0..<80).map { Int32($0 % 3) })
         let net = try Chain(sizes: [6, 8, 3], seed: 1)
         let before = net.layers.map(\.weight)
         let result = try SensitivityAnalysis(sparsities: [0.5, 0, 1]).run(net, validation: val)
@@ -44,7 +44,7 @@ final class SensitivityAnalysisTests: XCTestCase {
         XCTAssertEqual(result.layers.count, 2)
         XCTAssertEqual(result.layers[0].points.map(\.sparsity), [0, 0.5, 1])
         XCTAssertEqual(result.layers[0].points[0].accuracy, result.baselineAccuracy)
-        XCTAssertEqual(result.baselineAccuracy, net.evaluate(val).accuracy)
+        XCTAssertEqual(result.baselineAccuracy, try net.evaluate(val).accuracy)
         XCTAssert(result.csv.hasPrefix("layer,weights,sparsity,val_loss,val_accuracy,accuracy_drop\n"))
         XCTAssertEqual(result.csv.split(separator: "\n").count, 7)
         assertThrowsTopiaryError(.invalidOption, try SensitivityAnalysis(sparsities: [2]).run(net, validation: val))

@@ -3,10 +3,10 @@ import XCTest
 
 final class TrainerTests: XCTestCase {
     func testSameSeedGivesBitIdenticalWeights() throws {
-        let data = argmaxProblem(count: 300, seed: 1)
+        let data = try argmaxProblem(count: 300, seed: 1)
         func trainOnce() throws -> Chain {
             let net = try Chain(sizes: [12, 16, 4], seed: 7)
-            let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
+            let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
             for _ in 0..<3 { try trainer.trainEpoch(data) }
             return net
         }
@@ -21,31 +21,31 @@ final class TrainerTests: XCTestCase {
     }
 
     func testTrainingLearnsSyntheticProblem() throws {
-        let train = argmaxProblem(count: 2000, seed: 2), test = argmaxProblem(count: 500, seed: 3)
+        let train = try argmaxProblem(count: 2000, seed: 2), test = try argmaxProblem(count: 500, seed: 3)
         let net = try Chain(sizes: [12, 32, 4], seed: 0)
-        let before = net.evaluate(test).accuracy
-        let trainer = Trainer(network: net, optimizer: Adam(learningRate: 0.01), batchSize: 50, seed: 0)
+        let before = try net.evaluate(test).accuracy
+        let trainer = try Trainer(network: net, optimizer: Adam(learningRate: 0.01), batchSize: 50, seed: 0)
         var losses: [Double] = []
         for _ in 0..<10 { losses.append(try trainer.trainEpoch(train).loss) }
-        let after = net.evaluate(test).accuracy
+        let after = try net.evaluate(test).accuracy
         XCTAssertLessThan(losses.last!, losses.first! * 0.5)
         XCTAssertGreaterThan(after, 0.9, "accuracy \(after), was \(before) before training")
     }
 
     func testDivergenceThrowsNonFinite() throws {
-        let data = argmaxProblem(count: 64, seed: 4)
+        let data = try argmaxProblem(count: 64, seed: 4)
         let net = try Chain(sizes: [12, 8, 4], seed: 0)
-        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 1e30), batchSize: 16, seed: 0)
+        let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 1e30), batchSize: 16, seed: 0)
         XCTAssertThrowsError(try { for _ in 0..<5 { try trainer.trainEpoch(data) } }()) { error in
             XCTAssertEqual((error as? TopiaryError)?.kind, .nonFinite)
         }
     }
 
     func testMaskedNetworkTrainsWithPrunedWeightsStayingZero() throws {
-        let data = argmaxProblem(count: 256, seed: 5)
+        let data = try argmaxProblem(count: 256, seed: 5)
         let net = try Chain(sizes: [12, 16, 4], seed: 1)
         net.layers[0].prune { $0 % 2 == 1 }
-        let trainer = Trainer(network: net, optimizer: Adam.adamW(learningRate: 0.01, weightDecay: 0.1), batchSize: 32, seed: 1)
+        let trainer = try Trainer(network: net, optimizer: Adam.adamW(learningRate: 0.01, weightDecay: 0.1), batchSize: 32, seed: 1)
         for _ in 0..<3 { try trainer.trainEpoch(data) }
         let w = net.layers[0].weight.storage
         for i in stride(from: 1, to: w.count, by: 2) { XCTAssertEqual(w[i], 0) }
@@ -60,11 +60,11 @@ final class TrainerTests: XCTestCase {
     }
 
     func testWeightsSavedInOnEpochEqualARunOfThatManyEpochsBitForBit() throws {
-        let data = argmaxDataset(train: 300, validation: 50, test: 50, seed: 6)
+        let data = try argmaxDataset(train: 300, validation: 50, test: 50, seed: 6)
         let dir = try TemporaryDirectory()
         let output = dir.file("dense.safetensors")
-        func makeTrainer(_ net: Chain) -> Trainer {
-            Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
+        func makeTrainer(_ net: Chain) throws -> Trainer {
+            try Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
         }
         let net = try Chain(sizes: [12, 16, 4], seed: 7)
         try Model(network: net).save(to: Model.epochPath(for: output, epoch: 0))
@@ -83,8 +83,8 @@ final class TrainerTests: XCTestCase {
     }
 
     func testWithoutAValidationSplitTheValidationFiguresAreNullNotZero() throws {
-        let split = argmaxDataset(train: 200, validation: 50, test: 50, seed: 8)
-        let empty = Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
+        let split = try argmaxDataset(train: 200, validation: 50, test: 50, seed: 8)
+        let empty = try Dataset(train: split.train, validation: LabeledData(featureCount: 12), test: split.test,
                             normalization: .identity, classCount: 4)
         let records = try Trainer(network: Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0)
             .fit(empty, epochs: 1)
@@ -97,14 +97,14 @@ final class TrainerTests: XCTestCase {
 
         let net = try Chain(sizes: [12, 8, 4], seed: 0)
         let withSplit = try Trainer(network: net, optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0).fit(split, epochs: 1)
-        XCTAssertEqual(withSplit[0].valAccuracy, net.evaluate(split.validation).accuracy)
-        XCTAssertEqual(withSplit[0].valLoss, net.evaluate(split.validation).loss)
+        XCTAssertEqual(withSplit[0].valAccuracy, try net.evaluate(split.validation).accuracy)
+        XCTAssertEqual(withSplit[0].valLoss, try net.evaluate(split.validation).loss)
         XCTAssertEqual(withSplit[0].testAccuracy, records[0].testAccuracy, "the same training, only the validation differs")
     }
 
     func testAnErrorThrownByOnEpochStopsTraining() throws {
         struct Stop: Error {}
-        let trainer = Trainer(network: try Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)
+        let trainer = try Trainer(network: try Chain(sizes: [12, 8, 4], seed: 0), optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 0)
         XCTAssertThrowsError(try trainer.fit(argmaxDataset(train: 64, validation: 16, test: 16, seed: 1), epochs: 5,
                                              onEpoch: { record in if record.epoch == 2 { throw Stop() } }))
         XCTAssertEqual(trainer.epochsCompleted, 2)
@@ -128,10 +128,10 @@ final class TrainerTests: XCTestCase {
         let dataset = try FashionMNIST.load(validationCount: 0, trainLimit: 10_000)
         XCTAssertEqual(dataset.train.count, 10_000)
         let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
-        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
+        let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.trainEpoch(dataset.train)
         try trainer.trainEpoch(dataset.train)
-        let accuracy = net.evaluate(dataset.test).accuracy
+        let accuracy = try net.evaluate(dataset.test).accuracy
         XCTAssertGreaterThanOrEqual(accuracy, 0.80)
     }
 }

@@ -102,7 +102,7 @@ public enum BLAS {
         let k = transA == .none ? a.columns : a.rows
         let kb = transB == .none ? b.rows : b.columns
         let n = transB == .none ? b.columns : b.rows
-        precondition(k == kb, "BLAS.matmul: inner dimensions differ (\(k) and \(kb))")
+        require(k == kb, "BLAS.matmul: inner dimensions differ (\(k) and \(kb))")
         var c = Matrix(rows: m, columns: n)
         if k == 0 { return c }
         a.storage.withUnsafeBufferPointer { pa in

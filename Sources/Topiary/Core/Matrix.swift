@@ -17,7 +17,7 @@ public struct Matrix: Equatable, Sendable {
 
     /// Creates a matrix filled with `value`.
     public init(rows: Int, columns: Int, repeating value: Float = 0) {
-        precondition(rows >= 0 && columns >= 0, "Matrix: negative shape \(rows)×\(columns)")
+        require(rows >= 0 && columns >= 0, "Matrix: negative shape \(rows)×\(columns)")
         self.rows = rows
         self.columns = columns
         self.storage = [Float](repeating: value, count: rows * columns)
@@ -27,7 +27,7 @@ public struct Matrix: Equatable, Sendable {
     ///
     /// - Precondition: `storage.count == rows * columns`.
     public init(rows: Int, columns: Int, storage: [Float]) {
-        precondition(storage.count == rows * columns,
+        require(storage.count == rows * columns,
                      "Matrix: expected \(rows * columns) elements for \(rows)×\(columns), got \(storage.count)")
         self.rows = rows
         self.columns = columns
@@ -37,7 +37,7 @@ public struct Matrix: Equatable, Sendable {
     /// Creates a matrix from an array of equally long rows.
     public init(_ rowArrays: [[Float]]) {
         let columns = rowArrays.first?.count ?? 0
-        precondition(rowArrays.allSatisfy { $0.count == columns }, "Matrix: rows of different lengths")
+        require(rowArrays.allSatisfy { $0.count == columns }, "Matrix: rows of different lengths")
         self.init(rows: rowArrays.count, columns: columns, storage: rowArrays.flatMap { $0 })
     }
 

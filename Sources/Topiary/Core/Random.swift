@@ -55,7 +55,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     /// An integer uniformly drawn from `0..<bound` (Lemire's method, unbiased).
     @inlinable
     public mutating func nextInt(below bound: Int) -> Int {
-        precondition(bound > 0)
+        require(bound > 0, "SeededRandom.nextInt(below:): the bound must be positive, got \(bound)")
         return Int(truncatingIfNeeded: next(upperBound: UInt64(bound)))
     }
 

@@ -29,7 +29,7 @@ struct Batches {
     /// Whether a last, partial batch is left out.
     let dropLast: Bool
     /// The order in which examples are visited: a permutation of `0..<data.count`.
-    public private(set) var order: [Int32]
+    private(set) var order: [Int32]
     private var imageBuffer: [Float]
     private var labelBuffer: [Int32]
 
@@ -37,8 +37,8 @@ struct Batches {
     ///
     /// - Precondition: `batchSize > 0` and `data.count` fits in `Int32`.
     init(_ data: LabeledData, batchSize: Int, dropLast: Bool = false) {
-        precondition(batchSize > 0, "Batches: batch size must be positive, got \(batchSize)")
-        precondition(data.count <= Int(Int32.max), "Batches: \(data.count) examples do not fit Int32 indices")
+        require(batchSize > 0, "Batches: batch size must be positive, got \(batchSize)")
+        require(data.count <= Int(Int32.max), "Batches: \(data.count) examples do not fit Int32 indices")
         self.data = data
         self.batchSize = batchSize
         self.dropLast = dropLast
@@ -55,7 +55,7 @@ struct Batches {
 
     /// The number of examples in batch `index`: `batchSize`, or fewer for the last one.
     func size(ofBatch index: Int) -> Int {
-        precondition(index >= 0 && index < batchCount, "Batches: batch \(index) is outside 0..<\(batchCount)")
+        require(index >= 0 && index < batchCount, "Batches: batch \(index) is outside 0..<\(batchCount)")
         return min(batchSize, data.count - index * batchSize)
     }
 

@@ -23,11 +23,12 @@ public struct Dataset: Sendable {
 
     /// Creates a dataset from its splits.
     ///
-    /// - Precondition: the three splits have the same number of features.
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when the three splits differ in their number of features.
     public init(train: LabeledData, validation: LabeledData, test: LabeledData,
-                normalization: Normalization, classCount: Int) {
-        precondition(train.featureCount == validation.featureCount && train.featureCount == test.featureCount,
-                     "Dataset: splits have \(train.featureCount), \(validation.featureCount) and \(test.featureCount) features")
+                normalization: Normalization, classCount: Int) throws {
+        guard train.featureCount == validation.featureCount && train.featureCount == test.featureCount else {
+            throw TopiaryError(.invalidShape, "Dataset: the splits have \(train.featureCount), \(validation.featureCount) and \(test.featureCount) features")
+        }
         self.train = train
         self.validation = validation
         self.test = test

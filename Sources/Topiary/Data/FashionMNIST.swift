@@ -78,10 +78,10 @@ public enum FashionMNIST {
             }
             let available = labels.count - validationCount
             let trainCount = min(trainLimit ?? available, available)
-            let chosen = images.withUnsafeBufferPointer { pixels -> Normalization in
+            let chosen = try images.withUnsafeBufferPointer { pixels -> Normalization in
                 if let normalization { return normalization }
                 guard standardize else { return .unitInterval }
-                return standardization(of: UnsafeBufferPointer(rebasing: pixels[0..<(trainCount * featureCount)]),
+                return try standardization(of: UnsafeBufferPointer(rebasing: pixels[0..<(trainCount * featureCount)]),
                                        scale: 1 / 255)
             }
             let train = decode(images, labels, rows: 0..<trainCount, normalization: chosen)
@@ -96,7 +96,7 @@ public enum FashionMNIST {
             return decode(images, labels, rows: 0..<testCount, normalization: chosen)
         }()
 
-        return Dataset(train: train, validation: validation, test: test, normalization: chosen, classCount: classCount)
+        return try Dataset(train: train, validation: validation, test: test, normalization: chosen, classCount: classCount)
     }
 
     /// The normalization that maps `pixels` (bytes) to mean 0 and standard deviation 1 after
@@ -107,7 +107,7 @@ public enum FashionMNIST {
     /// Returns `Normalization(scale: scale, mean: 0, std: 1)` for no pixels or constant pixels.
     ///
     /// - Complexity: O(pixels.count).
-    static func standardization(of pixels: UnsafeBufferPointer<UInt8>, scale: Float) -> Normalization {
+    static func standardization(of pixels: UnsafeBufferPointer<UInt8>, scale: Float) throws -> Normalization {
         var histogram = [Int](repeating: 0, count: 256)
         histogram.withUnsafeMutableBufferPointer { h in
             guard let hb = h.baseAddress, let pb = pixels.baseAddress else { return }
@@ -174,7 +174,7 @@ public enum FashionMNIST {
             }
             initialized = count
         }
-        return LabeledData(images: Matrix(rows: rows.count, columns: featureCount, storage: storage),
+        return LabeledData(checkedImages: Matrix(rows: rows.count, columns: featureCount, storage: storage),
                            labels: Array(labels[rows]))
     }
 }

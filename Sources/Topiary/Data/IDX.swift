@@ -22,7 +22,7 @@ struct IDX: Sendable {
     ///
     /// - Precondition: `bytes.count` is the product of `dimensions`.
     init(dimensions: [Int], bytes: [UInt8]) {
-        precondition(dimensions.reduce(1, *) == bytes.count,
+        require(dimensions.reduce(1, *) == bytes.count,
                      "IDX: \(bytes.count) bytes do not fill dimensions \(dimensions)")
         self.dimensions = dimensions
         self.bytes = bytes

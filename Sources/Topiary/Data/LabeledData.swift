@@ -16,17 +16,23 @@ public struct LabeledData: Sendable {
 
     /// Creates labelled data.
     ///
-    /// - Precondition: one label per image row.
-    public init(images: Matrix, labels: [Int32]) {
-        precondition(images.rows == labels.count,
-                     "LabeledData: \(images.rows) images but \(labels.count) labels")
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` unless there is one label per image row.
+    public init(images: Matrix, labels: [Int32]) throws {
+        guard images.rows == labels.count else {
+            throw TopiaryError(.invalidShape, "LabeledData: \(images.rows) images but \(labels.count) labels")
+        }
+        self.init(checkedImages: images, labels: labels)
+    }
+
+    /// Labelled data whose images and labels are known to match.
+    init(checkedImages images: Matrix, labels: [Int32]) {
         self.images = images
         self.labels = labels
     }
 
     /// Empty data with `featureCount` features per example.
     public init(featureCount: Int) {
-        self.init(images: Matrix(rows: 0, columns: featureCount), labels: [])
+        self.init(checkedImages: Matrix(rows: 0, columns: featureCount), labels: [])
     }
 
     /// The number of examples.
@@ -43,19 +49,18 @@ public struct LabeledData: Sendable {
     /// - Precondition: `range` lies within `0..<count`.
     /// - Complexity: O(range.count × featureCount), a copy.
     public func subset(_ range: Range<Int>) -> LabeledData {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count,
+        require(range.lowerBound >= 0 && range.upperBound <= count,
                      "LabeledData.subset: \(range) is outside 0..<\(count)")
         let f = featureCount
         return LabeledData(
-            images: Matrix(rows: range.count, columns: f,
+            checkedImages: Matrix(rows: range.count, columns: f,
                            storage: Array(images.storage[(range.lowerBound * f)..<(range.upperBound * f)])),
             labels: Array(labels[range]))
     }
 
     /// A copy of the first `min(n, count)` examples.
     public func prefix(_ n: Int) -> LabeledData {
-        precondition(n >= 0, "LabeledData.prefix: negative count \(n)")
-        return n >= count ? self : subset(0..<n)
+        n >= count ? self : subset(0..<max(0, n))
     }
 
     /// The number of examples of each class, `histogram[c]` for class `c` in `0..<classCount`.

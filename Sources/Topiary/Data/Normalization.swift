@@ -74,7 +74,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     ///
     /// - Precondition: `output.count >= input.count`.
     public func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<Float>) {
-        precondition(output.count >= input.count, "Normalization.decode: output holds \(output.count), need \(input.count)")
+        require(output.count >= input.count, "Normalization.decode: output holds \(output.count), need \(input.count)")
         let table = byteTable
         table.withUnsafeBufferPointer { t in
             guard let tb = t.baseAddress, let ib = input.baseAddress, let ob = output.baseAddress else { return }

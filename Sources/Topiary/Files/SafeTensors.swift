@@ -79,8 +79,8 @@ struct SafeTensors: Equatable, Sendable {
         ///
         /// - Precondition: dimensions are non-negative and `bytes` holds exactly the elements.
         init(dtype: DType, shape: [Int], bytes: [UInt8]) {
-            precondition(shape.allSatisfy { $0 >= 0 }, "SafeTensors.Tensor: negative dimension in \(shape)")
-            precondition(shape.reduce(1, *) * dtype.byteCount == bytes.count,
+            require(shape.allSatisfy { $0 >= 0 }, "SafeTensors.Tensor: negative dimension in \(shape)")
+            require(shape.reduce(1, *) * dtype.byteCount == bytes.count,
                          "SafeTensors.Tensor: \(bytes.count) bytes do not hold a \(dtype.rawValue) tensor of shape \(shape)")
             self.dtype = dtype
             self.shape = shape

@@ -430,7 +430,7 @@ public final class CompiledNetwork {
     ///
     /// - Precondition: `1 ≤ batch ≤ batchSize`.
     @_spi(Kernels) public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
-        precondition(batch >= 1 && batch <= batchSize,
+        require(batch >= 1 && batch <= batchSize,
                      "CompiledNetwork.forward: batch \(batch) is outside 1...\(batchSize) (the compiled batch size)")
         let savedThreads = BLAS.threadCount
         defer { if BLAS.threadCount != savedThreads { BLAS.threadCount = savedThreads } }

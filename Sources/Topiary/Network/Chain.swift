@@ -144,7 +144,7 @@ public final class Chain {
 
         /// Allocates buffers for `network` and batches of up to `batchCapacity` rows.
         public init(for network: Chain, batchCapacity: Int) {
-            precondition(batchCapacity > 0, "Workspace: batch capacity must be positive")
+            require(batchCapacity > 0, "Workspace: batch capacity must be positive")
             self.batchCapacity = batchCapacity
             let storage = Storage()
             func make(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
@@ -174,7 +174,7 @@ public final class Chain {
     /// valid until the next call with this workspace.
     @discardableResult
     @_spi(Benchmarking) public func forward(_ input: UnsafePointer<Float>, batch: Int, workspace: inout Workspace) -> UnsafeMutablePointer<Float> {
-        precondition(workspace.fits(self, batch: batch), "Chain.forward: workspace does not fit this network and batch \(batch)")
+        require(workspace.fits(self, batch: batch), "Chain.forward: workspace does not fit this network and batch \(batch)")
         var x = input
         for (l, layer) in layers.enumerated() {
             let y = workspace.activations[l].baseAddress!

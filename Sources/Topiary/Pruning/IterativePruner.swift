@@ -133,7 +133,7 @@ public final class IterativePruner {
     ///   `nonFinite` if fine-tuning diverges.
     public func run(resume: Bool = false, progress: ((PruningProgress) -> Void)? = nil,
                     onStep: ((PruningStepRecord, Chain) throws -> Void)? = nil) throws -> PruningReport {
-        let trainer = Trainer(network: network, optimizer: optimizer, loss: loss, batchSize: batchSize, seed: seed)
+        let trainer = try Trainer(network: network, optimizer: optimizer, loss: loss, batchSize: batchSize, seed: seed)
         let checkpoint = checkpointDirectory.map { PruningCheckpoint(directory: $0) }
         var state = PruningCheckpoint.State(fingerprint: fingerprint, epochsCompleted: 0,
                                             initialSparsity: maskedFraction(), originalHidden: Array(network.sizes.dropFirst().dropLast()),
@@ -189,8 +189,8 @@ public final class IterativePruner {
                     pruneSeconds += try pruner.prune(network, to: s).seconds
                 } : nil)
             }
-            let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
-            let test = network.evaluate(dataset.test, loss: loss)
+            let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation, loss: loss)
+            let test = try network.evaluate(dataset.test, loss: loss)
             let target = phase.gradual ? (agp?.sparsity(atIteration: trainer.epochsCompleted * batchesPerEpoch) ?? 0) : phase.target
             let record = PruningStepRecord(
                 step: index + 1, targetSparsity: target, sparsity: reportedSparsity,
@@ -203,8 +203,8 @@ public final class IterativePruner {
             try checkpoint?.save(network: network, normalization: dataset.normalization, state: &state)
             try onStep?(record, network)
         }
-        let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
-        let test = network.evaluate(dataset.test, loss: loss)
+        let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation, loss: loss)
+        let test = try network.evaluate(dataset.test, loss: loss)
         return PruningReport(steps: state.records, final: .init(
             testAccuracy: test.accuracy, valAccuracy: val?.accuracy, sparsity: reportedSparsity,
             nonzeroParameters: network.nonzeroParameterCount, parameters: network.parameterCount, sizes: network.sizes))

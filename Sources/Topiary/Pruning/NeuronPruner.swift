@@ -243,9 +243,9 @@ extension Chain {
     ///
     /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
     public func removeNeurons(keeping kept: [[Int]]) {
-        precondition(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
+        require(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
         for (l, k) in kept.enumerated() {
-            precondition(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0
+            require(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0
                          && (k.last ?? -1) < layers[l].outputSize,
                          "Chain.removeNeurons: layer \(l) keeps \(k), expected increasing indices below \(layers[l].outputSize)")
         }

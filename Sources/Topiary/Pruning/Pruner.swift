@@ -255,7 +255,7 @@ private struct Selection<Source: ScoreSource> {
     func threshold(_ m: Int, in pool: [Int]) -> UInt64? {
         guard m > 0 else { return nil }
         let total = pool.reduce(0) { $0 + slots[$1].kept }
-        precondition(m <= total, "Pruner: asked to prune \(m) of \(total) candidates")
+        require(m <= total, "Pruner: asked to prune \(m) of \(total) candidates")
         if total >= 1 << 14, let t = windowThreshold(m, in: pool, kept: total) { return t }
         return histogramThreshold(m, in: pool)
     }

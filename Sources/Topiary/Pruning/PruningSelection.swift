@@ -37,7 +37,7 @@ enum PruningSelection {
     /// - Precondition: `0 <= k < keys.count`.
     /// - Complexity: O(n): at most four passes, each over the keys that share the digits so far.
     static func kthSmallest(_ keys: inout [UInt64], k: Int) -> UInt64 {
-        precondition(k >= 0 && k < keys.count, "PruningSelection.kthSmallest: k = \(k) outside 0..<\(keys.count)")
+        require(k >= 0 && k < keys.count, "PruningSelection.kthSmallest: k = \(k) outside 0..<\(keys.count)")
         var histogram = [Int32](repeating: 0, count: 1 << 16)
         return keys.withUnsafeMutableBufferPointer { p in
             histogram.withUnsafeMutableBufferPointer { h in
@@ -66,7 +66,7 @@ enum PruningSelection {
     ///
     /// - Complexity: O(n log n).
     static func kthSmallestBySorting(_ keys: [UInt64], k: Int) -> UInt64 {
-        precondition(k >= 0 && k < keys.count, "PruningSelection.kthSmallestBySorting: k = \(k) outside 0..<\(keys.count)")
+        require(k >= 0 && k < keys.count, "PruningSelection.kthSmallestBySorting: k = \(k) outside 0..<\(keys.count)")
         return keys.sorted()[k]
     }
 }

@@ -55,7 +55,7 @@ public struct SensitivityAnalysis {
             throw TopiaryError(.invalidOption, "fine-tuning during sensitivity analysis needs training data")
         }
         let base = network.copy()
-        let baseline = base.evaluate(validation)
+        let baseline = try base.evaluate(validation)
         let layers = base.layers
         let sorted = sparsities.sorted()
         var curves: [SensitivityCurves.Curve] = []
@@ -68,11 +68,11 @@ public struct SensitivityAnalysis {
                 let copy = base.copy()
                 try pruner.prune(copy, to: s)
                 if fineTuneBatches > 0, let train {
-                    let trainer = Trainer(network: copy, optimizer: SGD(learningRate: fineTuneLearningRate, momentum: 0.9),
+                    let trainer = try Trainer(network: copy, optimizer: SGD(learningRate: fineTuneLearningRate, momentum: 0.9),
                                           batchSize: batchSize, seed: UInt64(l))
                     try trainer.trainEpoch(train.prefix(fineTuneBatches * batchSize))
                 }
-                let e = copy.evaluate(validation)
+                let e = try copy.evaluate(validation)
                 points.append(.init(sparsity: s, loss: e.loss, accuracy: e.accuracy))
                 done += 1
                 progress?(done, layers.count * sorted.count)

@@ -10,7 +10,7 @@
 /// indices are `< columns` and strictly increasing within a row.
 ///
 /// ```swift
-/// let layer = PrunableDense(784, 300, using: &rng)
+/// let layer = try Dense(784 => 300, seed: 0)
 /// layer.prune { i in abs(layer.weight.storage[i]) < 0.03 }
 /// let w = CSRMatrix(layer)                // the non-zeros of layer.weight
 /// assert(w.dense == layer.weight)         // exact round trip

@@ -1,6 +1,6 @@
 /// A fully connected layer whose weight is stored compressed: `y = f(W·x + b)` with `W` a ``CSRMatrix``.
 ///
-/// Built from a ``Dense`` or ``PrunableDense`` the way a quantised layer is built from a plain
+/// Built from a ``Dense`` layer the way a quantised layer is built from a plain
 /// one: only the non-zeros of the weight are kept, so the cost of a product grows with the
 /// non-zeros instead of with `in × out`. The raw-buffer forward pass works on *feature-major*
 /// activations (`[in, batch]` in, `[out, batch]` out), the layout the kernels vectorise over; the
@@ -30,7 +30,7 @@ public final class SparseDense {
     ///
     /// - Precondition: `bias.count == weight.rows`.
     public init(weight: CSRMatrix, bias: [Float], activation: Activation = .identity) {
-        precondition(bias.count == weight.rows,
+        require(bias.count == weight.rows,
                      "SparseDense: bias has \(bias.count) entries, expected \(weight.rows) (one per output)")
         self.weight = weight
         self.bias = bias
@@ -58,7 +58,7 @@ public final class SparseDense {
                         ldx: Int? = nil, ldy: Int? = nil, threads: Int = 1,
                         variant: SparseKernels.Variant? = nil) {
         let v = variant ?? SparseKernels.bestVariant
-        precondition(v.isSupported, "SparseDense.forward: this CPU cannot run the \(v) kernels")
+        require(v.isSupported, "SparseDense.forward: this CPU cannot run the \(v) kernels")
         bias.withUnsafeBufferPointer { b in
             operand.multiply(x, ldx: ldx ?? batch, into: y, ldy: ldy ?? batch, batch: batch,
                              bias: b.baseAddress, activation: activation, threads: threads, variant: v)
@@ -69,7 +69,7 @@ public final class SparseDense {
     ///
     /// - Precondition: `x.columns == inputSize`.
     public func callAsFunction(_ x: Matrix, threads: Int = 1, variant: SparseKernels.Variant? = nil) -> Matrix {
-        precondition(x.columns == inputSize,
+        require(x.columns == inputSize,
                      "SparseDense(\(inputSize) → \(outputSize)): expected input with \(inputSize) columns, got \(x.columns)")
         let batch = x.rows
         guard batch > 0 else { return Matrix(rows: 0, columns: outputSize) }

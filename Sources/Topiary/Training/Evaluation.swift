@@ -10,11 +10,14 @@ public struct Evaluation: Codable, Sendable, Equatable {
 
 extension Chain {
     /// Evaluates the network on `data` in batches of `batchSize` (no shuffling, no gradients).
-    public func evaluate(_ data: LabeledData, loss: Loss = .softmaxCrossEntropy, batchSize: Int = 1000) -> Evaluation {
-        precondition(data.featureCount == inputSize,
-                     "Chain.evaluate: data has \(data.featureCount) features, the network expects \(inputSize)")
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when the data's feature count differs from
+    ///   ``inputSize``, ``TopiaryError/Kind/invalidOption`` for a label outside ``outputSize``
+    ///   classes.
+    public func evaluate(_ data: LabeledData, loss: Loss = .softmaxCrossEntropy, batchSize: Int = 1000) throws -> Evaluation {
+        try data.check(against: self, source: "Chain.evaluate: the data")
         guard data.count > 0 else { return Evaluation(loss: 0, accuracy: 0, count: 0) }
-        let b = min(batchSize, data.count)
+        let b = min(max(1, batchSize), data.count)
         var workspace = Workspace(for: self, batchCapacity: b)
         var totalLoss = 0.0
         var correct = 0
@@ -34,5 +37,17 @@ extension Chain {
         }
         return Evaluation(loss: totalLoss / Double(data.count), accuracy: Double(correct) / Double(data.count),
                           count: data.count)
+    }
+}
+
+extension LabeledData {
+    /// Checks that the data fits `network`: as many features as its inputs, labels among its outputs.
+    func check(against network: Chain, source: String) throws {
+        guard featureCount == network.inputSize else {
+            throw TopiaryError(.invalidShape, "\(source) has \(featureCount) features per example; the network \(network.sizes.map(String.init).joined(separator: "-")) expects \(network.inputSize)")
+        }
+        if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= network.outputSize }) {
+            throw TopiaryError(.invalidOption, "\(source): label \(labels[i]) at index \(i) is outside the network's \(network.outputSize) classes (0...\(network.outputSize - 1))")
+        }
     }
 }

@@ -24,7 +24,7 @@ public struct LearningRateSchedule: Sendable {
 
     /// Multiplies the rate by `gamma` every `every` epochs (PyTorch's `StepLR`).
     public static func step(every: Int, gamma: Double) -> LearningRateSchedule {
-        precondition(every > 0, "LearningRateSchedule.step: every must be positive")
+        require(every > 0, "LearningRateSchedule.step: every must be positive")
         return LearningRateSchedule(name: "step(\(every), \(gamma))") { t in
             _pow(gamma, Double(Int(t) / every))
         }
@@ -33,7 +33,7 @@ public struct LearningRateSchedule: Sendable {
     /// Cosine annealing from 1× to `minimum`× over `epochs` epochs, evaluated at every step
     /// (Loshchilov & Hutter 2017, without restarts).
     public static func cosine(epochs: Int, minimum: Double = 0) -> LearningRateSchedule {
-        precondition(epochs > 0, "LearningRateSchedule.cosine: epochs must be positive")
+        require(epochs > 0, "LearningRateSchedule.cosine: epochs must be positive")
         return LearningRateSchedule(name: "cosine(\(epochs))") { t in
             let p = min(max(t / Double(epochs), 0), 1)
             return minimum + (1 - minimum) * 0.5 * (1 + _cosD(Double.pi * p))

@@ -24,7 +24,7 @@ public enum Loss: String, Sendable, CaseIterable, Codable {
         for b in 0..<batch {
             let z = output + b * classes
             let label = Int(labels[b])
-            precondition(label >= 0 && label < classes, "Loss: label \(label) outside 0..<\(classes)")
+            require(label >= 0 && label < classes, "Loss: label \(label) outside 0..<\(classes)")
             var maxValue = z[0]
             var argMax = 0
             for j in 1..<max(1, classes) where z[j] > maxValue { maxValue = z[j]; argMax = j }

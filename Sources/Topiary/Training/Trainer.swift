@@ -63,8 +63,8 @@ public struct TrainingProgress: Sendable {
 ///
 /// ```swift
 /// let data = try FashionMNIST.load()
-/// let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
-/// let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), seed: 0)
+/// let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
+/// let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), seed: 0)
 /// let history = try trainer.fit(data, epochs: 15)
 /// ```
 public final class Trainer {
@@ -88,9 +88,13 @@ public final class Trainer {
     private var workspace: Chain.Workspace
 
     /// Creates a trainer. The optimizer's current learning rate becomes ``baseLearningRate``.
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidOption`` for a batch size outside `1...1_000_000`.
     public init(network: Chain, optimizer: Optimizer, loss: Loss = .softmaxCrossEntropy,
-                batchSize: Int = 128, seed: UInt64 = 0, schedule: LearningRateSchedule = .constant) {
-        precondition(batchSize > 0, "Trainer: batch size must be positive, got \(batchSize)")
+                batchSize: Int = 128, seed: UInt64 = 0, schedule: LearningRateSchedule = .constant) throws {
+        guard (1...1_000_000).contains(batchSize) else {
+            throw TopiaryError(.invalidOption, "Trainer: the batch size must be between 1 and 1,000,000, got \(batchSize)")
+        }
         self.network = network
         self.optimizer = optimizer
         self.loss = loss
@@ -108,13 +112,14 @@ public final class Trainer {
     ///   - afterStep: called after every optimizer step with the global step index (from 0);
     ///     gradual pruning inside training uses it.
     /// - Returns: the mean training loss and the seconds spent.
-    /// - Throws: ``TopiaryError`` `.nonFinite` when the loss becomes NaN or infinite.
+    /// - Throws: ``TopiaryError`` `.invalidShape` when the data's feature count differs from the
+    ///   network's input size, `.invalidOption` for a label outside the network's classes,
+    ///   `.nonFinite` when the loss becomes NaN or infinite.
     @discardableResult
     public func trainEpoch(_ data: LabeledData,
                            progress: ((TrainingProgress) -> Void)? = nil,
                            afterStep: ((Int) throws -> Void)? = nil) throws -> (loss: Double, seconds: Double) {
-        precondition(data.featureCount == network.inputSize,
-                     "Trainer: data has \(data.featureCount) features, the network expects \(network.inputSize)")
+        try data.check(against: network, source: "Trainer: the training data")
         if !workspace.fits(network, batch: batchSize) {
             workspace = Chain.Workspace(for: network, batchCapacity: batchSize)
         }
@@ -177,8 +182,8 @@ public final class Trainer {
         var history: [EpochRecord] = []
         for _ in 0..<epochs {
             let (trainLoss, seconds) = try trainEpoch(dataset.train, progress: progress)
-            let val = dataset.validation.isEmpty ? nil : network.evaluate(dataset.validation, loss: loss)
-            let test = network.evaluate(dataset.test, loss: loss)
+            let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation, loss: loss)
+            let test = try network.evaluate(dataset.test, loss: loss)
             let record = EpochRecord(epoch: epochsCompleted, trainLoss: trainLoss, valLoss: val?.loss,
                                      valAccuracy: val?.accuracy, testAccuracy: test.accuracy, seconds: seconds)
             history.append(record)

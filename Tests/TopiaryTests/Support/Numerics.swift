@@ -52,7 +52,7 @@ func centralDifference(at x0: Float, h: Float = 1e-2, _ f: (Float) -> Double) ->
 
 /// A small labelled problem: 12 uniform features in `[-1, 1)`, the label is the index of the
 /// largest of the first 4. Learnable by a small MLP in a few epochs.
-func argmaxProblem(count: Int, seed: UInt64) -> LabeledData {
+func argmaxProblem(count: Int, seed: UInt64) throws -> LabeledData {
     var rng = SeededRandom(seed: seed)
     let images = randomMatrix(count, 12, rng: &rng)
     let labels = (0..<count).map { i -> Int32 in
@@ -60,12 +60,12 @@ func argmaxProblem(count: Int, seed: UInt64) -> LabeledData {
         for j in 1..<4 where images[i, j] > images[i, best] { best = j }
         return Int32(best)
     }
-    return LabeledData(images: images, labels: labels)
+    return try LabeledData(images: images, labels: labels)
 }
 
 /// ``argmaxProblem(count:seed:)`` as train / validation / test splits with seeds `seed`, `seed + 1`, `seed + 2`.
-func argmaxDataset(train: Int, validation: Int, test: Int, seed: UInt64) -> Dataset {
-    Dataset(train: argmaxProblem(count: train, seed: seed), validation: argmaxProblem(count: validation, seed: seed + 1),
+func argmaxDataset(train: Int, validation: Int, test: Int, seed: UInt64) throws -> Dataset {
+    try Dataset(train: argmaxProblem(count: train, seed: seed), validation: argmaxProblem(count: validation, seed: seed + 1),
             test: argmaxProblem(count: test, seed: seed + 2), normalization: .identity, classCount: 4)
 }
 

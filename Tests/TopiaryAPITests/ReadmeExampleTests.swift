@@ -15,9 +15,9 @@ final class ReadmeExampleTests: XCTestCase {
 
         let data = try FashionMNIST.load(validationCount: 500, trainLimit: 3000, testLimit: 1000)
         let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
-        let trainer = Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
+        let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.fit(data, epochs: 1)
-        XCTAssertGreaterThan(net.evaluate(data.test).accuracy, 0.6)
+        XCTAssertGreaterThan(try net.evaluate(data.test).accuracy, 0.6)
 
         net.layers[0].prune { i in abs(net.layers[0].weight.storage[i]) < 0.02 }
         try Model(network: net, normalization: data.normalization).save(to: path)
