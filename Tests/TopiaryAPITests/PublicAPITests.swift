@@ -188,5 +188,6 @@ let snippetPrelude = """
     let initialNetwork = net
     let snapshot = WeightSnapshot(net, epoch: 0)
     let pruner = Pruner()
+    let trainer = try! Trainer(network: net, optimizer: SGD())
     let prunedLayer = layer
     """

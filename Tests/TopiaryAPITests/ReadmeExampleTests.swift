@@ -13,22 +13,30 @@ final class ReadmeExampleTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("lenet.safetensors").path
 
+        // The README's example, on a subset and one epoch.
         let data = try FashionMNIST.load(validationCount: 500, trainLimit: 3000, testLimit: 1000)
         let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
         let trainer = try Trainer(network: net, optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 128, seed: 0)
         try trainer.fit(data, epochs: 1)
-        XCTAssertGreaterThan(try net.evaluate(data.test).accuracy, 0.6)
+        let dense = try net.evaluate(data.test).accuracy
+        XCTAssertGreaterThan(dense, 0.6)
 
-        net.layers[0].prune { i in abs(net.layers[0].weight.storage[i]) < 0.02 }
+        try Pruner(saliency: .magnitude, scope: .global).prune(net, to: 0.9)
+        XCTAssertEqual(net.nonzeroWeightCount, 266_200 - 239_580, "exactly 90% of the weights are zero")
+        XCTAssertTrue(net.description.contains("90.0% sparse"), net.description)
         try Model(network: net, normalization: data.normalization).save(to: path)
+
+        let plan = try CompiledNetwork(net, batchSize: 128)
+        let compiled = try plan.evaluate(data.test)
+        let reference = try net.evaluate(data.test)
+        XCTAssertEqual(compiled.accuracy, reference.accuracy, accuracy: 0.002)
+        XCTAssertEqual(compiled.loss, reference.loss, accuracy: 1e-4)
 
         let model = try Model.load(from: path)
         XCTAssertEqual(model.network.nonzeroWeightCount, net.nonzeroWeightCount)
-        let plan = try CompiledNetwork(model.network, batchSize: 128, policy: .automatic, threads: 1)
-        XCTAssertFalse(plan.report.isEmpty)
         let x = Matrix(rows: 128, columns: 784, storage: Array(data.test.images.storage.prefix(128 * 784)))
-        let expected = model.network(x)
-        let logits = plan(x)
+        let expected = try model.network.predict(x)
+        let logits = try plan.predict(x)
         for i in 0..<expected.count {
             XCTAssertEqual(logits.storage[i], expected.storage[i], accuracy: 1e-4 * max(1, abs(expected.storage[i])))
         }
