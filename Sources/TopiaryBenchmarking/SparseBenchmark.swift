@@ -366,7 +366,7 @@ public enum SparseBenchmark {
         }
 
         /// Checks that every cell, and so the grid ``configuration`` re-measures, is one
-        /// ``SparseBenchmark/run(_:variant:progress:)`` accepts.
+        /// ``SparseBenchmark/run(_:progress:)`` accepts.
         ///
         /// - Throws: `TopiaryError` `.corruptFile` naming `path` and the offending value.
         func validate(path: String) throws {
@@ -422,10 +422,9 @@ public enum SparseBenchmark {
     ///
     /// OpenBLAS's thread count (`BLAS.threadCount`) is set to each cell's thread count and restored afterwards.
     /// - Throws: `configuration.validate()`'s errors.
-    public static func run(_ configuration: Configuration, variant: SparseKernels.Variant? = nil,
-                           progress: ((Cell) -> Void)? = nil) throws -> Results {
+    public static func run(_ configuration: Configuration, progress: ((Cell) -> Void)? = nil) throws -> Results {
         try configuration.validate()
-        let v = variant ?? SparseKernels.bestVariant
+        let v = SparseKernels.bestVariant
         let savedThreads = BLAS.threadCount
         defer { BLAS.threadCount = savedThreads }
         var cells: [Cell] = []

@@ -49,7 +49,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     /// Applies the thread count.
-    func apply() { BLAS.threadCount = threads }
+    func apply() { Threads.count = threads }
 }
 
 /// How to train (or fine-tune).

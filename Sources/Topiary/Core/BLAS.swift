@@ -3,7 +3,7 @@ import CBLAS
 /// The thin wrapper over OpenBLAS: every dense product in Topiary goes through here.
 ///
 /// This is the only file that calls CBLAS. All matrices are row-major `Float`.
-public enum BLAS {
+@_spi(Kernels) public enum BLAS {
     /// Whether an operand is used as stored or transposed.
     public enum Transpose: Sendable {
         /// Use the operand as stored.

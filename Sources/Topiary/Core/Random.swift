@@ -60,7 +60,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// Shuffles `buffer` in place (Fisher–Yates).
-    public mutating func shuffle(_ buffer: UnsafeMutableBufferPointer<Int32>) {
+    mutating func shuffle(_ buffer: UnsafeMutableBufferPointer<Int32>) {
         var i = buffer.count - 1
         while i > 0 {
             let j = nextInt(below: i + 1)

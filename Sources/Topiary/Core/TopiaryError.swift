@@ -43,9 +43,6 @@ public struct TopiaryError: Error, Equatable, Sendable, CustomStringConvertible 
 
     /// The message.
     public var description: String { message }
-
-    /// Whether two errors are of the same kind (messages are ignored).
-    public static func ~= (lhs: Kind, rhs: TopiaryError) -> Bool { lhs == rhs.kind }
 }
 
 extension TopiaryError: LocalizedError {

@@ -15,7 +15,7 @@
 /// var m = Matrix(rows: 1, columns: 2, storage: [0, 255])
 /// n.apply(to: &m)
 /// ```
-public struct Normalization: Codable, Equatable, Hashable, Sendable {
+public struct Normalization: Codable, Equatable, Sendable {
     /// The factor applied to raw values first (`1/255` maps bytes to `[0, 1]`).
     public var scale: Float
     /// The value subtracted after scaling.
@@ -37,7 +37,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     public static let unitInterval = Normalization(scale: 1 / 255, mean: 0, std: 1)
 
     /// Whether this is ``identity``.
-    public var isIdentity: Bool { self == .identity }
+    var isIdentity: Bool { self == .identity }
 
     /// Whether the three numbers are finite and `scale` and `std` are non-zero, so the map is invertible.
     var isValid: Bool {
@@ -58,7 +58,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     /// Normalises every element of `buffer` in place.
     ///
     /// - Complexity: O(n).
-    public func apply(to buffer: UnsafeMutableBufferPointer<Float>) {
+    func apply(to buffer: UnsafeMutableBufferPointer<Float>) {
         if isIdentity { return }
         for i in buffer.indices { buffer[i] = self(buffer[i]) }
     }
@@ -73,7 +73,7 @@ public struct Normalization: Codable, Equatable, Hashable, Sendable {
     /// Decodes bytes into normalised floats: `output[i] = self(Float(input[i]))`.
     ///
     /// - Precondition: `output.count >= input.count`.
-    public func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<Float>) {
+    func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<Float>) {
         require(output.count >= input.count, "Normalization.decode: output holds \(output.count), need \(input.count)")
         let table = byteTable
         table.withUnsafeBufferPointer { t in

@@ -60,7 +60,7 @@ public final class CompiledNetwork {
     }
 
     /// How one layer runs.
-    public enum Kind: String, Sendable, Codable {
+    @_spi(Kernels) public enum Kind: String, Sendable, Codable {
         /// `sgemm` / `sgemv` on the (masked) dense weight.
         case dense
         /// The CSR kernels on the weight's non-zeros.
@@ -68,7 +68,7 @@ public final class CompiledNetwork {
     }
 
     /// The choice made for one layer, with the timings behind it when the policy measured them.
-    public struct LayerChoice: Sendable, Codable, Equatable {
+    @_spi(Kernels) public struct LayerChoice: Sendable, Codable, Equatable {
         /// The layer's position, input first.
         public var index: Int
         /// Inputs of the layer.
@@ -134,12 +134,12 @@ public final class CompiledNetwork {
     /// The CSR kernel variant.
     @_spi(Kernels) public let variant: SparseKernels.Variant
     /// The per-layer choices, input first.
-    public let choices: [LayerChoice]
+    @_spi(Kernels) public let choices: [LayerChoice]
     /// Samples per slab when batches of at least two slabs are split across threads (see the
     /// type's discussion), or `nil` when every call runs layer by layer with all threads (one
     /// thread, a batch size under two slabs, the scalar kernels, no CSR layer, or
     /// ``Policy/automatic`` found slabs not 5% faster).
-    public let slabWidth: Int?
+    @_spi(Kernels) public let slabWidth: Int?
     /// The layer sizes, input first.
     public let sizes: [Int]
 

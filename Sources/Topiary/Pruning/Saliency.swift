@@ -68,7 +68,7 @@ public struct Saliency {
     /// The scores for `network`, one array per prunable layer.
     ///
     /// - Throws: whatever the closure throws; `invalidShape` when it returns arrays of the wrong sizes.
-    public func scores(for network: Chain) throws -> [[Float]] {
+    func scores(for network: Chain) throws -> [[Float]] {
         try scores(for: network, includingBiases: false).weights
     }
 
@@ -76,7 +76,7 @@ public struct Saliency {
     ///
     /// - Throws: `invalidOption` when this saliency does not score biases (``scoresBiases``);
     ///   whatever the closures throw; `invalidShape` when they return arrays of the wrong sizes.
-    public func biasScores(for network: Chain) throws -> [[Float]] {
+    func biasScores(for network: Chain) throws -> [[Float]] {
         try scores(for: network, includingBiases: true).biases ?? []
     }
 

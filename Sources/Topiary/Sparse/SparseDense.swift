@@ -65,20 +65,27 @@ public final class SparseDense {
         }
     }
 
-    /// Applies the layer to a batch `[batch, in]`, returning `[batch, out]`.
+    /// Applies the layer to a batch `[batch, in]`, returning `[batch, out]`, on `threads`
+    /// threads (`nil`: ``Threads/count``).
     ///
-    /// - Precondition: `x.columns == inputSize`.
-    public func callAsFunction(_ x: Matrix, threads: Int = 1, variant: SparseKernels.Variant? = nil) -> Matrix {
+    /// A batch of the wrong width stops the program with a message naming both widths, in
+    /// release builds too.
+    public func callAsFunction(_ x: Matrix, threads: Int? = nil) -> Matrix {
+        callAsFunction(x, threads: threads, variant: nil)
+    }
+
+    /// ``callAsFunction(_:threads:)`` with a chosen kernel variant (`nil`: the best this CPU runs).
+    @_spi(Kernels) public func callAsFunction(_ x: Matrix, threads: Int? = nil, variant: SparseKernels.Variant?) -> Matrix {
         require(x.columns == inputSize,
-                     "SparseDense(\(inputSize) → \(outputSize)): expected input with \(inputSize) columns, got \(x.columns)")
+                "SparseDense(\(inputSize) => \(outputSize)): expected input with \(inputSize) columns, got \(x.rows)×\(x.columns)")
         let batch = x.rows
         guard batch > 0 else { return Matrix(rows: 0, columns: outputSize) }
         let xt = x.transposed
         var yt = Matrix(rows: outputSize, columns: batch)
         xt.storage.withUnsafeBufferPointer { px in
             yt.storage.withUnsafeMutableBufferPointer { py in
-                forward(featureMajor: px.baseAddress!, batch: batch, into: py.baseAddress!,
-                        threads: threads, variant: variant)
+                guard let px = px.baseAddress, let py = py.baseAddress else { return }
+                forward(featureMajor: px, batch: batch, into: py, threads: max(1, threads ?? Threads.count), variant: variant)
             }
         }
         return yt.transposed

@@ -31,7 +31,7 @@ import CSparseKernels
 /// whole scheduler slice, where a quiet host's hiccups take tens of microseconds), such products
 /// back off to the calling thread alone for 2 ms, doubling while it repeats, up to 1 s
 /// (`PoolStatistics.stalls`).
-public enum SparseKernels {
+@_spi(Kernels) public enum SparseKernels {
     /// An instruction-set variant of the kernels.
     public enum Variant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
         /// The portable reference (plain C loops).

@@ -17,7 +17,7 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     public var seconds: Double
 
     /// Creates a record.
-    public init(epoch: Int, trainLoss: Double, valLoss: Double?, valAccuracy: Double?, testAccuracy: Double, seconds: Double) {
+    init(epoch: Int, trainLoss: Double, valLoss: Double?, valAccuracy: Double?, testAccuracy: Double, seconds: Double) {
         self.epoch = epoch
         self.trainLoss = trainLoss
         self.valLoss = valLoss
