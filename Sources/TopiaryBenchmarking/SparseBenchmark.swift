@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Kernels) @_spi(Benchmarking) import Topiary
+@_spi(Benchmarking) @_spi(Kernels) import Topiary
 
 /// Dense-masked versus compressed inference, measured: the grid, baseline and network modes of `topiary bench`.
 ///
@@ -487,33 +487,43 @@ public enum SparseBenchmark {
         return w
     }
 
+    /// The products a cell times, as calls on raw buffers, all of `W` and the same feature-major
+    /// input `x` (`[columns, batch]`): dense batch-major (`sgemv` at batch 1, else `Y = X·Wᵀ` as
+    /// `Chain` computes it, `X` read as the transpose of `x`), CSR, and for batches above 1 dense
+    /// feature-major (`W·X`). Sharing one input keeps it as warm in cache for every path as a
+    /// layer's input is. The batch-major path writes `y` as `[batch, rows]`, the others as `[rows, batch]`.
+    static func products(weight w: UnsafePointer<Float>, sparse: SparseDense, batch: Int,
+                         input x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int,
+                         variant: SparseKernels.Variant) -> [() -> Void] {
+        let (m, k) = (sparse.outputSize, sparse.inputSize)
+        let denseBatchMajor = {
+            if batch == 1 {
+                BLAS.gemv(.none, rows: m, columns: k, a: w, lda: k, x: x, y: y)
+            } else {
+                BLAS.gemm(.transpose, .transpose, m: batch, n: m, k: k, a: x, lda: batch, b: w, ldb: k, c: y, ldc: m)
+            }
+        }
+        let csr = { sparse.forward(featureMajor: x, batch: batch, into: y, threads: threads, variant: variant) }
+        let denseFeatureMajor = {
+            BLAS.gemm(.none, .none, m: m, n: batch, k: k, a: w, lda: k, b: x, ldb: batch, c: y, ldc: batch)
+        }
+        return batch > 1 ? [denseBatchMajor, csr, denseFeatureMajor] : [denseBatchMajor, csr]
+    }
+
     private static func measure(shape: Shape, batch: Int, threads: Int, sparsity: Double, weight w: Matrix,
                                 x: [Float], y: inout [Float], configuration c: Configuration,
                                 variant: SparseKernels.Variant) throws -> Cell {
-        let (m, k) = (shape.rows, shape.columns)
+        let m = shape.rows
         let sparse = SparseDense(weight: CSRMatrix(w), bias: [Float](repeating: 0, count: m))
         BLAS.threadCount = threads
-        func denseBatchMajor(_ pw: UnsafePointer<Float>, _ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>) {
-            if batch == 1 {
-                BLAS.gemv(.none, rows: m, columns: k, a: pw, lda: k, x: px, y: py)
-            } else {
-                BLAS.gemm(.none, .transpose, m: batch, n: m, k: k, a: px, lda: k, b: pw, ldb: k, c: py, ldc: m)
-            }
-        }
-        func denseFeatureMajor(_ pw: UnsafePointer<Float>, _ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>) {
-            BLAS.gemm(.none, .none, m: m, n: batch, k: k, a: pw, lda: k, b: px, ldb: batch, c: py, ldc: batch)
-        }
         var bm: [Double] = [], fm: [Double] = [], cs: [Double] = []
         w.storage.withUnsafeBufferPointer { pw in
             x.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in
-                    let (a, b, out) = (pw.baseAddress!, px.baseAddress!, py.baseAddress!)
-                    let paths: [() -> Void] = [
-                        { denseBatchMajor(a, b, out) },
-                        { sparse.forward(featureMajor: b, batch: batch, into: out, threads: threads, variant: variant) },
-                    ] + (batch > 1 ? [{ denseFeatureMajor(a, b, out) }] : [])
+                    let paths = products(weight: pw.baseAddress!, sparse: sparse, batch: batch, input: px.baseAddress!,
+                                         into: py.baseAddress!, threads: threads, variant: variant)
                     let times = Timing.timePaths(paths, threads: threads, runs: c.runs, warmup: c.warmupRuns,
-                                                           budget: c.secondsPerCell)
+                                                 budget: c.secondsPerCell)
                     (bm, cs) = (times[0], times[1])
                     if times.count > 2 { fm = times[2] }
                 }
