@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Kernels) import Topiary   // SparseKernels.poolStatistics
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 import TopiaryBenchmarking
 
 struct Bench: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Benchmarking) import Topiary   // Duration.seconds
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(

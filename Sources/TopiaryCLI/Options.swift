@@ -52,13 +52,37 @@ struct CommonOptions: ParsableArguments {
     func apply() { Threads.count = threads }
 }
 
-/// How to train (or fine-tune).
-struct OptimizerOptions: ParsableArguments {
-    @Option(help: "sgd, nesterov, adam or adamw.")
-    var optimizer: String = "sgd"
+/// What differs between the commands that share ``OptimizerOptions``: `train` trains from scratch
+/// (learning rate 0.05, `--schedule`), `prune` fine-tunes (0.01, `--lr-schedule`, since its
+/// `--schedule` is the pruning schedule).
+protocol OptimizerDefaults {
+    static var learningRate: Float { get }
+    static var scheduleOption: String { get }
+    static var scheduleHelp: String { get }
+    static var seedHelp: String { get }
+}
+
+enum TrainingDefaults: OptimizerDefaults {
+    static let learningRate: Float = 0.05
+    static let scheduleOption = "schedule"
+    static let scheduleHelp = "Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA (e.g. step:5:0.1)."
+    static let seedHelp = "The seed for initialisation and shuffling."
+}
+
+enum FineTuningDefaults: OptimizerDefaults {
+    static let learningRate: Float = 0.01
+    static let scheduleOption = "lr-schedule"
+    static let scheduleHelp = "Fine-tuning learning-rate schedule: constant, cosine (over all fine-tuning epochs, or over each step's with --lr-rewind) or step:EVERY:GAMMA."
+    static let seedHelp = "The seed for shuffling, random saliency and reinitialisation."
+}
+
+/// How to train or fine-tune: the optimizer, its learning-rate schedule, batches and seed.
+struct OptimizerOptions<Defaults: OptimizerDefaults>: ParsableArguments {
+    @Option(help: "The optimizer: sgd, nesterov, adam or adamw.")
+    var optimizer: OptimizerSettings.Kind = .sgd
 
     @Option(help: "The learning rate.")
-    var lr: Float = 0.05
+    var lr: Float = Defaults.learningRate
 
     @Option(help: "Momentum for sgd and nesterov.")
     var momentum: Float = 0.9
@@ -69,60 +93,62 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Examples per batch.")
     var batchSize: Int = 128
 
-    @Option(help: "Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA (e.g. step:5:0.1).")
-    var schedule: String = "constant"
+    @Option(name: .customLong(Defaults.scheduleOption), help: ArgumentHelp(Defaults.scheduleHelp))
+    var learningRateSchedule: LearningRateChoice = .constant
 
-    @Option(help: "The seed for initialisation and shuffling.")
+    @Option(help: ArgumentHelp(Defaults.seedHelp))
     var seed: UInt64 = 0
 
     func validate() throws {
-        try validateOptimizerOptions(optimizer: optimizer, lr: lr, momentum: momentum, weightDecay: weightDecay, batchSize: batchSize)
-        _ = try parseSchedule(epochs: 1)
+        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
+        guard momentum.isFinite, (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1).") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be at least 0.") }
+        guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 65536.") }
     }
 
-    func makeOptimizer(learningRate: Float? = nil) -> Optimizer {
-        buildOptimizer(optimizer, learningRate: learningRate ?? lr, momentum: momentum, weightDecay: weightDecay)
-    }
-
-    func parseSchedule(epochs: Int) throws -> LearningRateSchedule {
-        try parseLearningRateSchedule(schedule, epochs: epochs, option: "schedule")
+    /// The optimizer as a library value.
+    var settings: OptimizerSettings {
+        OptimizerSettings(optimizer, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
     }
 }
 
-/// Checks the options shared by every command that trains (`train`, `prune`).
-func validateOptimizerOptions(optimizer: String, lr: Float, momentum: Float, weightDecay: Float, batchSize: Int) throws {
-    guard ["sgd", "nesterov", "adam", "adamw"].contains(optimizer) else {
-        throw ValidationError("Unknown optimizer '\(optimizer)': use sgd, nesterov, adam or adamw.")
-    }
-    guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
-    guard momentum.isFinite, (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1).") }
-    guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be at least 0.") }
-    guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 65536.") }
-}
+extension OptimizerSettings.Kind: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {}
 
-/// The optimizer named `name` (sgd, nesterov, adam or adamw; validated by ``validateOptimizerOptions``).
-func buildOptimizer(_ name: String, learningRate: Float, momentum: Float, weightDecay: Float) -> Optimizer {
-    switch name {
-    case "nesterov": return SGD(learningRate: learningRate, momentum: momentum, nesterov: true, weightDecay: weightDecay)
-    case "adam": return Adam(learningRate: learningRate, weightDecay: weightDecay)
-    case "adamw": return Adam.adamW(learningRate: learningRate, weightDecay: weightDecay)
-    default: return SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
-    }
-}
+/// A learning-rate schedule as the command line names it: constant, cosine or step:EVERY:GAMMA.
+enum LearningRateChoice: ExpressibleByArgument, Equatable {
+    case constant
+    case cosine
+    case step(every: Int, gamma: Double)
 
-/// Parses a learning-rate schedule: constant, cosine (over `epochs`) or step:EVERY:GAMMA; errors
-/// name the option (`schedule`, `lr-schedule`).
-func parseLearningRateSchedule(_ text: String, epochs: Int, option: String) throws -> LearningRateSchedule {
-    let parts = text.split(separator: ":").map(String.init)
-    switch parts.first {
-    case "constant" where parts.count == 1: return .constant
-    case "cosine" where parts.count == 1: return .cosine(epochs: max(1, epochs))
-    case "step" where parts.count == 3:
-        guard let every = Int(parts[1]), every > 0, let gamma = Double(parts[2]), gamma.isFinite, gamma > 0 else { break }
-        return .step(every: every, gamma: gamma)
-    default: break
+    init?(argument: String) {
+        let parts = argument.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        switch (parts.first, parts.count) {
+        case ("constant", 1): self = .constant
+        case ("cosine", 1): self = .cosine
+        case ("step", 3):
+            guard let every = Int(parts[1]), every > 0, let gamma = Double(parts[2]), gamma.isFinite, gamma > 0 else { return nil }
+            self = .step(every: every, gamma: gamma)
+        default: return nil
+        }
     }
-    throw ValidationError("Unknown --\(option) '\(text)': use constant, cosine or step:EVERY:GAMMA.")
+
+    var defaultValueDescription: String {
+        switch self {
+        case .constant: return "constant"
+        case .cosine: return "cosine"
+        case .step(let every, let gamma): return "step:\(every):\(gamma)"
+        }
+    }
+
+    /// The schedule, a cosine spanning `epochs` epochs.
+    func schedule(epochs: Int) -> LearningRateSchedule {
+        switch self {
+        case .constant: return .constant
+        case .cosine: return .cosine(epochs: max(1, epochs))
+        case .step(let every, let gamma): return .step(every: every, gamma: gamma)
+        }
+    }
 }
 
 /// Loads a model for Fashion-MNIST, refusing one that does not map 784 inputs to 10 classes.
@@ -134,6 +160,25 @@ func loadFashionMNISTModel(_ path: String) throws -> Model {
     }
     return loaded
 }
+
+/// Parses comma-separated fractions in [0, 1].
+func parseFractions(_ text: String, option: String) throws -> [Double] {
+    try parseList(text, option: option) { Double($0).flatMap { $0.isFinite && (0...1).contains($0) ? $0 : nil } }
+}
+
+/// The file `topiary train --save-epochs K` writes beside the model `path` and `prune --finetune
+/// rewind:K` looks for: `<stem>.epoch-K.safetensors` in the same folder, the stem being the file
+/// name without its extension (`runs/dense.safetensors` → `runs/dense.epoch-3.safetensors`).
+func epochPath(for path: String, epoch: Int) -> String {
+    let slash = path.lastIndex(of: "/")
+    let nameStart = slash.map { path.index(after: $0) } ?? path.startIndex
+    var stemEnd = path.endIndex
+    if let dot = path[nameStart...].lastIndex(of: "."), dot > nameStart { stemEnd = dot }
+    return String(path[..<stemEnd]) + ".epoch-\(epoch).safetensors"
+}
+
+/// Sizes joined by '-', input first: `784-300-100-10`.
+func architecture(_ sizes: [Int]) -> String { sizes.map(String.init).joined(separator: "-") }
 
 /// Parses a comma-separated list, with a readable error naming the option.
 func parseList<T>(_ text: String, option: String, _ parse: (String) -> T?) throws -> [T] {

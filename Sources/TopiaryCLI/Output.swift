@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Benchmarking) import Topiary   // Duration.seconds
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 /// Writes a value as one JSON object on standard output.
 func printJSON<T: Encodable>(_ value: T) throws {

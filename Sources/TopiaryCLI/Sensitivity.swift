@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Benchmarking) import Topiary   // Duration.seconds
+@_spi(Kernels) @_spi(Benchmarking) import Topiary
 
 struct Sensitivity: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,8 +30,10 @@ struct Sensitivity: ParsableCommand {
     @Option(help: "An overall sparsity to allocate across layers from the curves.")
     var target: Double?
 
-    @Option(help: "Saliency: magnitude or random.")
-    var saliency: String = "magnitude"
+    @OptionGroup(title: "Saliency") var saliency: SaliencyOptions
+
+    @Option(help: "The seed of the random saliency and of the Taylor saliency's batches, as in prune.")
+    var seed: UInt64 = 0
 
     @Option(name: .customLong("finetune-batches"), help: "Batches of fine-tuning (SGD 0.9 at --lr) after pruning each point; 0 for none.")
     var finetuneBatches: Int = 0
@@ -46,7 +48,6 @@ struct Sensitivity: ParsableCommand {
         if let sparsities { _ = try parseFractions(sparsities, option: "--sparsities") }
         if let budget { guard budget.isFinite, budget >= 0 else { throw ValidationError("--budget must be at least 0.") } }
         if let target { guard target.isFinite, (0...1).contains(target) else { throw ValidationError("--target must be in [0, 1].") } }
-        guard ["magnitude", "random"].contains(saliency) else { throw ValidationError("Unknown saliency '\(saliency)': use magnitude or random.") }
         guard (0...100_000).contains(finetuneBatches) else { throw ValidationError("--finetune-batches must be between 0 and 100000.") }
         guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number.") }
     }
@@ -68,8 +69,9 @@ struct Sensitivity: ParsableCommand {
         let dataset = try data.load(normalization: loaded.normalization)
         let list = try sparsities.map { try parseFractions($0, option: "--sparsities") } ?? SensitivityAnalysis.defaultSparsities
         let bar = ProgressBar(enabled: !common.json)
-        let curves = try SensitivityAnalysis(sparsities: list, saliency: saliency == "random" ? .random(seed: 0) : .magnitude,
-                                             fineTuneBatches: finetuneBatches, fineTuneLearningRate: lr)
+        var analysis = SensitivityAnalysis(sparsities: list, fineTuneBatches: finetuneBatches, fineTuneLearningRate: lr)
+        analysis.saliency = saliency.saliency(seed: seed, train: dataset.train, batchSize: analysis.batchSize)
+        let curves = try analysis
             .run(loaded.network, validation: dataset.validation, train: dataset.train) { done, total in
                 bar.update("sensitivity", done: done, total: total, elapsed: (clock.now - start).seconds, detail: "")
             }

@@ -13,13 +13,13 @@ struct Train: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var common: CommonOptions
-    @OptionGroup var training: OptimizerOptions
+    @OptionGroup var training: OptimizerOptions<TrainingDefaults>
 
     @Option(help: "Layer sizes joined by '-', input first.")
     var arch: String = "784-300-100-10"
 
     @Option(help: "Hidden-layer activation: relu, tanh, sigmoid or identity.")
-    var activation: String = "relu"
+    var activation: Activation = .relu
 
     @Option(help: "Training epochs.")
     var epochs: Int = 15
@@ -37,9 +37,6 @@ struct Train: ParsableCommand {
         let sizes = try parseArchitecture(arch)
         guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
             throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
-        }
-        guard Activation(rawValue: activation) != nil else {
-            throw ValidationError("Unknown activation '\(activation)': use relu, tanh, sigmoid or identity.")
         }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000.") }
         _ = try parsedSaveEpochs()
@@ -77,25 +74,23 @@ struct Train: ParsableCommand {
         common.apply()
         let dataset = try data.load(standardize: !noStandardize)
         let sizes = try parseArchitecture(arch)
-        let network = try Chain(sizes: sizes, hidden: Activation(rawValue: activation) ?? .relu, seed: training.seed)
-        let trainer = try Trainer(network: network, optimizer: training.makeOptimizer(), batchSize: training.batchSize,
-                              seed: training.seed, schedule: try training.parseSchedule(epochs: epochs))
-        // Every option that changes the weights: `prune --finetune rewind:K` compares it with an
-        // epoch file's before using it, and rewind:0 rebuilds the initialisation from --seed.
-        let recipe = "topiary train --arch \(arch) --activation \(activation) --epochs \(epochs) --lr \(training.lr)"
-            + " --optimizer \(training.optimizer) --momentum \(training.momentum) --weight-decay \(training.weightDecay)"
-            + " --batch-size \(training.batchSize) --schedule \(training.schedule) --seed \(training.seed)"
-            + " --threads \(common.threads) --validation \(data.validationCount)"
-            + (data.trainLimit.map { " --train-limit \($0)" } ?? "") + (noStandardize ? " --no-standardize" : "")
-        let metadata = ["trained_with": recipe]
+        let schedule = training.learningRateSchedule.schedule(epochs: epochs)
+        // Everything that changes the weights: `prune --finetune rewind:K` matches an epoch file to
+        // the model by it, and rewind:0 rebuilds the initialisation from it.
+        let recipe = TrainingRecipe(sizes: sizes, hiddenActivation: activation, optimizer: training.settings,
+                                    learningRateSchedule: schedule.name, epochs: epochs, batchSize: training.batchSize,
+                                    seed: training.seed, validationCount: data.validationCount, trainLimit: data.trainLimit,
+                                    standardized: !noStandardize, threads: common.threads)
+        let network = try recipe.initialNetwork()
+        let trainer = try Trainer(network: network, optimizer: training.settings.makeOptimizer(), batchSize: training.batchSize,
+                              seed: training.seed, schedule: schedule)
         let saveEpochs = try parsedSaveEpochs()
         var epochFiles: [String] = []
         /// Saves the weights as they are now, at the end of `epoch`, if --save-epochs asks for it.
         func saveEpoch(_ epoch: Int) throws {
             guard saveEpochs.contains(epoch) else { return }
-            let path = Model.epochPath(for: output, epoch: epoch)
-            try Model(network: network, normalization: dataset.normalization,
-                      metadata: metadata.merging(["epoch": "\(epoch)"]) { $1 }).save(to: path)
+            let path = epochPath(for: output, epoch: epoch)
+            try Model(network: network, normalization: dataset.normalization, recipe: recipe, epoch: epoch).save(to: path)
             epochFiles.append(path)
             if !common.json { print("saved the weights of epoch \(epoch) to \(path)") }
         }
@@ -113,7 +108,7 @@ struct Train: ParsableCommand {
             }
             try saveEpoch(r.epoch)
         })
-        let model = Model(network: network, normalization: dataset.normalization, metadata: metadata)
+        let model = Model(network: network, normalization: dataset.normalization, recipe: recipe)
         try model.save(to: output)
         let test = try network.evaluate(dataset.test)
         let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation)

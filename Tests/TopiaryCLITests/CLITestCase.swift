@@ -60,6 +60,28 @@ class CLITestCase: XCTestCase {
         return out
     }
 
+    /// The `__metadata__` of a safetensors file, read from the bytes.
+    func metadata(_ path: String) throws -> [String: String] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerSize = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
+        return try XCTUnwrap(header["__metadata__"] as? [String: String])
+    }
+
+    /// Rewrites the `__metadata__` of a safetensors file with `edit`, keeping its tensors.
+    func editMetadata(_ path: String, _ edit: (inout [String: String]) -> Void) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerSize = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
+        var meta = try XCTUnwrap(header["__metadata__"] as? [String: String])
+        edit(&meta)
+        header["__metadata__"] = meta
+        var newHeader = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        while newHeader.count % 8 != 0 { newHeader.append(0x20) }
+        let size = (0..<8).map { UInt8(truncatingIfNeeded: newHeader.count >> (8 * $0)) }
+        try Data(size + newHeader + bytes[(8 + headerSize)...]).write(to: URL(fileURLWithPath: path))
+    }
+
     /// The F32 values of one tensor's raw bytes.
     func floats(_ bytes: [UInt8]) -> [Float] {
         stride(from: 0, to: bytes.count, by: 4).map { i in

@@ -63,6 +63,13 @@ final class CLITests: CLITestCase {
         XCTAssertNotEqual(saved["layers.0.weight"]?.bytes, final["layers.0.weight"]?.bytes, "epoch 2 moved on")
         XCTAssertNotEqual(try tensors(epochFiles[0])["layers.0.weight"]?.bytes, saved["layers.0.weight"]?.bytes)
 
+        // The epoch is inserted before the last extension of the file name, not of a folder.
+        let odd = dir.appendingPathComponent("v1.2/model.final.bin").path
+        try FileManager.default.createDirectory(atPath: dir.appendingPathComponent("v1.2").path, withIntermediateDirectories: true)
+        let o = try run(["train", "--arch", "784-16-10", "--epochs", "1", "--seed", "3", "--save-epochs", "0", "--output", odd, "--json"] + limits)
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(try json(o.stdout)["epoch_files"] as? [String], [dir.appendingPathComponent("v1.2/model.final.epoch-0.safetensors").path])
+
         for bad in ["3", "x", "-1"] {
             let b = try run(["train", "--epochs", "2", "--save-epochs", bad, "--output", dir.appendingPathComponent("bad.safetensors").path])
             XCTAssertEqual(b.status, 64, "--save-epochs \(bad): \(b.stderr)")
@@ -117,7 +124,8 @@ final class CLITests: CLITestCase {
 
     func testInvalidOptionsAreRejectedBeforeWork() throws {
         for args in [["train", "--lr", "-1"], ["train", "--arch", "784-x-10"], ["train", "--arch", "100-10"],
-                     ["train", "--optimizer", "rmsprop"], ["train", "--arch", "784-65536-65536-10"], ["train", "--arch", "784--10"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"]] {
+                     ["train", "--optimizer", "rmsprop"], ["train", "--arch", "784-65536-65536-10"], ["train", "--arch", "784--10"], ["train", "--dataset", "cifar"], ["train", "--threads", "0"],
+                     ["train", "--activation", "swish"], ["train", "--schedule", "cosine:2"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssert(r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")

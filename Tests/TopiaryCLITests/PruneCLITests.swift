@@ -86,28 +86,58 @@ final class PruneCLITests: CLITestCase {
         XCTAssertEqual(try json(e.stdout)["sparsity"] as? Double, sparsity)
     }
 
-    func testResumeFromCheckpointGivesTheSameResult() throws {
+    /// The completed steps a checkpoint's state.json records, or nil before the first.
+    private func checkpointedSteps(_ folder: String) -> Int? {
+        guard let data = FileManager.default.contents(atPath: folder + "/state.json"),
+              let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return (state["records"] as? [Any])?.count
+    }
+
+    /// A run killed after its first checkpointed step, with steps left, resumes to the result of
+    /// an uninterrupted run, bit for bit.
+    func testResumingAnInterruptedRunGivesTheUninterruptedResult() throws {
         try requireDataset()
         let dir = try temporaryDirectory()
         let model = try trainedModel(in: dir)
-        let args = ["prune", "--model", model, "--schedule", "list:0.3,0.6,0.9", "--finetune-epochs", "1",
+        let args = ["prune", "--model", model, "--schedule", "list:0.2,0.4,0.6,0.8,0.9", "--finetune-epochs", "2",
                     "--final-epochs", "0", "--scope", "layerwise", "--json"] + limits
-        let whole = try run(args + ["--output", dir.appendingPathComponent("a.safetensors").path])
+        let whole = try run(args + ["--output", dir.appendingPathComponent("whole.safetensors").path])
         XCTAssertEqual(whole.status, 0, whole.stderr)
+
         let checkpoint = dir.appendingPathComponent("ckpt").path
-        // A run that stops after 2 of 3 steps: the same checkpoint folder with a shorter list would be
-        // another run, so simulate the interruption by resuming a completed checkpoint instead.
-        let first = try run(args + ["--checkpoint", checkpoint, "--output", dir.appendingPathComponent("b.safetensors").path])
-        XCTAssertEqual(first.status, 0, first.stderr)
-        let resumed = try run(args + ["--checkpoint", checkpoint, "--resume", "--output", dir.appendingPathComponent("c.safetensors").path])
+        let interrupted = Process()
+        interrupted.executableURL = binary
+        interrupted.arguments = args + ["--checkpoint", checkpoint, "--output", dir.appendingPathComponent("never.safetensors").path]
+        interrupted.standardOutput = FileHandle.nullDevice
+        interrupted.standardError = FileHandle.nullDevice
+        try interrupted.run()
+        let deadline = Date().addingTimeInterval(300)
+        while interrupted.isRunning, Date() < deadline, (checkpointedSteps(checkpoint) ?? 0) < 1 { usleep(1000) }
+        kill(interrupted.processIdentifier, SIGKILL)
+        interrupted.waitUntilExit()
+        XCTAssertEqual(interrupted.terminationReason, .uncaughtSignal, "the run was killed, not finished")
+        let done = try XCTUnwrap(checkpointedSteps(checkpoint), "the killed run left a checkpoint")
+        XCTAssert((1..<5).contains(done), "the killed run had completed \(done) of 5 steps; it must have had work left")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("never.safetensors").path))
+        let state = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: checkpoint + "/state.json"))) as? [String: Any])
+        let checkpointedSeconds = (state["records"] as? [[String: Any]] ?? []).compactMap { $0["seconds"] as? Double }
+
+        let resumedPath = dir.appendingPathComponent("resumed.safetensors").path
+        let resumed = try run(args + ["--checkpoint", checkpoint, "--resume", "--output", resumedPath])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(checkpointedSteps(checkpoint), 5)
         let a = try json(whole.stdout), c = try json(resumed.stdout)
+        let figures = { (j: [String: Any]) in
+            (j["steps"] as? [[String: Any]] ?? []).map { [$0["test_accuracy"], $0["val_accuracy"], $0["sparsity"], $0["target_sparsity"]].compactMap { $0 as? Double } }
+        }
+        XCTAssertEqual(figures(a).count, 5)
+        XCTAssertEqual(figures(a), figures(c), "the resumed run reports the checkpointed steps and then the same ones")
         XCTAssertEqual((a["final"] as? [String: Any])?["test_accuracy"] as? Double, (c["final"] as? [String: Any])?["test_accuracy"] as? Double)
-        let accuracies = { (j: [String: Any]) in (j["steps"] as? [[String: Any]] ?? []).compactMap { $0["test_accuracy"] as? Double } }
-        XCTAssertEqual(accuracies(a).count, 3)
-        XCTAssertEqual(accuracies(a), accuracies(c), "the resumed run reports the checkpointed steps")
-        XCTAssertEqual(try zeroFraction(dir.appendingPathComponent("a.safetensors").path),
-                       try zeroFraction(dir.appendingPathComponent("c.safetensors").path))
+        XCTAssertEqual(a["method"] as? String, c["method"] as? String)
+        // Resumed, not restarted: the first steps are the killed run's records, timings included.
+        XCTAssertEqual((c["steps"] as? [[String: Any]] ?? []).prefix(done).compactMap { $0["seconds"] as? Double }, checkpointedSeconds)
+        XCTAssertEqual(try tensors(dir.appendingPathComponent("whole.safetensors").path).mapValues(\.bytes),
+                       try tensors(resumedPath).mapValues(\.bytes), "the same weights and masks, bit for bit")
     }
 
     func testStructuredPruneShrinksTheNetwork() throws {
@@ -170,6 +200,12 @@ final class PruneCLITests: CLITestCase {
         let text = try run(["sensitivity", "--model", model, "--sparsities", "0.5,0.9"] + limits)
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssert(text.stdout.contains("layer 0"), text.stdout)
+
+        // The saliency options are prune's: random draws from --seed, taylor averages training batches.
+        let random = try run(["sensitivity", "--model", model, "--sparsities", "0.5", "--saliency", "random", "--seed", "3", "--json"] + limits)
+        let taylor = try run(["sensitivity", "--model", model, "--sparsities", "0.5", "--saliency", "taylor", "--taylor-batches", "2", "--json"] + limits)
+        XCTAssertEqual(random.status, 0, random.stderr)
+        XCTAssertEqual(taylor.status, 0, taylor.stderr)
     }
 
     /// With --budget the final target is the sparsity the per-layer targets imply, so every layer
@@ -299,6 +335,62 @@ final class PruneCLITests: CLITestCase {
         _ = try pruned("named-stale.safetensors", ["--finetune", "rewind:1", "--rewind-weights", epoch(1)])
     }
 
+    /// train records a typed recipe; prune records its method and the source's file name, and no
+    /// folder of this machine unless --record-paths asks for it.
+    func testModelFilesRecordTypedProvenanceWithoutPaths() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        let trained = try metadata(model)
+        let recipe = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(trained["training_recipe"]).utf8)) as? [String: Any])
+        XCTAssertEqual(recipe["seed"] as? Int, 0)
+        XCTAssertEqual(recipe["sizes"] as? [Int], [784, 32, 16, 10])
+        XCTAssertEqual(recipe["train_limit"] as? Int, 2000)
+        XCTAssertNil(trained["trained_with"])
+
+        let output = dir.appendingPathComponent("p.safetensors").path
+        let milestone = dir.appendingPathComponent("m-{sparsity}.safetensors").path
+        let r = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                         "--final-epochs", "0", "--milestone-output", milestone, "--output", output, "--json"] + limits)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for path in [output, dir.appendingPathComponent("m-50.0.safetensors").path] {
+            let meta = try metadata(path)
+            for (key, value) in meta { XCTAssertFalse(value.contains("/tmp") || value.contains(dir.path), "\(key) = \(value)") }
+            let provenance = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(meta["pruning_provenance"]).utf8)) as? [String: Any])
+            XCTAssertEqual(provenance["source"] as? String, "dense.safetensors")
+            XCTAssertEqual(provenance["steps"] as? Int, 1)
+            XCTAssertEqual(provenance["method"] as? String, try json(r.stdout)["method"] as? String)
+            XCTAssertEqual(meta["training_recipe"], trained["training_recipe"], "the pruned model keeps how its weights were trained")
+        }
+        let withPaths = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0",
+                                 "--final-epochs", "0", "--record-paths", "--output", output, "--json"] + limits)
+        XCTAssertEqual(withPaths.status, 0, withPaths.stderr)
+        XCTAssert(try metadata(output)["pruning_provenance"]?.contains(model) ?? false)
+    }
+
+    /// A model saved before typed records (free-text `trained_with`) still loads and prunes; only
+    /// rewind:0, which needs its recipe, asks for the weights instead.
+    func testOldStyleModelFilesStillWork() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let old = dir.appendingPathComponent("old.safetensors").path
+        try FileManager.default.copyItem(atPath: try trainedModel(in: dir), toPath: old)
+        try editMetadata(old) { meta in
+            meta["training_recipe"] = nil
+            meta["trained_with"] = "topiary train --arch 784-32-16-10 --epochs 1 --seed 0"
+        }
+        let e = try run(["eval", "--model", old, "--json"] + limits)
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let base = ["prune", "--model", old, "--schedule", "oneshot", "--target", "0.5", "--finetune-epochs", "0", "--final-epochs", "0",
+                    "--output", dir.appendingPathComponent("p.safetensors").path, "--json"] + limits
+        let plain = try run(base)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let rewind = try run(base + ["--finetune", "rewind:0"])
+        XCTAssertNotEqual(rewind.status, 0)
+        XCTAssert(rewind.stderr.contains("records no training recipe") && rewind.stderr.contains("--rewind-weights"), rewind.stderr)
+        XCTAssertFalse(rewind.stderr.contains("Fatal error"), rewind.stderr)
+    }
+
     /// --validation 0 --json: every validation figure is null, not 0.
     func testEmptyValidationGivesNullInJSON() throws {
         try requireDataset()
@@ -332,6 +424,10 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--scope", "sensitivity", "--budget", "0.01", "--target", "0.5"],
                      ["prune", "--model", "x", "--structured", "neurons", "--prune-biases"],
                      ["prune", "--model", "x", "--structured", "neurons", "--scope", "sensitivity"],
+                     ["prune", "--model", "x", "--lr-schedule", "step:0:0.5"], ["prune", "--model", "x", "--optimizer", "rmsprop"],
+                     ["prune", "--model", "x", "--structured", "channels"], ["prune", "--model", "x", "--criterion", "l3"],
+                     ["prune", "--model", "x", "--schedule", "list:0.5,abc"], ["prune", "--model", "x", "--finetune", "rewind"],
+                     ["sensitivity", "--model", "x", "--saliency", "fisher"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

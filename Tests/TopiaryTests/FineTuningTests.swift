@@ -69,4 +69,28 @@ final class FineTuningTests: XCTestCase {
         let snapshot = WeightSnapshot(try Chain(sizes: [12, 8, 4], seed: 0))
         assertThrowsTopiaryError(.invalidShape, try snapshot.rewind(Chain(sizes: [12, 16, 4], seed: 0)))
     }
+
+    /// rewind:0 from a model file: the initialisation rebuilt from the recorded recipe is, bit for
+    /// bit, the network `Chain(sizes:hidden:output:seed:)` started from.
+    func testInitializationFromTheRecipeReproducesTheInitialWeightsBitForBit() throws {
+        let recipe = TrainingRecipe(sizes: [12, 9, 6, 4], hiddenActivation: .tanh, optimizer: OptimizerSettings(learningRate: 0.1),
+                                    epochs: 3, batchSize: 16, seed: 0xDEAD_BEEF_0123)
+        let trained = try Chain(sizes: [12, 9, 6, 4], hidden: .tanh, output: .identity, seed: 0xDEAD_BEEF_0123)
+        let initial = WeightSnapshot(trained, epoch: 0)
+        try Trainer(network: trained, optimizer: SGD(learningRate: 0.1), batchSize: 16, seed: 1)
+            .fit(argmaxDataset(train: 64, validation: 16, test: 16, seed: 2), epochs: 1)
+        let dir = try TemporaryDirectory()
+        try Model(network: trained, recipe: recipe).save(to: dir.file("m.safetensors"))
+        let rebuilt = try WeightSnapshot.initialization(of: Model.load(from: dir.file("m.safetensors")))
+        XCTAssertEqual(rebuilt.epoch, 0)
+        XCTAssertEqual(rebuilt.sizes, [12, 9, 6, 4])
+        XCTAssertEqual(rebuilt.weights.map { $0.storage.map(\.bitPattern) }, initial.weights.map { $0.storage.map(\.bitPattern) })
+        XCTAssertEqual(rebuilt.biases.map { $0.map(\.bitPattern) }, initial.biases.map { $0.map(\.bitPattern) })
+        XCTAssertNotEqual(rebuilt.weights, WeightSnapshot(trained).weights, "training moved the weights")
+    }
+
+    func testInitializationNeedsARecipe() throws {
+        let error = assertThrowsTopiaryError(.invalidOption, try WeightSnapshot.initialization(of: Model(network: Chain(sizes: [4, 3], seed: 0))))
+        XCTAssert(error?.message.contains("training recipe") ?? false, error?.message ?? "")
+    }
 }

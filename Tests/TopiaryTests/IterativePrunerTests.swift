@@ -113,10 +113,10 @@ final class IterativePrunerTests: XCTestCase {
         XCTAssertEqual(report.final.sparsity, Double(zeros) / Double(count))
     }
 
-    func testGradualPruningInsideTraining() throws {
+    func testGradualScheduleInsideTraining() throws {
         let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 4)
         // 13 batches per epoch; 6 events every 4 iterations from iteration 0 → all inside 2 epochs.
-        let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.9), start: 0, interval: 4, count: 6)
+        let agp = GradualSchedule(final: 0.9, steps: 6, interval: 4)
         let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, plan: .gradual(agp, epochs: 3), fineTuning: FineTuning(finalEpochs: 1))
         let report = try run.run()
         let net = run.network
@@ -125,6 +125,38 @@ final class IterativePrunerTests: XCTestCase {
         XCTAssertEqual(report.steps[1].sparsity, report.steps[3].sparsity)
         let total = 12 * 24 + 24 * 4
         XCTAssertEqual(net.nonzeroWeightCount, total - Int((0.9 * Double(total)).rounded()))
+    }
+
+    /// The totals a caller needs before running (a cosine schedule spans all epochs): one step per
+    /// schedule step, or per epoch plus the final phase inside training.
+    func testPlannedStepsAndEpochs() throws {
+        let data = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 6)
+        let net = try Chain(sizes: [12, 24, 4], seed: 0)
+        // geometric 0.3 to milestones 0.5, 0.8: 0.3, 0.5, 0.65, 0.755, 0.8 (two milestones).
+        let steps = makeRun(net, data, fineTuning: FineTuning(epochsPerStep: 2, finalEpochs: 3))
+        XCTAssertEqual(try steps.plannedSteps(), 5)
+        XCTAssertEqual(try steps.plannedEpochs(), 5 * 2 + 2 * 3)
+        let gradual = makeRun(net, data, plan: .gradual(GradualSchedule(final: 0.9, steps: 6, interval: 4), epochs: 3),
+                              fineTuning: FineTuning(epochsPerStep: 7, finalEpochs: 2))
+        XCTAssertEqual(try gradual.plannedSteps(), 4)
+        XCTAssertEqual(try gradual.plannedEpochs(), 3 + 2)
+        let report = try gradual.run()
+        XCTAssertEqual(report.steps.count, 4)
+        XCTAssertEqual(report.steps.map(\.epochs).reduce(0, +), 5)
+        assertThrowsTopiaryError(.invalidOption, try makeRun(net, data, plan: .steps(.list([0.5, 0.3]))).plannedSteps())
+    }
+
+    /// A snapshot of other sizes is refused before any work, not when the first step rewinds.
+    func testRewindSnapshotOfOtherSizesIsRefusedBeforeWork() throws {
+        let data = try argmaxDataset(train: 100, validation: 20, test: 20, seed: 7)
+        let snapshot = WeightSnapshot(try Chain(sizes: [12, 8, 4], seed: 0), epoch: 0)
+        for method in [IterativePruner.Method.weights(Pruner()), .neurons(NeuronPruner())] {
+            let run = makeRun(try Chain(sizes: [12, 24, 4], seed: 0), data, method: method, plan: .steps(.oneShot(0.5)),
+                              fineTuning: FineTuning(policy: .rewind(snapshot)))
+            let error = assertThrowsTopiaryError(.invalidShape, try run.run())
+            XCTAssert(error?.message.contains("12-8-4") ?? false, error?.message ?? "")
+            XCTAssertEqual(run.network.sparsity, 0, "nothing was pruned")
+        }
     }
 
     func testStructuredIterativeWithRewind() throws {

@@ -141,5 +141,16 @@ final class NeuronPrunerTests: XCTestCase {
                                  try NeuronPruner(criterion: .l1, layerFractions: [0.5, 0.5], scope: .global).prune(net, to: 0.5))
         XCTAssertEqual(net.sizes, [8, 6, 4, 2])
     }
-}
 
+    /// Neurons take the weight pruner's scope type, but only its layerwise and global allocations.
+    func testScopesOtherThanLayerwiseOrGlobalAreRefused() throws {
+        let net = try Chain(sizes: [8, 6, 4, 2], seed: 0)
+        for scope in [PruningScope.perLayer([0.5, 0.5, 0]), .allocated(name: "any") { _ in [0.5, 0.5, 0] },
+                      PruningScope.layerwise.protecting(0), PruningScope.global.capping(layer: 1, at: 0.5)] {
+            let error = assertThrowsTopiaryError(.invalidOption, try NeuronPruner(criterion: .l1, scope: scope).prune(net, to: 0.5))
+            XCTAssert(error?.message.contains("neuron pruning") ?? false, error?.message ?? "")
+        }
+        XCTAssertEqual(net.sizes, [8, 6, 4, 2])
+        XCTAssertEqual(try NeuronPruner(criterion: .l1, scope: .layerwise).prune(net, to: 0.5).sizesAfter, [8, 3, 2, 2])
+    }
+}

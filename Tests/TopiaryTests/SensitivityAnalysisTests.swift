@@ -33,6 +33,35 @@ final class SensitivityAnalysisTests: XCTestCase {
         XCTAssertEqual(pruned[1], Int((x[1] * 90).rounded()))
     }
 
+    /// With a budget: the per-layer profile of the budget targets, and the overall sparsity they
+    /// imply (caps and protection applied) as the final target.
+    func testScopeWithABudgetTargetsTheImpliedSparsity() throws {
+        let s = try curves.scope(budget: 0.5, target: 0.3, layerSizes: [900, 90])
+        XCTAssertEqual(s.layerTargets, [0.99, 0.9])
+        XCTAssertEqual(s.target, (0.99 * 900 + 0.9 * 90) / 990, accuracy: 1e-12)
+        guard case .perLayer(let profile) = s.scope.allocation else { return XCTFail("\(s.scope.name)") }
+        XCTAssertEqual(profile, [0.99, 0.9])
+        let capped = try curves.scope(budget: 0.5, target: 0.3, layerSizes: [900, 90], protectedLayers: [1], sparsityCaps: [0: 0.5])
+        XCTAssertEqual(capped.target, 0.5 * 900 / 990, accuracy: 1e-12)
+        XCTAssertEqual(capped.scope.protectedLayers, [1])
+        XCTAssertEqual(capped.scope.sparsityCaps, [0: 0.5])
+        // Every layer lands on its own target when pruned to the final target.
+        let net = try Chain([try Dense(weight: Matrix(rows: 45, columns: 20, repeating: 1), bias: [Float](repeating: 0, count: 45)),
+                             try Dense(weight: Matrix(rows: 2, columns: 45, repeating: 1), bias: [Float](repeating: 0, count: 2))])
+        try Pruner(scope: s.scope).prune(net, to: s.target)
+        XCTAssertEqual(net.layers.map { $0.weight.count - $0.keptCount }, [891, 81])
+    }
+
+    /// Without a budget: the allocation scope and its per-layer sparsities at the requested target.
+    func testScopeWithoutABudgetAllocatesTheTarget() throws {
+        let s = try curves.scope(budget: nil, target: 0.8, layerSizes: [900, 90], protectedLayers: [], sparsityCaps: [1: 0.7])
+        XCTAssertEqual(s.target, 0.8)
+        XCTAssertEqual(s.layerTargets, curves.allocation(overall: 0.8))
+        XCTAssertEqual(s.scope.name, "sensitivity cap 1≤0.7")
+        assertThrowsTopiaryError(.invalidOption, try curves.scope(budget: nil, target: 0.8, layerSizes: [900, 90, 10]))
+        assertThrowsTopiaryError(.invalidOption, try curves.scope(budget: 0.01, target: 0.8, layerSizes: [900]))
+    }
+
     func testRunMeasuresEachLayerAloneOnValidationAndLeavesTheNetwork() throws {
         var rng = SeededRandom(seed: 7)
         let images = randomMatrix(80, 6, rng: &rng)

@@ -62,14 +62,13 @@ final class TrainerTests: XCTestCase {
     func testWeightsSavedInOnEpochEqualARunOfThatManyEpochsBitForBit() throws {
         let data = try argmaxDataset(train: 300, validation: 50, test: 50, seed: 6)
         let dir = try TemporaryDirectory()
-        let output = dir.file("dense.safetensors")
         func makeTrainer(_ net: Chain) throws -> Trainer {
             try Trainer(network: net, optimizer: SGD(learningRate: 0.1, momentum: 0.9), batchSize: 32, seed: 7)
         }
         let net = try Chain(sizes: [12, 16, 4], seed: 7)
-        try Model(network: net).save(to: Model.epochPath(for: output, epoch: 0))
+        try Model(network: net, epoch: 0).save(to: dir.file("dense.epoch-0.safetensors"))
         try makeTrainer(net).fit(data, epochs: 3, onEpoch: { record in
-            if record.epoch == 2 { try Model(network: net).save(to: Model.epochPath(for: output, epoch: 2)) }
+            if record.epoch == 2 { try Model(network: net, epoch: 2).save(to: dir.file("dense.epoch-2.safetensors")) }
         })
         XCTAssertEqual(try dir.contents(), ["dense.epoch-0.safetensors", "dense.epoch-2.safetensors"])
 
@@ -108,14 +107,6 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try trainer.fit(argmaxDataset(train: 64, validation: 16, test: 16, seed: 1), epochs: 5,
                                              onEpoch: { record in if record.epoch == 2 { throw Stop() } }))
         XCTAssertEqual(trainer.epochsCompleted, 2)
-    }
-
-    func testEpochPathSitsNextToTheModelWithTheEpochBeforeTheExtension() {
-        XCTAssertEqual(Model.epochPath(for: "runs/dense.safetensors", epoch: 3), "runs/dense.epoch-3.safetensors")
-        XCTAssertEqual(Model.epochPath(for: "dense.safetensors", epoch: 0), "dense.epoch-0.safetensors")
-        XCTAssertEqual(Model.epochPath(for: "model", epoch: 12), "model.epoch-12.safetensors")
-        XCTAssertEqual(Model.epochPath(for: "v1.2/model.final.bin", epoch: 1), "v1.2/model.final.epoch-1.safetensors")
-        XCTAssertEqual(Model.epochPath(for: "/tmp/.model", epoch: 1), "/tmp/.model.epoch-1.safetensors")
     }
 
     /// Real data: LeNet-300-100 trained two epochs on the first 10,000 Fashion-MNIST training images

@@ -24,6 +24,30 @@ public struct WeightSnapshot: Sendable, Equatable {
         self.epoch = epoch
     }
 
+    /// The initialisation of `model`'s training run, rebuilt from the seed and sizes of its
+    /// ``Model/recipe``: bit for bit the weights training started from (epoch 0), which
+    /// lottery-ticket rewinding (Frankle & Carbin 2019) resets the surviving weights to.
+    ///
+    /// ```swift
+    /// let model = try Model.load(from: "dense.safetensors")
+    /// let policy = FineTuningPolicy.rewind(try WeightSnapshot.initialization(of: model))
+    /// ```
+    ///
+    /// - Throws: `invalidOption` when the model records no training recipe (a hand-built model, or
+    ///   a file saved before recipes were recorded): its initial weights cannot be known.
+    public static func initialization(of model: Model) throws -> WeightSnapshot {
+        guard let recipe = model.recipe else {
+            throw TopiaryError(.invalidOption, "the model records no training recipe, so its initial weights cannot be rebuilt; rewind to a snapshot of them instead")
+        }
+        return WeightSnapshot(try recipe.initialNetwork(), epoch: 0)
+    }
+
+    /// The layer sizes of the network the snapshot was taken from, input first.
+    public var sizes: [Int] {
+        guard let first = weights.first else { return [] }
+        return [first.columns] + weights.map(\.rows)
+    }
+
     /// The snapshot restricted to the neurons of an original network that survive structured
     /// pruning: `kept[l]` lists, increasingly, the original indices of the outputs of layer `l`
     /// that remain (the last layer's outputs are all kept).

@@ -34,7 +34,10 @@ public final class IterativePruner {
         /// Prune inside training every Δt iterations (Zhu & Gupta 2017) for `epochs` epochs, then
         /// prune to the final target (if not reached) and fine-tune ``FineTuning/finalEpochs``.
         /// One record per epoch, plus one for the final phase. Only with ``Method/weights(_:)``.
-        case gradual(GradualPruning, epochs: Int)
+        ///
+        /// ``GradualSchedule/init(initial:final:exponent:pruneEvery:epochs:batchesPerEpoch:)``
+        /// spreads the pruning steps over the same `epochs`.
+        case gradual(GradualSchedule, epochs: Int)
     }
 
     /// The network being pruned: a copy of the one given to the initialiser, changed in place by ``run(resume:progress:onStep:)``.
@@ -96,13 +99,29 @@ public final class IterativePruner {
             guard case .weights = method else {
                 throw TopiaryError(.invalidOption, "gradual pruning inside training removes single weights; structured pruning needs a step schedule")
             }
-            guard epochs > 0, agp.interval > 0, agp.count > 0 else {
-                throw TopiaryError(.invalidOption, "gradual pruning needs positive epochs, interval and count")
-            }
+            guard epochs > 0 else { throw TopiaryError(.invalidOption, "gradual pruning needs at least one epoch, got \(epochs)") }
+            try agp.validate()
             var list = (0..<epochs).map { _ in Phase(target: 0, milestone: false, epochs: 1, pruneFirst: false, gradual: true) }
-            list.append(Phase(target: agp.decay.final, milestone: true, epochs: fineTuning.finalEpochs, pruneFirst: true, gradual: false))
+            list.append(Phase(target: agp.final, milestone: true, epochs: fineTuning.finalEpochs, pruneFirst: true, gradual: false))
             return list
         }
+    }
+
+    /// The number of steps the run will record: the schedule's steps, or with
+    /// ``Plan/gradual(_:epochs:)`` one per epoch plus the final phase.
+    ///
+    /// - Throws: as ``run(resume:progress:onStep:)`` for a schedule or plan that does not fit.
+    public func plannedSteps() throws -> Int {
+        try phases(initialSparsity: maskedFraction()).count
+    }
+
+    /// The fine-tuning epochs the run will train in all: ``FineTuning/epochsPerStep`` per step
+    /// (one per epoch inside training) plus ``FineTuning/finalEpochs`` per milestone. A cosine
+    /// learning-rate schedule over the whole run spans this many epochs.
+    ///
+    /// - Throws: as ``plannedSteps()``.
+    public func plannedEpochs() throws -> Int {
+        try phases(initialSparsity: maskedFraction()).reduce(0) { $0 + $1.epochs }
     }
 
     /// A description of everything that determines the run's result; a checkpoint only resumes a
@@ -111,12 +130,12 @@ public final class IterativePruner {
         let m: String
         switch method {
         case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name)\(p.includeBiases ? "; biases" : ""))"
-        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.scope == .global ? "; global" : ""))"
+        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.isGlobal ? "; global" : ""))"
         }
         let p: String
         switch plan {
         case .steps(let s): p = s.name
-        case .gradual(let g, let e): p = "gradual(\(g.decay.initial)→\(g.decay.final) ^\(g.decay.exponent), t0 \(g.start), Δt \(g.interval), n \(g.count), \(e) epochs)"
+        case .gradual(let g, let e): p = "gradual(\(g.initial)→\(g.final) ^\(g.exponent), t0 \(g.start), Δt \(g.interval), n \(g.steps), \(e) epochs)"
         }
         return "\(m); \(p); \(fineTuning.name); lr \(optimizer.learningRate); batch \(batchSize); seed \(seed); loss \(loss.rawValue); train \(dataset.train.count)"
     }
@@ -128,6 +147,8 @@ public final class IterativePruner {
     ///   - progress: called after every fine-tuning batch.
     ///   - onStep: called after every step with its record and the network (to save milestones).
     /// - Throws: ``TopiaryError``: `invalidOption` for bad schedules or a checkpoint of another run;
+    ///   `invalidShape` when a rewind snapshot was not taken from a network of the sizes pruning
+    ///   starts from;
     ///   file errors of the checkpoint (`corruptFile` when its state does not fit this run: more
     ///   records than steps, kept-neuron indices out of range, a network of other sizes);
     ///   `nonFinite` if fine-tuning diverges.
@@ -149,8 +170,15 @@ public final class IterativePruner {
         }
         let phases = try self.phases(initialSparsity: state.initialSparsity)
         try checkpoint?.check(state, phaseCount: phases.count)
+        if case .rewind(let snapshot) = fineTuning.policy {
+            // Checked before any work: structured steps select rows and columns of the snapshot.
+            let original = [network.inputSize] + state.originalHidden + [network.outputSize]
+            guard snapshot.sizes == original else {
+                throw TopiaryError(.invalidShape, "the rewind snapshot is \(snapshot.sizes.map(String.init).joined(separator: "-")), the network it should reset is \(original.map(String.init).joined(separator: "-"))")
+            }
+        }
         let baseSchedule = fineTuning.schedule
-        let agp: GradualPruning? = { if case .gradual(let g, _) = plan { return g }; return nil }()
+        let agp: GradualSchedule? = { if case .gradual(let g, _) = plan { return g }; return nil }()
         let batchesPerEpoch = (dataset.train.count + batchSize - 1) / batchSize
         let clock = ContinuousClock()
 

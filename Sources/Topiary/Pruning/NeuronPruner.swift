@@ -31,11 +31,12 @@ public enum NeuronCriterion {
 /// outgoing column is gone). The output layer's neurons are never removed, and neither is the
 /// last neuron of a hidden layer: every hidden layer keeps at least one.
 ///
-/// Two scopes (``Scope``):
-/// - ``Scope/layerwise`` (the default): in each hidden layer of `m` neurons, removing a fraction
+/// Two scopes (a ``PruningScope`` of either allocation; protection, caps and per-layer profiles
+/// belong to weight pruning):
+/// - ``PruningScope/layerwise`` (the default): in each hidden layer of `m` neurons, removing a fraction
 ///   `f` of the original `m₀` removes neurons until `m₀ − round(f·m₀)` remain (at least one); the
 ///   lowest scores go first, ties to the lower index.
-/// - ``Scope/global``: all hidden neurons of all hidden layers are ranked together, so removing a
+/// - ``PruningScope/global``: all hidden neurons of all hidden layers are ranked together, so removing a
 ///   fraction `f` of the original `H₀` hidden neurons leaves `H₀ − round(f·H₀)` of them, however
 ///   they fall among the layers (exactly, unless that would empty a layer: then a layer's last
 ///   neuron is skipped and the next lowest goes instead, and at most `H − L` of the `H` current
@@ -50,36 +51,37 @@ public enum NeuronCriterion {
 /// let global = NeuronPruner(criterion: .l2, scope: .global)   // 200 of the 400 hidden neurons, wherever they are
 /// ```
 public struct NeuronPruner {
-    /// Where the target applies.
-    public enum Scope: String, Sendable, CaseIterable {
-        /// The same fraction of each hidden layer.
-        case layerwise
-        /// One ranking over all hidden neurons, by scores comparable across layers.
-        case global
-    }
-
     /// How neurons are scored.
     public var criterion: NeuronCriterion
     /// Optional per-hidden-layer fractions overriding the target (one per hidden layer; layerwise only).
     public var layerFractions: [Double]?
-    /// Where the target applies (default ``Scope/layerwise``).
-    public var scope: Scope
+    /// Where the target applies: ``PruningScope/layerwise`` (the default) or ``PruningScope/global``,
+    /// without protected layers or caps.
+    public var scope: PruningScope
 
     /// Creates a neuron pruner.
-    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: Scope = .layerwise) {
+    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: PruningScope = .layerwise) {
         self.criterion = criterion
         self.layerFractions = layerFractions
         self.scope = scope
     }
 
-    /// What one structured step did.
-    public struct Step: Sendable, Equatable {
-        /// The layer sizes before, input first.
-        public var sizesBefore: [Int]
-        /// The layer sizes after, input first.
-        public var sizesAfter: [Int]
-        /// For each hidden layer, the indices (in the network before the step) of the neurons kept.
-        public var kept: [[Int]]
+    /// Whether the scope ranks all hidden neurons together.
+    var isGlobal: Bool {
+        if case .global = scope.allocation { return true }
+        return false
+    }
+
+    /// Checks that the scope is one neuron pruning understands.
+    private func validateScope() throws {
+        switch scope.allocation {
+        case .layerwise, .global: break
+        case .perLayer, .allocated:
+            throw TopiaryError(.invalidOption, "neuron pruning takes the layerwise or the global scope, not \(scope.name); per-layer neuron fractions are NeuronPruner.layerFractions")
+        }
+        guard scope.protectedLayers.isEmpty, scope.sparsityCaps.isEmpty else {
+            throw TopiaryError(.invalidOption, "neuron pruning does not protect or cap layers (scope \(scope.name)); use NeuronPruner.layerFractions to prune layers differently")
+        }
     }
 
     /// One score per neuron of each hidden layer (all layers but the last).
@@ -153,12 +155,14 @@ public struct NeuronPruner {
     /// widths by default) is removed: in each hidden layer for the layerwise scope, over all hidden
     /// neurons together for the global scope (see ``NeuronPruner``).
     ///
-    /// - Throws: `invalidOption` for a fraction outside `[0, 1]`, wrong per-layer fractions, or
-    ///   per-layer fractions with the global scope.
+    /// - Throws: `invalidOption` for a fraction outside `[0, 1]`, wrong per-layer fractions,
+    ///   per-layer fractions with the global scope, or a scope other than layerwise or global
+    ///   (or one with protected or capped layers).
     @discardableResult
-    public func prune(_ network: Chain, to fraction: Double, originalSizes: [Int]? = nil) throws -> Step {
+    public func prune(_ network: Chain, to fraction: Double, originalSizes: [Int]? = nil) throws -> NeuronPruningResult {
+        try validateScope()
         let hiddenCount = network.layers.count - 1
-        if scope == .global, layerFractions != nil {
+        if isGlobal, layerFractions != nil {
             throw TopiaryError(.invalidOption, "per-layer neuron fractions apply to the layerwise scope, not the global one")
         }
         let fractions = layerFractions ?? [Double](repeating: fraction, count: hiddenCount)
@@ -173,8 +177,9 @@ public struct NeuronPruner {
             throw TopiaryError(.invalidOption, "\(original.count) original hidden sizes given, the network has \(hiddenCount) hidden layers")
         }
         var kept: [[Int]] = []
-        switch scope {
-        case .layerwise:
+        if isGlobal {
+            kept = globalSelection(try comparableScores(network), originalTotal: original.reduce(0, +), fraction: fraction)
+        } else {
             let scores = try self.scores(network)
             for l in 0..<hiddenCount {
                 let width = network.layers[l].outputSize
@@ -183,12 +188,10 @@ public struct NeuronPruner {
                 let order = (0..<width).sorted { (scores[l][$0], $0) < (scores[l][$1], $1) }
                 kept.append(order[(width - keep)...].sorted())
             }
-        case .global:
-            kept = globalSelection(try comparableScores(network), originalTotal: original.reduce(0, +), fraction: fraction)
         }
         let before = network.sizes
         network.removeNeurons(keeping: kept)
-        return Step(sizesBefore: before, sizesAfter: network.sizes, kept: kept)
+        return NeuronPruningResult(sizesBefore: before, sizesAfter: network.sizes, kept: kept)
     }
 
     /// The kept neurons of each hidden layer when the lowest of the comparable `scores` of all hidden
@@ -213,27 +216,16 @@ public struct NeuronPruner {
         }
         return removed.map { flags in flags.indices.filter { !flags[$0] } }
     }
+}
 
-    /// Median seconds of a forward pass of `network` over `batch` rows of `input` (repeated
-    /// `repeats` times after a warm-up): used to report the speed-up of a structurally pruned network.
-    public static func forwardSeconds(_ network: Chain, input: Matrix, batch: Int, repeats: Int = 20) -> Double {
-        let b = max(1, min(batch, input.rows))
-        var workspace = Chain.Workspace(for: network, batchCapacity: b)
-        let clock = ContinuousClock()
-        var times: [Double] = []
-        input.storage.withUnsafeBufferPointer { x in
-            for r in 0...max(1, repeats) {
-                let start = clock.now
-                var offset = 0
-                while offset + b <= input.rows {
-                    network.forward(x.baseAddress! + offset * input.columns, batch: b, workspace: &workspace)
-                    offset += b
-                }
-                if r > 0 { times.append((clock.now - start).seconds) }
-            }
-        }
-        return Timing.median(times)
-    }
+/// What one call of ``NeuronPruner/prune(_:to:originalSizes:)`` did.
+public struct NeuronPruningResult: Sendable, Equatable {
+    /// The layer sizes before, input first.
+    public var sizesBefore: [Int]
+    /// The layer sizes after, input first.
+    public var sizesAfter: [Int]
+    /// For each hidden layer, the indices (in the network before the step) of the neurons kept.
+    public var kept: [[Int]]
 }
 
 extension Chain {
@@ -243,9 +235,9 @@ extension Chain {
     ///
     /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
     public func removeNeurons(keeping kept: [[Int]]) {
-        require(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
+        precondition(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
         for (l, k) in kept.enumerated() {
-            require(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0
+            precondition(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0
                          && (k.last ?? -1) < layers[l].outputSize,
                          "Chain.removeNeurons: layer \(l) keeps \(k), expected increasing indices below \(layers[l].outputSize)")
         }

@@ -35,35 +35,6 @@ public struct Pruner {
         self.includeBiases = includeBiases
     }
 
-    /// What one pruning step did.
-    ///
-    /// The counts are of prunable parameters: each layer's weights, plus its biases when
-    /// ``includesBiases`` is true.
-    public struct Step: Sendable, Equatable {
-        /// The requested overall sparsity.
-        public var target: Double
-        /// Prunable parameters per prunable layer (weights, plus biases when ``includesBiases``).
-        public var layerWeights: [Int]
-        /// Parameters pruned per prunable layer after the step (masked out).
-        public var layerPruned: [Int]
-        /// Parameters newly pruned by this step, per prunable layer.
-        public var newlyPruned: [Int]
-        /// Whether biases were counted and pruned with the weights.
-        public var includesBiases: Bool
-        /// Seconds spent (saliency and selection).
-        public var seconds: Double
-
-        /// The fraction of prunable parameters masked out after the step.
-        public var sparsity: Double {
-            let n = layerWeights.reduce(0, +)
-            return n == 0 ? 0 : Double(layerPruned.reduce(0, +)) / Double(n)
-        }
-        /// The per-layer sparsities after the step.
-        public var layerSparsity: [Double] {
-            zip(layerPruned, layerWeights).map { $1 == 0 ? 0 : Double($0) / Double($1) }
-        }
-    }
-
     /// Prunes `network` in place to overall sparsity `sparsity`.
     ///
     /// - Throws: `invalidOption` when `sparsity` is outside `[0, 1]`, the scope does not fit the
@@ -72,7 +43,7 @@ public struct Pruner {
     /// - Complexity: O(n) in the number of prunable parameters, plus the saliency's cost. The
     ///   magnitude saliency is read straight from the parameters, without materialising scores.
     @discardableResult
-    public func prune(_ network: Chain, to sparsity: Double) throws -> Step {
+    public func prune(_ network: Chain, to sparsity: Double) throws -> WeightPruningResult {
         let clock = ContinuousClock()
         let start = clock.now
         guard sparsity.isFinite, (0...1).contains(sparsity) else {
@@ -104,7 +75,7 @@ public struct Pruner {
             try prune(plan, to: sparsity, sizes: sizes, before: before, source: ComputedScores(scores: perSlot))
         }
         let after = layers.map(pruned)
-        return Step(target: sparsity, layerWeights: sizes, layerPruned: after,
+        return WeightPruningResult(target: sparsity, layerWeights: sizes, layerPruned: after,
                     newlyPruned: zip(after, before).map { $0 - $1 }, includesBiases: includeBiases,
                     seconds: (clock.now - start).seconds)
     }
@@ -165,6 +136,35 @@ public struct Pruner {
             }
             held.formUnion(over)
         }
+    }
+}
+
+/// What one call of ``Pruner/prune(_:to:)`` did.
+///
+/// The counts are of prunable parameters: each layer's weights, plus its biases when
+/// ``includesBiases`` is true.
+public struct WeightPruningResult: Sendable, Equatable {
+    /// The requested overall sparsity.
+    public var target: Double
+    /// Prunable parameters per prunable layer (weights, plus biases when ``includesBiases``).
+    public var layerWeights: [Int]
+    /// Parameters pruned per prunable layer after the step (masked out).
+    public var layerPruned: [Int]
+    /// Parameters newly pruned by this step, per prunable layer.
+    public var newlyPruned: [Int]
+    /// Whether biases were counted and pruned with the weights.
+    public var includesBiases: Bool
+    /// Seconds spent (saliency and selection).
+    public var seconds: Double
+
+    /// The fraction of prunable parameters masked out after the step.
+    public var sparsity: Double {
+        let n = layerWeights.reduce(0, +)
+        return n == 0 ? 0 : Double(layerPruned.reduce(0, +)) / Double(n)
+    }
+    /// The per-layer sparsities after the step.
+    public var layerSparsity: [Double] {
+        zip(layerPruned, layerWeights).map { $1 == 0 ? 0 : Double($0) / Double($1) }
     }
 }
 

@@ -24,7 +24,8 @@ struct PruningCheckpoint {
         try FileSystem.createDirectory(directory)
         let previous = state.modelFile
         let name = "step-" + String(repeating: "0", count: max(0, 4 - String(state.records.count).count)) + "\(state.records.count).safetensors"
-        try Model(network: network, normalization: normalization, metadata: ["pruning_checkpoint": state.fingerprint])
+        try Model(network: network, normalization: normalization,
+                  provenance: PruningProvenance(method: state.fingerprint, steps: state.records.count))
             .save(to: FileSystem.join(directory, name))
         state.modelFile = name
         try FileSystem.writeAtomically(Array(Self.encode(state).utf8), to: statePath)

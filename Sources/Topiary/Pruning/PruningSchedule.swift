@@ -8,8 +8,8 @@
 /// PruningSchedule.oneShot(0.9).steps(from: 0).map(\.target)                  // [0.9]
 /// PruningSchedule.geometric(fraction: 0.2, milestones: [0.5]).steps(from: 0).map(\.target)
 ///                                                                              // [0.2, 0.36, 0.488, 0.5]
-/// PruningSchedule.polynomial(final: 0.9, steps: 3).steps(from: 0).map(\.target)
-///                                                                              // [0.5667, 0.8667, 0.9]
+/// PruningSchedule.gradual(GradualSchedule(final: 0.9, steps: 3)).steps(from: 0).map(\.target)
+///                                                                              // [0.6333, 0.8667, 0.9]
 /// ```
 public struct PruningSchedule {
     /// One step of a schedule.
@@ -118,104 +118,23 @@ public struct PruningSchedule {
         geometric(fraction: fraction, milestones: [target])
     }
 
-    /// Polynomial decay of the remaining density over `steps` steps (Zhu & Gupta 2017, AGP):
-    /// `s_t = s_f + (s_i − s_f)(1 − t/n)^e` for `t = 1…n`, where `s_i` is `initial` (default: the
-    /// network's starting sparsity) and `e` the exponent (3 in the paper).
-    public static func polynomial(initial: Double? = nil, final: Double, steps: Int, exponent: Double = 3) -> PruningSchedule {
-        PruningSchedule(name: "agp(\(final), \(steps) steps, ^\(exponent))") { start in
-            guard steps > 0, steps <= maximumStepCount else {
-                throw TopiaryError(.invalidOption, "polynomial schedule: steps must be between 1 and \(maximumStepCount), got \(steps)")
-            }
-            guard exponent.isFinite, exponent > 0 else {
-                throw TopiaryError(.invalidOption, "polynomial schedule: the exponent must be positive, got \(exponent)")
-            }
-            let si = max(initial ?? start, start)
-            return (1...steps).map { t in
-                PolynomialDecay(initial: si, final: final, exponent: exponent)(Double(t) / Double(steps))
-            }
+    /// Gradual pruning as a step schedule (Zhu & Gupta 2017, AGP): `schedule.steps` steps to
+    /// ``GradualSchedule/sparsity(atProgress:)`` at `k/n` for `k = 1…n`, the ramp starting from
+    /// `schedule.initial` or the network's starting sparsity, whichever is higher (its start and
+    /// interval, which place pruning inside training, are ignored).
+    public static func gradual(_ schedule: GradualSchedule) -> PruningSchedule {
+        PruningSchedule(name: "agp(\(schedule.final), \(schedule.steps) steps, ^\(schedule.exponent))") { start in
+            var ramp = schedule
+            ramp.start = 0
+            ramp.interval = 1
+            try ramp.validate()
+            ramp.initial = max(schedule.initial, start)
+            return (1...ramp.steps).map { k in ramp.sparsity(atProgress: Double(k) / Double(ramp.steps)) }
         }
     }
 
     /// An explicit list of targets.
     public static func list(_ targets: [Double], milestones: [Double] = []) -> PruningSchedule {
         PruningSchedule(name: "list(" + targets.map { "\($0)" }.joined(separator: ",") + ")", milestones: milestones) { _ in targets }
-    }
-}
-
-/// Zhu & Gupta's (2017) cubic sparsity ramp as a function of progress `p ∈ [0, 1]`:
-/// `s(p) = s_f + (s_i − s_f)(1 − p)^e` (clamped to `p ∈ [0, 1]`).
-///
-/// ```swift
-/// let ramp = PolynomialDecay(initial: 0, final: 0.9)
-/// ramp(0.5)   // 0.9 − 0.9 · 0.125 = 0.7875
-/// ```
-public struct PolynomialDecay: Sendable, Equatable, Codable {
-    /// The sparsity at `p = 0`.
-    public var initial: Double
-    /// The sparsity at `p = 1`.
-    public var final: Double
-    /// The exponent (3 in the paper).
-    public var exponent: Double
-
-    /// Creates the ramp.
-    public init(initial: Double, final: Double, exponent: Double = 3) {
-        self.initial = initial
-        self.final = final
-        self.exponent = exponent
-    }
-
-    /// The sparsity at progress `p`.
-    public func callAsFunction(_ p: Double) -> Double {
-        let q = min(max(p, 0), 1)
-        return final + (initial - final) * _pow(1 - q, exponent)
-    }
-}
-
-/// Gradual pruning inside training (Zhu & Gupta 2017): starting at training iteration `t0`, the
-/// network is pruned every `interval` (Δt) iterations, `count` (n) times, to
-/// `s_t = s_f + (s_i − s_f)(1 − (t − t0)/(n·Δt))^e`.
-///
-/// Use with ``Trainer/trainEpoch(_:progress:afterStep:)``: after optimizer step `t` (from 0),
-/// ``target(afterIteration:)`` says whether to prune and to what.
-///
-/// ```swift
-/// let agp = GradualPruning(decay: PolynomialDecay(initial: 0, final: 0.98), start: 0, interval: 100, count: 40)
-/// try trainer.trainEpoch(data.train) { t in
-///     if let s = agp.target(afterIteration: t) { try pruner.prune(network, to: s) }
-/// }
-/// ```
-public struct GradualPruning: Sendable, Equatable, Codable {
-    /// The sparsity ramp.
-    public var decay: PolynomialDecay
-    /// The first iteration `t0` at which pruning happens.
-    public var start: Int
-    /// Iterations between pruning events, Δt.
-    public var interval: Int
-    /// The number of pruning events, n.
-    public var count: Int
-
-    /// Creates the schedule.
-    public init(decay: PolynomialDecay, start: Int = 0, interval: Int, count: Int) {
-        self.decay = decay
-        self.start = start
-        self.interval = interval
-        self.count = count
-    }
-
-    /// The iteration of the last pruning event: events fall after iterations `t0 + Δt, t0 + 2Δt, …,
-    /// t0 + nΔt`, and the last one lands on `s_f`.
-    public var lastIteration: Int { start + count * interval }
-
-    /// The target after iteration `t` if a pruning event falls on it, else `nil`.
-    public func target(afterIteration t: Int) -> Double? {
-        guard interval > 0, count > 0, t > start, t <= lastIteration, (t - start) % interval == 0 else { return nil }
-        return decay(Double(t - start) / Double(count * interval))
-    }
-
-    /// The target sparsity at iteration `t` (the ramp, held constant between events).
-    public func sparsity(atIteration t: Int) -> Double {
-        guard interval > 0, count > 0, t > start else { return decay.initial }
-        let events = min(count, (t - start) / interval)
-        return decay(Double(events) / Double(count))
     }
 }

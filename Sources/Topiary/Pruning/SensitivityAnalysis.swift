@@ -199,6 +199,38 @@ public struct SensitivityCurves: Codable, Sendable, Equatable {
         return .allocated(name: "sensitivity") { s in curves.allocation(overall: s) }
     }
 
+    /// The scope that prunes by these curves, with the per-layer targets it aims at and the final
+    /// overall target, for either of the two uses:
+    /// - with a `budget` (a fraction of accuracy: 0.005 is half a point), each layer's largest
+    ///   sparsity within it (``targets(budget:)``) as a ``PruningScope/perLayer(_:)`` profile, and
+    ///   as final target the overall sparsity those targets imply for layers of `layerSizes`
+    ///   prunable parameters (protection and caps applied), so that every layer lands on its own
+    ///   target; `target` is then ignored;
+    /// - without, the allocation scope (``allocationScope()``) and its per-layer sparsities at
+    ///   `target`, which stays the final target.
+    ///
+    /// ```swift
+    /// let s = try curves.scope(budget: 0.005, target: 0.9, layerSizes: network.layers.map(\.weight.count))
+    /// try Pruner(saliency: .magnitude, scope: s.scope).prune(network, to: s.target)
+    /// ```
+    ///
+    /// - Throws: `invalidOption` when the curves do not have one layer per entry of `layerSizes`.
+    public func scope(budget: Double?, target: Double, layerSizes: [Int], protectedLayers: Set<Int> = [],
+                      sparsityCaps: [Int: Double] = [:]) throws -> SensitivityScope {
+        guard layers.count == layerSizes.count else {
+            throw TopiaryError(.invalidOption, "the sensitivity curves cover \(layers.count) layers, the network has \(layerSizes.count) prunable layers")
+        }
+        guard let budget else {
+            var scope = allocationScope()
+            scope.protectedLayers = protectedLayers
+            scope.sparsityCaps = sparsityCaps
+            return SensitivityScope(scope: scope, layerTargets: allocation(overall: target), target: target)
+        }
+        let targets = self.targets(budget: budget)
+        let scope = PruningScope(.perLayer(targets), protectedLayers: protectedLayers, sparsityCaps: sparsityCaps)
+        return SensitivityScope(scope: scope, layerTargets: targets, target: scope.impliedSparsity(layerSizes: layerSizes) ?? 0)
+    }
+
     /// The curves as CSV: `layer,weights,sparsity,val_loss,val_accuracy,accuracy_drop`.
     public var csv: String {
         var lines = ["layer,weights,sparsity,val_loss,val_accuracy,accuracy_drop"]
@@ -209,4 +241,14 @@ public struct SensitivityCurves: Codable, Sendable, Equatable {
         }
         return lines.joined(separator: "\n") + "\n"
     }
+}
+
+/// A pruning scope derived from ``SensitivityCurves`` (``SensitivityCurves/scope(budget:target:layerSizes:protectedLayers:sparsityCaps:)``).
+public struct SensitivityScope {
+    /// The scope to prune with.
+    public var scope: PruningScope
+    /// The sparsity each prunable layer is aimed at (at the final target).
+    public var layerTargets: [Double]
+    /// The final overall target: the requested one, or with a budget the sparsity the per-layer targets imply.
+    public var target: Double
 }

@@ -165,9 +165,9 @@ public final class Trainer {
     /// first epoch (epoch 0) are the network before `fit` is called:
     ///
     /// ```swift
-    /// try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 0))
+    /// try Model(network: net, epoch: 0).save(to: "dense.epoch-0.safetensors")
     /// try trainer.fit(data, epochs: 15, onEpoch: { record in
-    ///     if record.epoch == 1 { try Model(network: net).save(to: Model.epochPath(for: "dense.safetensors", epoch: 1)) }
+    ///     if record.epoch == 1 { try Model(network: net, epoch: 1).save(to: "dense.epoch-1.safetensors") }
     /// })
     /// ```
     ///

@@ -1,7 +1,7 @@
 import XCTest
 @_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
 
-final class ModelFileTests: XCTestCase {
+final class ModelTests: XCTestCase {
     /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.
     func sampleModel() throws -> Model {
         let net = try Chain(sizes: [12, 7, 5, 3], hidden: .relu, output: .identity, seed: 3)
@@ -77,6 +77,117 @@ final class ModelFileTests: XCTestCase {
         let model = try sampleModel()
         model.network.layers[2].bias[0] = .nan
         assertThrowsTopiaryError(.nonFinite, try model.safeTensors())
+    }
+
+    // MARK: Typed records
+
+    /// A recipe with every field set, awkward values included (the largest seed, a Float that is
+    /// not a short decimal, a limit).
+    func sampleRecipe() -> TrainingRecipe {
+        TrainingRecipe(sizes: [12, 7, 5, 3], hiddenActivation: .tanh, outputActivation: .sigmoid,
+                       optimizer: OptimizerSettings(.nesterov, learningRate: 0.1 / 3, momentum: 0.9, weightDecay: 5e-4),
+                       learningRateSchedule: "cosine(15)", epochs: 15, batchSize: 128, seed: .max,
+                       validationCount: 5000, trainLimit: 2000, standardized: false, threads: 2)
+    }
+
+    func testTypedRecordsRoundTripExactlyAndResaveByteIdentical() throws {
+        var model = try sampleModel()
+        model.recipe = sampleRecipe()
+        model.epoch = 3
+        model.provenance = PruningProvenance(method: "weights(magnitude; global); agp(0.9, 10 steps, ^3.0)", steps: 10,
+                                             source: "dense \"β\".safetensors")
+        let dir = try TemporaryDirectory()
+        try model.save(to: dir.file("a.safetensors"))
+        let back = try Model.load(from: dir.file("a.safetensors"))
+        XCTAssertEqual(back.recipe, model.recipe)
+        XCTAssertEqual(back.recipe?.seed, .max)
+        XCTAssertEqual(back.recipe?.optimizer.learningRate.bitPattern, (Float(0.1) / 3).bitPattern)
+        XCTAssertEqual(back.epoch, 3)
+        XCTAssertEqual(back.provenance, model.provenance)
+        assertSameModel(back, model)
+        try back.save(to: dir.file("b.safetensors"))
+        XCTAssertEqual(try dir.read("a.safetensors"), try dir.read("b.safetensors"))
+        // Stored as JSON under fixed keys, readable without Topiary.
+        let file = try SafeTensors.read(from: dir.file("a.safetensors"))
+        let recipe = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(file.metadata["training_recipe"]).utf8)) as? [String: Any])
+        XCTAssertEqual(recipe["sizes"] as? [Int], [12, 7, 5, 3])
+        XCTAssertEqual((recipe["optimizer"] as? [String: Any])?["kind"] as? String, "nesterov")
+        XCTAssertEqual(file.metadata["training_epoch"], "3")
+        XCTAssertNotNil(file.metadata["pruning_provenance"])
+        XCTAssertNil(back.metadata["training_recipe"], "typed records are not user metadata")
+    }
+
+    func testModelsWithoutTypedRecordsWriteNone() throws {
+        let file = try sampleModel().safeTensors()
+        for key in ["training_recipe", "training_epoch", "pruning_provenance"] { XCTAssertNil(file.metadata[key]) }
+        let back = try Model(safeTensors: file)
+        XCTAssertNil(back.recipe)
+        XCTAssertNil(back.epoch)
+        XCTAssertNil(back.provenance)
+    }
+
+    /// Files written before the typed records: free text such as `trained_with` stays user metadata.
+    func testOldStyleMetadataStillLoads() throws {
+        let old = try load { file in
+            file.metadata["trained_with"] = "topiary train --arch 12-7-5-3 --epochs 2 --seed 4"
+            file.metadata["epoch"] = "1"
+            file.metadata["pruned_from"] = "/home/someone/dense.safetensors"
+        }
+        XCTAssertNil(old.recipe)
+        XCTAssertNil(old.epoch)
+        XCTAssertNil(old.provenance)
+        XCTAssertEqual(old.metadata["trained_with"], "topiary train --arch 12-7-5-3 --epochs 2 --seed 4")
+        XCTAssertEqual(old.metadata["epoch"], "1")
+        XCTAssertEqual(old.metadata["dataset"], "fashion-mnist")
+        assertThrowsTopiaryError(.invalidOption, try WeightSnapshot.initialization(of: old))
+    }
+
+    func testCorruptTypedRecordsAreCorruptAndNameTheKey() throws {
+        var withRecords = try sampleModel()
+        withRecords.recipe = sampleRecipe()
+        let valid = try XCTUnwrap(try withRecords.safeTensors().metadata["training_recipe"])
+        let cases: [(String, String)] = [
+            ("training_recipe", "not json"),
+            ("training_recipe", valid.replacingOccurrences(of: "\"seed\":18446744073709551615", with: "\"seed\":-1")),
+            ("training_recipe", valid.replacingOccurrences(of: "\"kind\":\"nesterov\"", with: "\"kind\":\"rmsprop\"")),
+            ("training_recipe", "{\"sizes\":[12,7,5,3]}"),
+            ("training_epoch", "three"),
+            ("training_epoch", "-1"),
+            ("pruning_provenance", "{\"steps\":2}"),
+            ("pruning_provenance", "[]"),
+        ]
+        for (key, value) in cases {
+            let error = assertThrowsTopiaryError(.corruptFile, try load { $0.metadata[key] = value })
+            XCTAssert(error?.message.contains("\"\(key)\"") ?? false, "\(key) = \(value): \(error?.message ?? "")")
+            XCTAssert(error?.message.hasPrefix("edited:") ?? false, "\(key) = \(value): \(error?.message ?? "")")
+        }
+    }
+
+    func testTypedRecordsAreReservedAndChecked() throws {
+        var model = try sampleModel()
+        model.metadata["training_recipe"] = "{}"
+        assertThrowsTopiaryError(.invalidOption, try model.safeTensors())
+        model.metadata["training_recipe"] = nil
+        model.epoch = -1
+        assertThrowsTopiaryError(.invalidOption, try model.safeTensors())
+        model.epoch = nil
+        model.recipe = sampleRecipe()
+        model.recipe?.optimizer.learningRate = .nan
+        assertThrowsTopiaryError(.invalidOption, try model.safeTensors())
+    }
+
+    /// A snapshot belongs to a model's run when both record the same recipe and it records the epoch asked for.
+    func testSnapshotsMatchTheirTrainingRunByTheRecipe() throws {
+        let network = try sampleModel().network
+        let trained = Model(network: network, recipe: sampleRecipe())
+        XCTAssert(Model(network: network, recipe: sampleRecipe(), epoch: 1).isSnapshot(of: trained, atEpoch: 1))
+        XCTAssertFalse(Model(network: network, recipe: sampleRecipe(), epoch: 1).isSnapshot(of: trained, atEpoch: 2))
+        XCTAssertFalse(Model(network: network, recipe: sampleRecipe()).isSnapshot(of: trained, atEpoch: 1))
+        var other = sampleRecipe()
+        other.seed = 1
+        XCTAssertFalse(Model(network: network, recipe: other, epoch: 1).isSnapshot(of: trained, atEpoch: 1))
+        XCTAssertFalse(Model(network: network, epoch: 1).isSnapshot(of: Model(network: network), atEpoch: 1),
+                       "without recipes nothing says the runs are the same")
     }
 
     // MARK: Validation on load

@@ -1,5 +1,7 @@
-/// A network with everything needed to use it: the input normalization it was trained with and
-/// free-form metadata. Saved as a safetensors file.
+import Foundation
+
+/// A network with everything needed to use it: the input normalization it was trained with,
+/// typed records of how it was made, and free-form metadata. Saved as a safetensors file.
 ///
 /// The file holds, for each layer `N` (input first), the tensors `layers.N.weight` (`F32`,
 /// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a pruned layer,
@@ -8,13 +10,17 @@
 /// all-ones bias mask is not written back). Its `__metadata__` holds
 /// `format` (`topiary`), `format_version` (`1`), `architecture` (`784-300-100-10`),
 /// `activations` (`relu,relu,identity`), `input_scale`, `input_mean`, `input_std` (shortest
-/// round-trip decimal `Float`s), and the user's metadata.
+/// round-trip decimal `Float`s), the typed records when present — `training_recipe`
+/// (``TrainingRecipe`` as JSON), `training_epoch` (an integer) and `pruning_provenance`
+/// (``PruningProvenance`` as JSON) — and the user's metadata.
 ///
-/// Saving and loading is exact: weights, biases and masks keep their bits, and re-saving a
-/// loaded model gives a byte-identical file.
+/// Saving and loading is exact: weights, biases, masks and the typed records keep their values,
+/// and re-saving a loaded model gives a byte-identical file. Files written before the typed
+/// records existed load with them `nil`; their free-text entries (such as `trained_with`) stay in
+/// ``metadata``.
 ///
 /// ```swift
-/// let model = Model(network: Chain(sizes: [784, 300, 100, 10], seed: 0),
+/// let model = Model(network: try Chain(sizes: [784, 300, 100, 10], seed: 0),
 ///                   normalization: data.normalization, metadata: ["dataset": "fashion-mnist"])
 /// try model.save(to: "lenet.safetensors")
 /// let back = try Model.load(from: "lenet.safetensors")
@@ -24,13 +30,26 @@ public struct Model {
     public var network: Chain
     /// The map applied to raw inputs before the network sees them.
     public var normalization: Normalization
+    /// How the network was trained, so that its initialisation can be rebuilt
+    /// (``WeightSnapshot/initialization(of:)``) and a snapshot matched to its training run;
+    /// `nil` when unknown (a hand-built model, or a file written before recipes were recorded).
+    public var recipe: TrainingRecipe?
+    /// For weights saved during training: the epoch at whose end they were saved (0: the
+    /// initialisation, before any training); `nil` for a finished model.
+    public var epoch: Int?
+    /// How the model was pruned from another; `nil` for a model Topiary did not prune.
+    public var provenance: PruningProvenance?
     /// Free-form metadata saved with the model; keys must not be in ``reservedMetadataKeys``.
     public var metadata: [String: String]
 
     /// Creates a model.
-    public init(network: Chain, normalization: Normalization = .identity, metadata: [String: String] = [:]) {
+    public init(network: Chain, normalization: Normalization = .identity, recipe: TrainingRecipe? = nil,
+                epoch: Int? = nil, provenance: PruningProvenance? = nil, metadata: [String: String] = [:]) {
         self.network = network
         self.normalization = normalization
+        self.recipe = recipe
+        self.epoch = epoch
+        self.provenance = provenance
         self.metadata = metadata
     }
 
@@ -41,30 +60,31 @@ public struct Model {
     /// The metadata keys Topiary writes itself; user metadata cannot use them.
     public static let reservedMetadataKeys: Set<String> = [
         "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
+        RecordKey.recipe, RecordKey.epoch, RecordKey.provenance,
     ]
 
-    /// The path of the weights saved at the end of training epoch `epoch` beside the model file
-    /// `path`: `<stem>.epoch-K.safetensors` in the same folder, where the stem is the file name
-    /// without its extension (epoch 0 is the initialisation). `topiary train --save-epochs` writes
-    /// these files and `topiary prune --finetune rewind:K` reads them.
-    ///
-    /// ```swift
-    /// Model.epochPath(for: "runs/dense.safetensors", epoch: 3)   // "runs/dense.epoch-3.safetensors"
-    /// ```
-    public static func epochPath(for path: String, epoch: Int) -> String {
-        let slash = path.lastIndex(of: "/")
-        let nameStart = slash.map { path.index(after: $0) } ?? path.startIndex
-        var stemEnd = path.endIndex
-        if let dot = path[nameStart...].lastIndex(of: "."), dot > nameStart { stemEnd = dot }
-        return String(path[..<stemEnd]) + ".epoch-\(epoch).safetensors"
+    /// The metadata keys of the typed records.
+    enum RecordKey {
+        static let recipe = "training_recipe"
+        static let epoch = "training_epoch"
+        static let provenance = "pruning_provenance"
+    }
+
+    /// Whether this model holds the weights of `model`'s training run at the end of epoch
+    /// `epoch`: both record the same ``TrainingRecipe`` and this one records that epoch. Without
+    /// a recipe a model is nobody's snapshot, since nothing says which run it comes from.
+    public func isSnapshot(of model: Model, atEpoch epoch: Int) -> Bool {
+        guard let recipe, recipe == model.recipe else { return false }
+        return self.epoch == epoch
     }
 
     // MARK: Saving
 
     /// The model as a safetensors container.
     ///
-    /// - Throws: `invalidOption` when user metadata uses a reserved key or the normalization is
-    ///   not invertible; `nonFinite` when a weight or bias is NaN or infinite.
+    /// - Throws: `invalidOption` when user metadata uses a reserved key, the normalization is not
+    ///   invertible, a typed record holds a non-finite number or the epoch is negative;
+    ///   `nonFinite` when a weight or bias is NaN or infinite.
     func safeTensors() throws -> SafeTensors {
         if let key = metadata.keys.filter({ Self.reservedMetadataKeys.contains($0) }).sorted().first {
             throw TopiaryError(.invalidOption, "metadata key \"\(key)\" is reserved for Topiary's own entries")
@@ -80,6 +100,12 @@ public struct Model {
         file.metadata["input_scale"] = normalization.scale.description
         file.metadata["input_mean"] = normalization.mean.description
         file.metadata["input_std"] = normalization.std.description
+        if let recipe { file.metadata[RecordKey.recipe] = try Self.json(recipe, key: RecordKey.recipe) }
+        if let epoch {
+            guard epoch >= 0 else { throw TopiaryError(.invalidOption, "the training epoch of a snapshot must be at least 0, got \(epoch)") }
+            file.metadata[RecordKey.epoch] = String(epoch)
+        }
+        if let provenance { file.metadata[RecordKey.provenance] = try Self.json(provenance, key: RecordKey.provenance) }
         for (l, layer) in network.layers.enumerated() {
             guard layer.weight.isFinite, layer.bias.allSatisfy(\.isFinite) else {
                 throw TopiaryError(.nonFinite, "layer \(l) holds NaN or infinite parameters; the model is not saved")
@@ -216,7 +242,46 @@ public struct Model {
         if let extra = file.tensors.keys.filter({ !expected.contains($0) }).sorted().first {
             throw corrupt("unexpected tensor \"\(extra)\" for architecture \(architecture)")
         }
-        self.init(network: Chain(checked: layers), normalization: normalization,
-                  metadata: file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) })
+        func record<T: Decodable>(_ type: T.Type, _ key: String, _ what: String) throws -> T? {
+            guard let text = file.metadata[key] else { return nil }
+            do {
+                return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+            } catch {
+                throw corrupt("metadata \"\(key)\" is not a valid \(what): \(Self.describe(error))")
+            }
+        }
+        let recipe = try record(TrainingRecipe.self, RecordKey.recipe, "training recipe")
+        let epoch = try record(Int.self, RecordKey.epoch, "epoch number")
+        if let epoch, epoch < 0 { throw corrupt("metadata \"\(RecordKey.epoch)\" is \(epoch), expected an epoch of at least 0") }
+        let provenance = try record(PruningProvenance.self, RecordKey.provenance, "pruning provenance")
+        self.init(network: Chain(checked: layers), normalization: normalization, recipe: recipe, epoch: epoch,
+                  provenance: provenance, metadata: file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) })
+    }
+
+    // MARK: Typed records
+
+    /// `value` as compact JSON with sorted keys: the same value always gives the same bytes.
+    private static func json<T: Encodable>(_ value: T, key: String) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw TopiaryError(.invalidOption, "metadata \"\(key)\" cannot be saved: \(describe(error))")
+        }
+    }
+
+    /// A short account of a coding error: which field, and what was wrong with it.
+    private static func describe(_ error: Error) -> String {
+        func path(_ context: [CodingKey]) -> String {
+            context.isEmpty ? "" : " at \"" + context.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "\""
+        }
+        switch error {
+        case DecodingError.keyNotFound(let key, let c): return "\"\(key.stringValue)\" is missing\(path(c.codingPath))"
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+            return c.debugDescription + path(c.codingPath)
+        case EncodingError.invalidValue(let value, let c): return "\(value) cannot be written as JSON\(path(c.codingPath))"
+        default: return "\(error)"
+        }
     }
 }
