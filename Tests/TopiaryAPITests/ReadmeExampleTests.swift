@@ -41,4 +41,35 @@ final class ReadmeExampleTests: XCTestCase {
             XCTAssertEqual(logits.storage[i], expected.storage[i], accuracy: 1e-4 * max(1, abs(expected.storage[i])))
         }
     }
+
+    /// The README's pruning example, on a subset, a small network and a short schedule.
+    func testPruningExampleRuns() throws {
+        guard FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory) else {
+            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-readme-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dense = try FashionMNIST.load(validationCount: 200, trainLimit: 1200, testLimit: 500)
+        let trained = try Chain(sizes: [784, 64, 10], seed: 0)
+        try Trainer(network: trained, optimizer: SGD(learningRate: 0.05, momentum: 0.9), seed: 0).fit(dense, epochs: 1)
+        try Model(network: trained, normalization: dense.normalization).save(to: dir.appendingPathComponent("dense.safetensors").path)
+
+        let model = try Model.load(from: dir.appendingPathComponent("dense.safetensors").path)
+        let data = try FashionMNIST.load(validationCount: 200, trainLimit: 1200, testLimit: 500, normalization: model.normalization)
+        let run = IterativePruner(network: model.network, dataset: data,
+                                  method: .weights(Pruner(saliency: .magnitude, scope: .global)),
+                                  plan: .steps(.geometric(fraction: 0.5, milestones: [0.9, 0.95])),
+                                  fineTuning: FineTuning(epochsPerStep: 1, finalEpochs: 1),
+                                  optimizer: SGD(learningRate: 0.01, momentum: 0.9))
+        let report = try run.run()
+        XCTAssertEqual(report.steps.filter(\.milestone).map(\.targetSparsity), [0.9, 0.95])
+        XCTAssertEqual(model.network.sparsity, 0, "the loaded model is left alone")
+        let weights = run.network.weightCount
+        XCTAssertEqual(run.network.nonzeroWeightCount, weights - Int((0.95 * Double(weights)).rounded()))
+        XCTAssertTrue(report.description.contains("milestone"), report.description)
+        let path = dir.appendingPathComponent("pruned.safetensors").path
+        try Model(network: run.network, normalization: model.normalization).save(to: path)
+        XCTAssertEqual(try Model.load(from: path).network.nonzeroWeightCount, run.network.nonzeroWeightCount)
+    }
 }

@@ -285,3 +285,20 @@ public struct Model {
         }
     }
 }
+
+extension Model: CustomStringConvertible {
+    /// The network's table (``Chain/description``), the input normalisation and, when recorded,
+    /// how the model was trained and pruned.
+    public var description: String {
+        var lines = [network.description,
+                     "normalization: x · \(normalization.scale), mean \(normalization.mean), std \(normalization.std)"]
+        if let recipe {
+            lines.append("trained: \(recipe.epochs) epochs, batch \(recipe.batchSize), seed \(recipe.seed)"
+                         + (epoch.map { ", saved at epoch \($0)" } ?? ""))
+        }
+        if let provenance {
+            lines.append("pruned from \(provenance.source ?? "an unnamed model"): \(provenance.method), \(provenance.steps) steps")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -4,7 +4,7 @@
 /// lottery-ticket initialisation) or load one from a model file saved at that point.
 ///
 /// ```swift
-/// let net = Chain(sizes: [784, 300, 100, 10], seed: 0)
+/// let net = try Chain(sizes: [784, 300, 100, 10], seed: 0)
 /// let initial = WeightSnapshot(net, epoch: 0)
 /// // … train, prune …
 /// try initial.rewind(net)   // surviving weights back to their initial values, pruned ones stay 0

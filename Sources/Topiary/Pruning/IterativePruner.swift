@@ -63,9 +63,14 @@ public final class IterativePruner {
 
     /// Creates the loop over a copy of `network`: the caller's network is never changed, and the
     /// pruned one is ``network`` (the report describes it).
-    public init(network: Chain, dataset: Dataset, method: Method, plan: Plan, fineTuning: FineTuning,
-                optimizer: Optimizer, batchSize: Int = 128, seed: UInt64 = 0, loss: Loss = .softmaxCrossEntropy,
-                checkpointDirectory: String? = nil) {
+    ///
+    /// The defaults are the article's: one fine-tuning epoch after each step with the surviving
+    /// weights kept (``FineTuningPolicy/continue``), by SGD with momentum 0.9 at learning rate 0.01,
+    /// batches of 128.
+    public init(network: Chain, dataset: Dataset, method: Method = .weights(Pruner()), plan: Plan,
+                fineTuning: FineTuning = FineTuning(epochsPerStep: 1),
+                optimizer: Optimizer = SGD(learningRate: 0.01, momentum: 0.9), batchSize: Int = 128, seed: UInt64 = 0,
+                loss: Loss = .softmaxCrossEntropy, checkpointDirectory: String? = nil) {
         self.network = network.copy()
         self.dataset = dataset
         self.method = method

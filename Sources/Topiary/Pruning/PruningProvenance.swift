@@ -5,9 +5,11 @@
 /// they were made on unless the caller chooses to record one.
 ///
 /// ```swift
-/// let provenance = PruningProvenance(method: pruner.fingerprint, steps: report.steps.count,
+/// let run = IterativePruner(network: model.network, dataset: data, plan: .steps(.oneShot(0.9)))
+/// let report = try run.run()
+/// let provenance = PruningProvenance(method: run.fingerprint, steps: report.steps.count,
 ///                                    source: "dense.safetensors")
-/// try Model(network: pruner.network, provenance: provenance).save(to: "pruned.safetensors")
+/// try Model(network: run.network, normalization: model.normalization, provenance: provenance).save(to: "pruned.safetensors")
 /// ```
 public struct PruningProvenance: Codable, Sendable, Equatable {
     /// The method, as ``IterativePruner/fingerprint`` describes it (saliency, scope, schedule,

@@ -130,3 +130,21 @@ public struct PruningProgress: Sendable {
     /// Progress inside the epoch.
     public var training: TrainingProgress
 }
+
+extension PruningReport: CustomStringConvertible {
+    /// A table of the steps (target, sparsity, accuracies, epochs) and the final figures.
+    public var description: String {
+        func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+        func value(_ x: Double?) -> String { x.map(percent) ?? "n/a" }
+        var lines = ["step   target  sparsity    val acc   test acc  epochs"]
+        for r in steps {
+            lines.append(pad("\(r.step)", 4) + pad(percent(r.targetSparsity), 9) + pad(percent(r.sparsity), 10)
+                         + pad(value(r.valAccuracy), 11) + pad(percent(r.testAccuracy), 11) + pad("\(r.epochs)", 8)
+                         + (r.milestone ? "  milestone" : ""))
+        }
+        lines.append("final: test accuracy \(percent(final.testAccuracy)), sparsity \(percent(final.sparsity)), "
+                     + "\(final.nonzeroParameters) of \(final.parameters) parameters non-zero, sizes "
+                     + final.sizes.map(String.init).joined(separator: "-"))
+        return lines.joined(separator: "\n")
+    }
+}

@@ -5,10 +5,10 @@
 /// its accuracy is reported (the last step always is one).
 ///
 /// ```swift
-/// PruningSchedule.oneShot(0.9).steps(from: 0).map(\.target)                  // [0.9]
-/// PruningSchedule.geometric(fraction: 0.2, milestones: [0.5]).steps(from: 0).map(\.target)
+/// try PruningSchedule.oneShot(0.9).steps(from: 0).map(\.target)              // [0.9]
+/// try PruningSchedule.geometric(fraction: 0.2, milestones: [0.5]).steps(from: 0).map(\.target)
 ///                                                                              // [0.2, 0.36, 0.488, 0.5]
-/// PruningSchedule.gradual(GradualSchedule(final: 0.9, steps: 3)).steps(from: 0).map(\.target)
+/// try PruningSchedule.gradual(GradualSchedule(final: 0.9, steps: 3)).steps(from: 0).map(\.target)
 ///                                                                              // [0.6333, 0.8667, 0.9]
 /// ```
 public struct PruningSchedule {

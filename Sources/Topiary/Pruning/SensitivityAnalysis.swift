@@ -210,6 +210,7 @@ public struct SensitivityCurves: Codable, Sendable, Equatable {
     ///   `target`, which stays the final target.
     ///
     /// ```swift
+    /// let curves = try SensitivityAnalysis().run(network, validation: data.validation)
     /// let s = try curves.scope(budget: 0.005, target: 0.9, layerSizes: network.layers.map(\.weight.count))
     /// try Pruner(saliency: .magnitude, scope: s.scope).prune(network, to: s.target)
     /// ```
