@@ -100,8 +100,10 @@ struct ScopeOptions: ParsableArguments {
                 return (l, c)
             }
         } ?? []
-        return PruningScope(scope == .layerwise ? .layerwise : .global, protectedLayers: Set(protected),
-                            sparsityCaps: Dictionary(caps, uniquingKeysWith: { $1 }))
+        var result: PruningScope = scope == .layerwise ? .layerwise : .global
+        result.protectedLayers = Set(protected)
+        result.sparsityCaps = Dictionary(caps, uniquingKeysWith: { $1 })
+        return result
     }
 
     /// The scope of neuron pruning (layerwise by default).

@@ -28,8 +28,12 @@ enum Snippets {
         for name in files {
             // Only public declarations' comments are documentation a user reads.
             let url = sources.appendingPathComponent(name)
+            // Types behind an SPI (`@_spi(Kernels) public struct …`) are not the public API either.
             let text = try String(contentsOf: url, encoding: .utf8)
-            guard text.components(separatedBy: "\n").contains(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("public ") }) else { continue }
+            let lines = text.components(separatedBy: "\n")
+            guard lines.contains(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("public ") }) else { continue }
+            let topLevel = lines.filter { !$0.hasPrefix(" ") && $0.contains("public ") && !$0.hasPrefix("///") && !$0.hasPrefix("extension") }
+            guard topLevel.isEmpty || topLevel.contains(where: { !$0.contains("@_spi") }) else { continue }
             blocks += try markdownBlocks(in: url, prefix: "///")
         }
         return blocks

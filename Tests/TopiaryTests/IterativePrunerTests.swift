@@ -62,7 +62,6 @@ final class IterativePrunerTests: XCTestCase {
         let step = try XCTUnwrap((json["steps"] as? [[String: Any]])?.first)
         XCTAssert(step["val_accuracy"] is NSNull && step["val_loss"] is NSNull, "\(step)")
         XCTAssert((json["final"] as? [String: Any])?["val_accuracy"] is NSNull, "\(json)")
-        XCTAssertEqual(try JSONDecoder().decode(PruningReport.self, from: JSONEncoder().encode(report)), report)
         // The checkpoint keeps them absent: a resumed run reports the same records.
         let resumed = try makeRun(Chain(sizes: [12, 24, 4], seed: 0), data, checkpoint: dir.path).run(resume: true)
         XCTAssertEqual(resumed.steps, report.steps)

@@ -192,8 +192,8 @@ final class PrunerTests: XCTestCase {
         var rng = SeededRandom(seed: 6)
         let data = try LabeledData(images: randomMatrix(64, 37, rng: &rng), labels: (0..<64).map { Int32($0 % 3) })
         let saliencies: [Saliency] = [.magnitude, .random(seed: 2), .taylor(data: data, batchCount: 2, batchSize: 32),
-                                      .perLayer(name: "p²", weights: { _, l in l.weight.storage.map { $0 * $0 } },
-                                                biases: { _, l in l.bias.map { $0 * $0 } })]
+                                      Saliency(name: "p²", weights: { net in net.layers.map { $0.weight.storage.map { $0 * $0 } } },
+                                               biases: { net in net.layers.map { $0.bias.map { $0 * $0 } } })]
         for saliency in saliencies {
             for target in [0.0, 0.1, 0.333, 0.5, 0.9, 0.97, 1.0] {
                 let net = try Chain(sizes: [37, 13, 7, 3], seed: 5)

@@ -92,7 +92,7 @@ final class TrainerTests: XCTestCase {
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(records[0])) as? [String: Any])
         XCTAssert(json["val_accuracy"] is NSNull, "\(json)")
         XCTAssert(json["val_loss"] is NSNull, "\(json)")
-        XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: JSONEncoder().encode(records[0])), records[0])
+        XCTAssertEqual(Set(json.keys), ["epoch", "train_loss", "val_loss", "val_accuracy", "test_accuracy", "seconds"])
 
         let net = try Chain(sizes: [12, 8, 4], seed: 0)
         let withSplit = try Trainer(network: net, optimizer: SGD(learningRate: 0.1), batchSize: 32, seed: 0).fit(split, epochs: 1)

@@ -45,7 +45,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// A standard normal sample (Box–Muller).
-    public mutating func nextNormal() -> Float {
+    mutating func nextNormal() -> Float {
         var u1 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
         if u1 < 1e-300 { u1 = 1e-300 }
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)

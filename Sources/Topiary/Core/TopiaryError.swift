@@ -13,9 +13,9 @@ import Foundation
 ///     print(error.kind, error.message)   // invalidShape Chain: layer 1 Dense(100 => 10) expects 100 inputs, …
 /// }
 /// ```
-public struct TopiaryError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct TopiaryError: Error, Sendable, CustomStringConvertible {
     /// What kind of problem this is.
-    public enum Kind: String, Sendable {
+    public enum Kind: Sendable {
         /// A file or folder does not exist or cannot be read.
         case fileNotFound
         /// A file exists but its content is not what was expected (bad magic, truncated, malformed header).

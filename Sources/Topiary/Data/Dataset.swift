@@ -37,5 +37,5 @@ public struct Dataset: Sendable {
     }
 
     /// The number of features per example.
-    public var featureCount: Int { train.featureCount }
+    var featureCount: Int { train.featureCount }
 }

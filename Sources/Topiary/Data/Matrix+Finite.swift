@@ -10,5 +10,5 @@ extension Matrix {
     }
 
     /// Whether every element is finite (neither NaN nor infinite).
-    public var isFinite: Bool { firstNonFiniteIndex == nil }
+    var isFinite: Bool { firstNonFiniteIndex == nil }
 }

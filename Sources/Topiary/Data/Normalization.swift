@@ -11,7 +11,6 @@
 ///
 /// ```swift
 /// let n = Normalization(scale: 1.0 / 255, mean: 0.2860, std: 0.3530)
-/// n(255)              // ≈ 2.022
 /// var m = Matrix(rows: 1, columns: 2, storage: [0, 255])
 /// n.apply(to: &m)
 /// ```
@@ -46,7 +45,7 @@ public struct Normalization: Codable, Equatable, Sendable {
 
     /// The normalised value of `x`: `(x · scale − mean) / std`, computed in `Double`.
     @inlinable
-    public func callAsFunction(_ x: Float) -> Float {
+    func callAsFunction(_ x: Float) -> Float {
         Float((Double(x) * Double(scale) - Double(mean)) / Double(std))
     }
 

@@ -54,11 +54,11 @@ public struct Model {
     }
 
     /// The value of the `format` metadata entry.
-    public static let formatName = "topiary"
+    static let formatName = "topiary"
     /// The value of the `format_version` metadata entry this version writes and reads.
-    public static let formatVersion = "1"
+    static let formatVersion = "1"
     /// The metadata keys Topiary writes itself; user metadata cannot use them.
-    public static let reservedMetadataKeys: Set<String> = [
+    static let reservedMetadataKeys: Set<String> = [
         "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
         RecordKey.recipe, RecordKey.epoch, RecordKey.provenance,
     ]

@@ -11,7 +11,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 
     /// Applies the activation to one value.
     @inlinable
-    public func callAsFunction(_ z: Float) -> Float {
+    func callAsFunction(_ z: Float) -> Float {
         switch self {
         case .identity: return z
         case .relu: return z > 0 ? z : 0

@@ -8,7 +8,7 @@ public struct LayerShape: Hashable, Sendable, CustomStringConvertible {
     public var output: Int
 
     /// Creates a shape.
-    public init(input: Int, output: Int) {
+    init(input: Int, output: Int) {
         self.input = input
         self.output = output
     }

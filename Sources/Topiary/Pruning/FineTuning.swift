@@ -43,7 +43,7 @@ public struct WeightSnapshot: Sendable, Equatable {
     }
 
     /// The layer sizes of the network the snapshot was taken from, input first.
-    public var sizes: [Int] {
+    var sizes: [Int] {
         guard let first = weights.first else { return [] }
         return [first.columns] + weights.map(\.rows)
     }
@@ -51,7 +51,7 @@ public struct WeightSnapshot: Sendable, Equatable {
     /// The snapshot restricted to the neurons of an original network that survive structured
     /// pruning: `kept[l]` lists, increasingly, the original indices of the outputs of layer `l`
     /// that remain (the last layer's outputs are all kept).
-    public func selecting(neurons kept: [[Int]]) -> WeightSnapshot {
+    func selecting(neurons kept: [[Int]]) -> WeightSnapshot {
         var s = self
         for l in weights.indices {
             let rows = l < kept.count ? kept[l] : Array(0..<weights[l].rows)
@@ -103,7 +103,7 @@ public enum FineTuningPolicy {
     case reinitialize(seed: UInt64)
 
     /// A short description (`continue`, `rewind:0`, `reinit`).
-    public var name: String {
+    var name: String {
         switch self {
         case .continue: return "continue"
         case .rewind(let s): return "rewind:" + (s.epoch.map(String.init) ?? "snapshot")
@@ -114,7 +114,7 @@ public enum FineTuningPolicy {
     /// Applies the policy to `network` after pruning step `step` (from 1).
     ///
     /// - Throws: `invalidShape` when a rewind snapshot does not fit the network.
-    public func apply(to network: Chain, step: Int) throws {
+    func apply(to network: Chain, step: Int) throws {
         switch self {
         case .continue: return
         case .rewind(let snapshot): try snapshot.rewind(network)
@@ -170,7 +170,7 @@ public struct FineTuning {
     }
 
     /// A short description for logs and checkpoints.
-    public var name: String {
+    var name: String {
         "\(policy.name), \(epochsPerStep) epoch(s)/step, +\(finalEpochs) at milestones, lr \(schedule.name)"
             + (learningRateRewinding ? ", lr rewinding" : "") + (resetsOptimizer ? "" : ", optimizer state kept")
     }

@@ -10,12 +10,11 @@
 ///   the `k`-th time (after iteration `t0 + kΔt`) to `s_k`.
 ///
 /// ```swift
-/// let agp = GradualSchedule(final: 0.9, steps: 4)
-/// agp.sparsity(atProgress: 0.5)                // 0.9 − 0.9 · 0.125 = 0.7875
+/// let agp = GradualSchedule(final: 0.9, steps: 4)   // halfway, 0.9 − 0.9 · 0.5³ = 0.7875
 /// // Every 50 batches over 20 epochs of 430 batches: n = 20 · 430 / 50 = 172 events.
 /// let inTraining = GradualSchedule(final: 0.98, pruneEvery: 50, epochs: 20, batchesPerEpoch: 430)
 /// ```
-public struct GradualSchedule: Sendable, Equatable, Codable {
+public struct GradualSchedule: Sendable, Equatable {
     /// The sparsity at the start of the ramp, `s_i` (as a step schedule, the network's own
     /// sparsity when that is higher).
     public var initial: Double
@@ -50,13 +49,13 @@ public struct GradualSchedule: Sendable, Equatable, Codable {
     }
 
     /// The ramp at progress `p ∈ [0, 1]` (clamped): `s_f + (s_i − s_f)(1 − p)^e`.
-    public func sparsity(atProgress p: Double) -> Double {
+    func sparsity(atProgress p: Double) -> Double {
         let q = min(max(p, 0), 1)
         return final + (initial - final) * _pow(1 - q, exponent)
     }
 
     /// Inside training: the iteration of the last pruning step, `t0 + nΔt`.
-    public var lastIteration: Int { start + steps * interval }
+    var lastIteration: Int { start + steps * interval }
 
     /// Inside training: the target after iteration `t` (from 0) if a pruning step falls on it, else `nil`.
     public func target(afterIteration t: Int) -> Double? {
@@ -65,7 +64,7 @@ public struct GradualSchedule: Sendable, Equatable, Codable {
     }
 
     /// Inside training: the target at iteration `t` (the ramp, held constant between pruning steps).
-    public func sparsity(atIteration t: Int) -> Double {
+    func sparsity(atIteration t: Int) -> Double {
         guard interval > 0, steps > 0, t > start else { return initial }
         let done = min(steps, (t - start) / interval)
         return sparsity(atProgress: Double(done) / Double(steps))
@@ -75,7 +74,7 @@ public struct GradualSchedule: Sendable, Equatable, Codable {
     ///
     /// - Throws: `invalidOption` for sparsities outside `[0, 1]`, a non-positive exponent, or a
     ///   step count, start or interval out of range.
-    public func validate() throws {
+    func validate() throws {
         guard initial.isFinite, final.isFinite, (0...1).contains(initial), (0...1).contains(final) else {
             throw TopiaryError(.invalidOption, "gradual schedule: sparsities must be in [0, 1], got \(initial) → \(final)")
         }

@@ -43,23 +43,23 @@ public final class IterativePruner {
     /// The network being pruned: a copy of the one given to the initialiser, changed in place by ``run(resume:progress:onStep:)``.
     public let network: Chain
     /// The data: train for fine-tuning, validation and test for the records.
-    public let dataset: Dataset
+    let dataset: Dataset
     /// What is removed.
-    public var method: Method
+    var method: Method
     /// When pruning happens.
-    public var plan: Plan
+    var plan: Plan
     /// How the network is fine-tuned.
     public var fineTuning: FineTuning
     /// The optimizer used for fine-tuning; reset at every step unless ``FineTuning/resetsOptimizer`` is off.
-    public let optimizer: Optimizer
+    let optimizer: Optimizer
     /// Examples per fine-tuning batch.
-    public var batchSize: Int
+    var batchSize: Int
     /// The shuffling seed.
-    public var seed: UInt64
+    var seed: UInt64
     /// The loss.
-    public var loss: Loss
+    var loss: Loss
     /// Where checkpoints go (`nil`: none).
-    public var checkpointDirectory: String?
+    var checkpointDirectory: String?
 
     /// Creates the loop over a copy of `network`: the caller's network is never changed, and the
     /// pruned one is ``network`` (the report describes it).
@@ -245,7 +245,7 @@ public final class IterativePruner {
 
     /// Whether the method prunes biases with the weights; then the records' sparsities count
     /// biases too.
-    public var countsBiases: Bool {
+    var countsBiases: Bool {
         if case .weights(let pruner) = method { return pruner.includeBiases }
         return false
     }

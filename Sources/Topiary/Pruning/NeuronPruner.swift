@@ -8,7 +8,7 @@ public enum NeuronCriterion {
     case activation(LabeledData, sampleCount: Int)
 
     /// A short name (`l1`, `l2`, `activation`).
-    public var name: String {
+    var name: String {
         switch self {
         case .l1: return "l1"
         case .l2: return "l2"
@@ -87,7 +87,7 @@ public struct NeuronPruner {
     /// One score per neuron of each hidden layer (all layers but the last).
     ///
     /// - Throws: `invalidOption` for an empty activation sample, `invalidShape` for data of the wrong width.
-    public func scores(_ network: Chain) throws -> [[Float]] {
+    func scores(_ network: Chain) throws -> [[Float]] {
         let hidden = network.layers.dropLast()
         switch criterion {
         case .l1, .l2:
@@ -136,7 +136,7 @@ public struct NeuronPruner {
     /// a mean and is unchanged.
     ///
     /// - Throws: as ``scores(_:)``.
-    public func comparableScores(_ network: Chain) throws -> [[Float]] {
+    func comparableScores(_ network: Chain) throws -> [[Float]] {
         let raw = try scores(network)
         switch criterion {
         case .activation: return raw
@@ -234,7 +234,7 @@ extension Chain {
     /// bias-mask entry) and column `i` of `W_{l+1}` go for every removed `i`.
     ///
     /// - Precondition: one list per hidden layer, each strictly increasing within the layer's width.
-    public func removeNeurons(keeping kept: [[Int]]) {
+    func removeNeurons(keeping kept: [[Int]]) {
         precondition(kept.count == layers.count - 1, "Chain.removeNeurons: \(kept.count) lists for \(layers.count - 1) hidden layers")
         for (l, k) in kept.enumerated() {
             precondition(zip(k, k.dropFirst()).allSatisfy { $0 < $1 } && (k.first ?? 0) >= 0

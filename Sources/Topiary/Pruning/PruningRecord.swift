@@ -4,7 +4,7 @@
 /// shows), or in the weights and biases together when the pruner includes biases
 /// (``Pruner/includeBiases``); for structured pruning they stay near 0 and ``sizes`` shows the
 /// smaller layers.
-public struct PruningStepRecord: Codable, Sendable, Equatable {
+public struct PruningStepRecord: Encodable, Sendable, Equatable {
     /// The step number, from 1.
     public var step: Int
     /// The schedule's target (overall weight sparsity, or the fraction of hidden neurons removed).
@@ -33,7 +33,7 @@ public struct PruningStepRecord: Codable, Sendable, Equatable {
     public var seconds: Double
 
     /// Creates a record.
-    public init(step: Int, targetSparsity: Double, sparsity: Double, layerSparsity: [Double], sizes: [Int],
+    init(step: Int, targetSparsity: Double, sparsity: Double, layerSparsity: [Double], sizes: [Int],
                 valAccuracy: Double?, valLoss: Double?, testAccuracy: Double, testLoss: Double, epochs: Int,
                 milestone: Bool, pruneSeconds: Double, seconds: Double) {
         self.step = step
@@ -78,14 +78,14 @@ public struct PruningStepRecord: Codable, Sendable, Equatable {
 }
 
 /// The outcome of an iterative pruning run.
-public struct PruningReport: Codable, Sendable, Equatable {
+public struct PruningReport: Encodable, Sendable, Equatable {
     /// One record per step.
     public var steps: [PruningStepRecord]
     /// The final network's figures.
     public var final: Final
 
     /// The final network's figures.
-    public struct Final: Codable, Sendable, Equatable {
+    public struct Final: Encodable, Sendable, Equatable {
         /// Test accuracy.
         public var testAccuracy: Double
         /// Validation accuracy; `nil` (JSON `null`) without a validation split.

@@ -13,14 +13,14 @@
 /// ```
 public struct PruningSchedule {
     /// One step of a schedule.
-    public struct Step: Equatable, Sendable, Codable {
+    public struct Step: Equatable, Sendable {
         /// The overall sparsity to prune to.
         public var target: Double
         /// Whether the step is a milestone (extra fine-tuning, reported).
         public var isMilestone: Bool
 
         /// Creates a step.
-        public init(target: Double, isMilestone: Bool = false) {
+        init(target: Double, isMilestone: Bool = false) {
             self.target = target
             self.isMilestone = isMilestone
         }
@@ -41,7 +41,7 @@ public struct PruningSchedule {
 
     /// The most steps a schedule may have (like `topiary prune --steps`): more is a mistake, and
     /// would allocate gigabytes before the first step.
-    public static let maximumStepCount = 100_000
+    static let maximumStepCount = 100_000
 
     /// The steps, starting from a network at sparsity `initial`.
     ///
@@ -69,7 +69,7 @@ public struct PruningSchedule {
     /// The final target.
     ///
     /// - Throws: as ``steps(from:)`` (`invalidOption` for an empty schedule).
-    public func finalTarget(from initial: Double = 0) throws -> Double {
+    func finalTarget(from initial: Double = 0) throws -> Double {
         guard let last = try steps(from: initial).last else { throw TopiaryError(.invalidOption, "schedule \(name) has no steps") }
         return last.target
     }
@@ -114,7 +114,7 @@ public struct PruningSchedule {
     }
 
     /// A constant fraction of the remaining weights per step up to `target` (see ``geometric(fraction:milestones:)``).
-    public static func geometric(fraction: Double = 0.2, target: Double) -> PruningSchedule {
+    static func geometric(fraction: Double = 0.2, target: Double) -> PruningSchedule {
         geometric(fraction: fraction, milestones: [target])
     }
 

@@ -21,7 +21,7 @@
 /// ```
 public struct PruningScope {
     /// How the overall target is turned into per-layer pruning.
-    public enum Allocation {
+    enum Allocation {
         /// The same sparsity in every layer.
         case layerwise
         /// One threshold over all prunable weights.
@@ -33,14 +33,14 @@ public struct PruningScope {
     }
 
     /// How the target is applied.
-    public var allocation: Allocation
+    var allocation: Allocation
     /// Prunable-layer indices that are never pruned further.
     public var protectedLayers: Set<Int>
     /// Upper bounds on the sparsity of individual prunable layers, by index.
     public var sparsityCaps: [Int: Double]
 
     /// Creates a scope.
-    public init(_ allocation: Allocation, protectedLayers: Set<Int> = [], sparsityCaps: [Int: Double] = [:]) {
+    init(_ allocation: Allocation, protectedLayers: Set<Int> = [], sparsityCaps: [Int: Double] = [:]) {
         self.allocation = allocation
         self.protectedLayers = protectedLayers
         self.sparsityCaps = sparsityCaps
@@ -72,7 +72,7 @@ public struct PruningScope {
     }
 
     /// A short description for logs and JSON (`global`, `layerwise`, `per-layer(0.9,0.8,0.5)`, plus options).
-    public var name: String {
+    var name: String {
         var text: String
         switch allocation {
         case .layerwise: text = "layerwise"
@@ -87,7 +87,7 @@ public struct PruningScope {
 
     /// The overall sparsity a ``perLayer(_:)`` profile implies for layers of `layerSizes` weights:
     /// `Σ t_l n_l / Σ n_l` (protected layers and caps taken into account); for other scopes `nil`.
-    public func impliedSparsity(layerSizes: [Int]) -> Double? {
+    func impliedSparsity(layerSizes: [Int]) -> Double? {
         guard case .perLayer(let targets) = allocation, targets.count == layerSizes.count else { return nil }
         let total = layerSizes.reduce(0, +)
         guard total > 0 else { return 0 }
@@ -102,7 +102,7 @@ public struct PruningScope {
     ///
     /// - Throws: `invalidOption` for layer indices out of range, caps or targets outside `[0, 1]`,
     ///   or a profile of the wrong length.
-    public func validate(layerCount: Int) throws {
+    func validate(layerCount: Int) throws {
         for l in protectedLayers where !(0..<layerCount).contains(l) {
             throw TopiaryError(.invalidOption, "cannot protect layer \(l): the network has prunable layers 0...\(layerCount - 1)")
         }

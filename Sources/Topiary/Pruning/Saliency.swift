@@ -8,7 +8,7 @@
 /// ``Pruner/includeBiases`` also asks for one score per bias, which the built-in saliencies give
 /// (``magnitude`` `|b|`, ``random(seed:)``, ``taylor(data:batchCount:batchSize:loss:seed:)``
 /// `|b·∂L/∂b|`) and a custom one gives when it is made with
-/// ``init(name:weights:biases:)`` or ``perLayer(name:weights:biases:)``.
+/// ``init(name:weights:biases:)``.
 ///
 /// ```swift
 /// let pruner = Pruner(saliency: .magnitude, scope: .global)
@@ -26,7 +26,7 @@ public struct Saliency {
     /// The scores for a network; the flag asks for bias scores too.
     private let body: (Chain, Bool) throws -> Scores
     /// Whether this saliency can score biases.
-    public let scoresBiases: Bool
+    let scoresBiases: Bool
     /// Whether this is ``magnitude``, which ``Pruner`` reads straight from the parameters.
     let isMagnitude: Bool
 
@@ -186,35 +186,5 @@ public struct Saliency {
             let scale = 1 / Float(max(1, n))
             return (sums.map { $0.map { $0 * scale } }, withBiases ? biasSums.map { $0.map { $0 * scale } } : nil)
         }
-    }
-
-    /// A saliency computed layer by layer: `scores(l, layer)` returns one score per weight of
-    /// prunable layer `l`.
-    ///
-    /// ```swift
-    /// let squared = Saliency.perLayer(name: "w²") { _, layer in layer.weight.storage.map { $0 * $0 } }
-    /// ```
-    public static func perLayer(name: String = "custom",
-                                _ scores: @escaping (Int, Dense) throws -> [Float]) -> Saliency {
-        Saliency(name: name) { network in
-            try network.layers.enumerated().map { try scores($0.offset, $0.element) }
-        }
-    }
-
-    /// A saliency computed layer by layer for weights and biases: `weights(l, layer)` returns one
-    /// score per weight of prunable layer `l`, `biases(l, layer)` one per bias.
-    ///
-    /// ```swift
-    /// let squared = Saliency.perLayer(name: "p²", weights: { _, layer in layer.weight.storage.map { $0 * $0 } },
-    ///                                 biases: { _, layer in layer.bias.map { $0 * $0 } })
-    /// ```
-    public static func perLayer(name: String = "custom",
-                                weights: @escaping (Int, Dense) throws -> [Float],
-                                biases: @escaping (Int, Dense) throws -> [Float]) -> Saliency {
-        Saliency(name: name, weights: { network in
-            try network.layers.enumerated().map { try weights($0.offset, $0.element) }
-        }, biases: { network in
-            try network.layers.enumerated().map { try biases($0.offset, $0.element) }
-        })
     }
 }

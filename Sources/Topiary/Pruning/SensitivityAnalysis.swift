@@ -9,18 +9,18 @@
 /// let curves = try SensitivityAnalysis(sparsities: [0.5, 0.8, 0.9, 0.95, 0.98])
 ///     .run(network, validation: data.validation)
 /// let budgetTargets = curves.targets(budget: 0.005)           // (a) largest sparsity per layer within 0.5 points
-/// let scope = curves.allocationScope()                         // (b) per-layer sparsities for any overall target
-/// try Pruner(saliency: .magnitude, scope: scope).prune(network, to: 0.95)
+/// let s = try curves.scope(budget: nil, target: 0.95, layerSizes: network.layers.map(\.weight.count))   // (b) for 95% overall
+/// try Pruner(saliency: .magnitude, scope: s.scope).prune(network, to: s.target)
 /// ```
 public struct SensitivityAnalysis {
     /// The sparsities tried for each layer.
-    public var sparsities: [Double]
+    var sparsities: [Double]
     /// The saliency that chooses the weights pruned.
     public var saliency: Saliency
     /// Batches of fine-tuning after pruning each point (0: none).
-    public var fineTuneBatches: Int
+    var fineTuneBatches: Int
     /// The learning rate of that fine-tuning (SGD, momentum 0.9).
-    public var fineTuneLearningRate: Float
+    var fineTuneLearningRate: Float
     /// Examples per fine-tuning batch.
     public var batchSize: Int
 
@@ -84,9 +84,9 @@ public struct SensitivityAnalysis {
 }
 
 /// The curves of a ``SensitivityAnalysis`` and the per-layer targets derived from them.
-public struct SensitivityCurves: Codable, Sendable, Equatable {
+public struct SensitivityCurves: Encodable, Sendable, Equatable {
     /// One measurement: a layer pruned alone to `sparsity`.
-    public struct Point: Codable, Sendable, Equatable {
+    public struct Point: Encodable, Sendable, Equatable {
         /// The layer's sparsity.
         public var sparsity: Double
         /// The validation loss.
@@ -96,7 +96,7 @@ public struct SensitivityCurves: Codable, Sendable, Equatable {
     }
 
     /// One layer's curve.
-    public struct Curve: Codable, Sendable, Equatable {
+    public struct Curve: Encodable, Sendable, Equatable {
         /// The prunable-layer index.
         public var layer: Int
         /// The layer's number of weights.
@@ -189,12 +189,12 @@ public struct SensitivityCurves: Codable, Sendable, Equatable {
     }
 
     /// A scope that prunes each layer to ``targets(budget:)`` (a profile, scaled along a schedule).
-    public func budgetScope(budget: Double) -> PruningScope {
+    func budgetScope(budget: Double) -> PruningScope {
         .perLayer(targets(budget: budget))
     }
 
     /// A scope that, at overall sparsity `s`, prunes each layer to ``allocation(overall:increment:)``.
-    public func allocationScope() -> PruningScope {
+    func allocationScope() -> PruningScope {
         let curves = self
         return .allocated(name: "sensitivity") { s in curves.allocation(overall: s) }
     }

@@ -15,7 +15,7 @@
 /// let w = CSRMatrix(layer)                // the non-zeros of layer.weight
 /// assert(w.dense == layer.weight)         // exact round trip
 /// ```
-public struct CSRMatrix: Equatable, Sendable {
+@_spi(Kernels) public struct CSRMatrix: Equatable, Sendable {
     /// Column indices, narrow when the columns allow it.
     @_spi(Kernels) public enum Indices: Equatable, Sendable {
         /// 16-bit indices (at most 65,536 columns).

@@ -10,7 +10,7 @@
 /// let sparse = SparseDense(prunedLayer)        // same outputs as prunedLayer
 /// let y = sparse(Matrix(rows: 32, columns: 784))
 /// ```
-public final class SparseDense {
+@_spi(Kernels) public final class SparseDense {
     /// The weight, `[out, in]`, compressed.
     public let weight: CSRMatrix
     /// The bias, one per output.

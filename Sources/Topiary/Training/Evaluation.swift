@@ -1,5 +1,5 @@
 /// Loss and accuracy of a network on a labelled set.
-public struct Evaluation: Codable, Sendable, Equatable {
+public struct Evaluation: Encodable, Sendable, Equatable {
     /// The mean loss.
     public var loss: Double
     /// The fraction of examples whose arg-max output is the label, in `0...1`.

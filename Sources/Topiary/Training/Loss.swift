@@ -1,5 +1,5 @@
 /// Loss functions with their fused gradients, over row-major `[batch, classes]` outputs.
-public enum Loss: String, Sendable, CaseIterable, Codable {
+public enum Loss: String, Sendable, CaseIterable {
     /// Softmax followed by cross-entropy against integer labels, averaged over the batch:
     /// `L = −(1/B) Σ_b log softmax(z_b)[y_b]`, with gradient `(softmax(z) − onehot(y)) / B`.
     /// Computed stably by subtracting each row's maximum.

@@ -2,7 +2,7 @@
 ///
 /// Without a validation split (`--validation 0`) the validation figures are `nil`, encoded as
 /// JSON `null`.
-public struct EpochRecord: Codable, Sendable, Equatable {
+public struct EpochRecord: Encodable, Sendable, Equatable {
     /// The epoch number, from 1.
     public var epoch: Int
     /// The mean training loss over the epoch's batches.
@@ -69,18 +69,18 @@ public struct TrainingProgress: Sendable {
 /// ```
 public final class Trainer {
     /// The network being trained.
-    public let network: Chain
+    let network: Chain
     /// The optimizer.
-    public let optimizer: Optimizer
+    let optimizer: Optimizer
     /// The loss.
-    public var loss: Loss
+    var loss: Loss
     /// The number of examples per batch.
-    public let batchSize: Int
+    let batchSize: Int
     /// The seed of the shuffling; epoch `e` shuffles with a generator derived from `(seed, e)`,
     /// so a run resumed at epoch `e` draws the same batches.
-    public var seed: UInt64
+    var seed: UInt64
     /// The learning rate the schedule multiplies.
-    public var baseLearningRate: Float
+    var baseLearningRate: Float
     /// The learning-rate schedule, evaluated at the fractional epoch before every step.
     public var schedule: LearningRateSchedule
     /// The number of epochs trained so far; the schedule and the shuffle use it.
