@@ -170,4 +170,16 @@ final class DenseTests: XCTestCase {
         XCTAssertEqual(layer.description, "Dense(3 => 2)")
         XCTAssertEqual(try Dense(3 => 2, .relu, seed: 0).description, "Dense(3 => 2, relu)")
     }
+
+    func testAPruningPredicateThatThrowsChangesNothing() throws {
+        struct Stop: Error {}
+        let layer = try Dense(4 => 3, seed: 2)
+        let before = layer.weight
+        XCTAssertThrowsError(try layer.prune { i in if i == 7 { throw Stop() }; return i % 2 == 0 })
+        XCTAssertEqual(layer.weight, before)
+        XCTAssertNil(layer.mask)
+        XCTAssertThrowsError(try layer.pruneBiases { j in if j == 2 { throw Stop() }; return true })
+        XCTAssertNil(layer.biasMask)
+        XCTAssertFalse(layer.bias.contains(0))
+    }
 }

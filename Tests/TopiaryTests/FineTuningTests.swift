@@ -93,4 +93,25 @@ final class FineTuningTests: XCTestCase {
         let error = assertThrowsTopiaryError(.invalidOption, try WeightSnapshot.initialization(of: Model(network: Chain(sizes: [4, 3], seed: 0))))
         XCTAssert(error?.message.contains("training recipe") ?? false, error?.message ?? "")
     }
+
+    /// A file whose recorded recipe does not match its network is refused before a network of the
+    /// recipe's (possibly enormous) sizes is built.
+    func testInitializationRefusesARecipeOfOtherSizes() throws {
+        let net = try Chain(sizes: [4, 3, 2], seed: 0)
+        let recipe = TrainingRecipe(sizes: [4, 46_340, 46_340, 2], optimizer: OptimizerSettings(learningRate: 0.1),
+                                    epochs: 1, batchSize: 8, seed: 0)
+        XCTAssertThrowsError(try WeightSnapshot.initialization(of: Model(network: net, recipe: recipe))) { error in
+            XCTAssertEqual((error as? TopiaryError)?.kind, .invalidShape)
+        }
+        let good = TrainingRecipe(sizes: [4, 3, 2], optimizer: OptimizerSettings(learningRate: 0.1), epochs: 1, batchSize: 8, seed: 0)
+        XCTAssertEqual(try WeightSnapshot.initialization(of: Model(network: net, recipe: good)).weights, net.layers.map(\.weight))
+    }
+
+    func testTaylorSaliencyRefusesLabelsOutsideTheClasses() throws {
+        let net = try Chain(sizes: [3, 4, 2], seed: 0)
+        let data = try LabeledData(images: Matrix(rows: 4, columns: 3, repeating: 1), labels: [0, 1, 2, 0])
+        XCTAssertThrowsError(try Saliency.taylor(data: data, batchCount: 1, batchSize: 4).scores(for: net)) { error in
+            XCTAssertEqual((error as? TopiaryError)?.kind, .invalidOption)
+        }
+    }
 }

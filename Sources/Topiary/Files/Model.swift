@@ -138,7 +138,7 @@ public struct Model {
     /// - Throws: `fileNotFound` if it is missing; `corruptFile` naming `path` for a damaged
     ///   container, missing or malformed metadata, a tensor of the wrong dtype or shape, layers
     ///   that do not chain, unexpected tensors, mask entries other than 0 and 1, a non-zero
-    ///   weight (bias) where the mask (bias mask) is 0, or a bias mask without a weight mask;
+    ///   weight (bias) where the mask (bias mask) is 0;
     ///   `nonFinite` for NaN or infinite parameters.
     public static func load(from path: String) throws -> Model {
         try Model(safeTensors: try SafeTensors.read(from: path), source: path)

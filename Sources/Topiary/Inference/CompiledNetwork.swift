@@ -201,7 +201,7 @@ public final class CompiledNetwork {
     ///   when this CPU cannot run `variant`.
     @_spi(Kernels) public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil,
                                variant: SparseKernels.Variant?) throws {
-        let threads = threads ?? Threads.count
+        let threads = threads ?? min(Threads.count, 1024)
         guard (1...1_000_000).contains(batchSize) else {
             throw TopiaryError(.invalidOption, "CompiledNetwork: the batch size must be between 1 and 1,000,000, got \(batchSize)")
         }

@@ -170,12 +170,13 @@ public final class Dense {
     ///
     /// Masks only shrink: already-pruned weights stay pruned.
     public func prune(where shouldPrune: (Int) throws -> Bool) rethrows {
+        // The mask is built first and applied once: if `shouldPrune` throws, nothing changes.
         var newMask = mask ?? Matrix(rows: weight.rows, columns: weight.columns, repeating: 1)
         for i in 0..<newMask.count where try newMask.storage[i] != 0 && shouldPrune(i) {
             newMask.storage[i] = 0
-            weight.storage[i] = 0
         }
         mask = newMask
+        applyMask()
     }
 
     /// Prunes the weights at the given flat indices (row-major in `[out, in]`).
@@ -202,9 +203,9 @@ public final class Dense {
         var m = biasMask ?? [Float](repeating: 1, count: bias.count)
         for j in 0..<m.count where try m[j] != 0 && shouldPrune(j) {
             m[j] = 0
-            bias[j] = 0
         }
         biasMask = m
+        applyMask()
     }
 
     /// Replaces the weight (and, when given, the bias), then re-applies the masks: entries at

@@ -39,7 +39,20 @@ public struct WeightSnapshot: Sendable, Equatable {
         guard let recipe = model.recipe else {
             throw TopiaryError(.invalidOption, "the model records no training recipe, so its initial weights cannot be rebuilt; rewind to a snapshot of them instead")
         }
+        // Check the recorded sizes against the network before building anything: a damaged or
+        // hostile file must not make us allocate a network of its choosing.
+        guard recipe.sizes == model.network.sizes else {
+            throw TopiaryError(.invalidShape, "the model's training recipe describes a \(recipe.sizes.map(String.init).joined(separator: "-")) network, but the model is \(model.network.sizes.map(String.init).joined(separator: "-")); its initial weights cannot be rebuilt")
+        }
         return WeightSnapshot(try recipe.initialNetwork(), epoch: 0)
+    }
+
+    /// Whether the layers chain (each layer's inputs are the previous layer's outputs) and every
+    /// layer has one bias per output: ``weights`` and ``biases`` are public, so a hand-built
+    /// snapshot may not.
+    var isWellFormed: Bool {
+        weights.count == biases.count && zip(weights, biases).allSatisfy { $0.rows == $1.count }
+            && zip(weights, weights.dropFirst()).allSatisfy { $0.rows == $1.columns }
     }
 
     /// The layer sizes of the network the snapshot was taken from, input first.

@@ -73,18 +73,19 @@ public struct GradualSchedule: Sendable, Equatable {
     /// Checks the ramp.
     ///
     /// - Throws: `invalidOption` for sparsities outside `[0, 1]`, a non-positive exponent, or a
-    ///   step count, start or interval out of range.
-    func validate() throws {
+    ///   step count (at most `stepLimit`: a step schedule builds the list of its steps, pruning
+    ///   inside training does not), start or interval out of range.
+    func validate(stepLimit: Int = PruningSchedule.maximumStepCount) throws {
         guard initial.isFinite, final.isFinite, (0...1).contains(initial), (0...1).contains(final) else {
             throw TopiaryError(.invalidOption, "gradual schedule: sparsities must be in [0, 1], got \(initial) → \(final)")
         }
         guard exponent.isFinite, exponent > 0 else {
             throw TopiaryError(.invalidOption, "gradual schedule: the exponent must be positive, got \(exponent)")
         }
-        guard (1...PruningSchedule.maximumStepCount).contains(steps) else {
-            throw TopiaryError(.invalidOption, "gradual schedule: steps must be between 1 and \(PruningSchedule.maximumStepCount), got \(steps)")
+        guard (1...stepLimit).contains(steps) else {
+            throw TopiaryError(.invalidOption, "gradual schedule: steps must be between 1 and \(stepLimit), got \(steps)")
         }
-        guard start >= 0, interval >= 1 else {
+        guard (0...Int(Int32.max)).contains(start), (1...Int(Int32.max)).contains(interval) else {
             throw TopiaryError(.invalidOption, "gradual schedule: the start must be at least 0 and the interval at least 1, got \(start) and \(interval)")
         }
     }

@@ -105,7 +105,7 @@ public final class IterativePruner {
                 throw TopiaryError(.invalidOption, "gradual pruning inside training removes single weights; structured pruning needs a step schedule")
             }
             guard epochs > 0 else { throw TopiaryError(.invalidOption, "gradual pruning needs at least one epoch, got \(epochs)") }
-            try agp.validate()
+            try agp.validate(stepLimit: Int(Int32.max))   // inside training no list of steps is built
             var list = (0..<epochs).map { _ in Phase(target: 0, milestone: false, epochs: 1, pruneFirst: false, gradual: true) }
             list.append(Phase(target: agp.final, milestone: true, epochs: fineTuning.finalEpochs, pruneFirst: true, gradual: false))
             return list
@@ -178,7 +178,7 @@ public final class IterativePruner {
         if case .rewind(let snapshot) = fineTuning.policy {
             // Checked before any work: structured steps select rows and columns of the snapshot.
             let original = [network.inputSize] + state.originalHidden + [network.outputSize]
-            guard snapshot.sizes == original else {
+            guard snapshot.isWellFormed, snapshot.sizes == original else {
                 throw TopiaryError(.invalidShape, "the rewind snapshot is \(snapshot.sizes.map(String.init).joined(separator: "-")), the network it should reset is \(original.map(String.init).joined(separator: "-"))")
             }
         }

@@ -123,7 +123,7 @@ public struct PruningSchedule {
     /// `schedule.initial` or the network's starting sparsity, whichever is higher (its start and
     /// interval, which place pruning inside training, are ignored).
     public static func gradual(_ schedule: GradualSchedule) -> PruningSchedule {
-        PruningSchedule(name: "agp(\(schedule.final), \(schedule.steps) steps, ^\(schedule.exponent))") { start in
+        PruningSchedule(name: "agp(\(schedule.initial)→\(schedule.final), \(schedule.steps) steps, ^\(schedule.exponent))") { start in
             var ramp = schedule
             ramp.start = 0
             ramp.interval = 1

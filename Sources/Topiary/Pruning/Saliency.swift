@@ -152,9 +152,7 @@ public struct Saliency {
                 throw TopiaryError(.invalidOption, "Taylor saliency needs a positive batch count and size, got \(batchCount) × \(batchSize)")
             }
             guard !data.isEmpty else { throw TopiaryError(.invalidOption, "Taylor saliency needs data, got none") }
-            guard data.featureCount == network.inputSize else {
-                throw TopiaryError(.invalidShape, "Taylor saliency: data has \(data.featureCount) features, the network expects \(network.inputSize)")
-            }
+            try data.check(against: network, source: "Taylor saliency: the data")
             let layers = network.layers
             var sums = layers.map { [Float](repeating: 0, count: $0.weight.count) }
             var biasSums = layers.map { [Float](repeating: 0, count: withBiases ? $0.bias.count : 0) }
