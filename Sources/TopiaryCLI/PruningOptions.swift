@@ -7,16 +7,24 @@ import Foundation
 
 /// How important a weight is (`prune` and `sensitivity`).
 struct SaliencyOptions: ParsableArguments {
-    enum Kind: String, CaseIterable, ExpressibleByArgument { case magnitude, random, taylor }
+    enum Kind: String, CaseIterable, ExpressibleByArgument { case magnitude, random, taylor, obs }
 
-    @Option(help: "Saliency of a weight: magnitude, random (a control, drawn from --seed) or taylor (|w·∂L/∂w| over --taylor-batches training batches shuffled by --seed).")
+    @Option(help: "Saliency of a weight: magnitude, random (a control, drawn from --seed), taylor (|w·∂L/∂w| over --taylor-batches training batches shuffled by --seed) or obs (Optimal Brain Surgeon with SparseGPT reconstruction on --calibration-samples training images: each step also updates the kept weights; per-layer counts as global magnitude would prune).")
     var saliency: Kind = .magnitude
 
     @Option(name: .customLong("taylor-batches"), help: "Batches of training data the Taylor saliency averages over.")
     var taylorBatches: Int = 10
 
+    @Option(name: .customLong("calibration-samples"), help: "With --saliency obs: the first N training images whose layer inputs give each layer's Hessian 2·XᵀX/n.")
+    var calibrationSamples: Int = 2048
+
+    @Option(help: "With --saliency obs: dampening λ added to the Hessian's diagonal, as a fraction of its mean diagonal.")
+    var damping: Double = 0.01
+
     func validate() throws {
         guard (1...1_000).contains(taylorBatches) else { throw ValidationError("--taylor-batches must be between 1 and 1000.") }
+        guard (1...1_000_000).contains(calibrationSamples) else { throw ValidationError("--calibration-samples must be between 1 and 1000000.") }
+        guard damping.isFinite, damping >= 0 else { throw ValidationError("--damping must be a finite number at least 0.") }
     }
 
     /// The saliency; `seed` draws the random scores and shuffles the Taylor batches.
@@ -25,6 +33,7 @@ struct SaliencyOptions: ParsableArguments {
         case .magnitude: return .magnitude
         case .random: return .random(seed: seed)
         case .taylor: return .taylor(data: train, batchCount: taylorBatches, batchSize: batchSize, seed: seed)
+        case .obs: return .obs(data: train, calibrationSamples: calibrationSamples, damping: damping)
         }
     }
 }

@@ -117,4 +117,101 @@ import CBLAS
         }
         return c
     }
+
+    // MARK: Rank-1 updates, Gram matrices and Cholesky (LAPACKE)
+
+    /// `A ← alpha · x · yᵀ + A` on a raw row-major `rows × columns` buffer (`cblas_sger`).
+    static func ger(rows: Int, columns: Int, alpha: Float,
+                    x: UnsafePointer<Float>, incX: Int = 1, y: UnsafePointer<Float>, incY: Int = 1,
+                    a: UnsafeMutablePointer<Float>, lda: Int) {
+        guard rows > 0, columns > 0 else { return }
+        cblas_sger(CblasRowMajor, Int32(rows), Int32(columns), alpha, x, Int32(incX), y, Int32(incY), a, Int32(lda))
+    }
+
+    /// `alpha · Xᵀ·X` for `X` `[n, d]`, the full symmetric `d × d` matrix (`cblas_ssyrk` on the
+    /// upper triangle, mirrored).
+    static func gram(_ x: Matrix, alpha: Float = 1) -> Matrix {
+        let (n, d) = (x.rows, x.columns)
+        var c = Matrix(rows: d, columns: d)
+        guard n > 0, d > 0 else { return c }
+        x.storage.withUnsafeBufferPointer { px in
+            c.storage.withUnsafeMutableBufferPointer { pc in
+                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(n), alpha,
+                            px.baseAddress, Int32(d), 0, pc.baseAddress, Int32(d))
+            }
+        }
+        c.mirrorUpper()
+        return c
+    }
+
+    /// The Cholesky factor of a symmetric positive-definite matrix (`LAPACKE_spotrf`): upper `U`
+    /// with `A = Uᵀ·U`, or lower `L` with `A = L·Lᵀ`; the other triangle is zero.
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` for a non-square matrix,
+    ///   ``TopiaryError/Kind/nonFinite`` for NaN or infinite entries,
+    ///   ``TopiaryError/Kind/invalidOption`` when the matrix is not positive definite (LAPACK's
+    ///   `info > 0`: the leading minor of that order is not positive), or LAPACK rejects an argument.
+    static func cholesky(_ a: Matrix, upper: Bool = true) throws -> Matrix {
+        var f = a
+        try potrf(&f, upper: upper, what: "Cholesky factorisation")
+        for r in 0..<f.rows {
+            for c in 0..<f.columns where upper ? c < r : c > r { f.storage[r * f.columns + c] = 0 }
+        }
+        return f
+    }
+
+    /// The inverse of a symmetric positive-definite matrix from its Cholesky factor
+    /// (`LAPACKE_spotrf`, then `LAPACKE_spotri`), full and symmetric.
+    ///
+    /// - Throws: as ``cholesky(_:upper:)``; also when the inverse holds non-finite values.
+    static func inverseSPD(_ a: Matrix) throws -> Matrix {
+        var f = a
+        try potrf(&f, upper: true, what: "inverse")
+        let n = f.rows
+        let info = f.storage.withUnsafeMutableBufferPointer { p in
+            LAPACKE_spotri(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), p.baseAddress, Int32(n))
+        }
+        try check(info, routine: "spotri", what: "inverse", n: n)
+        f.mirrorUpper()
+        guard f.storage.allSatisfy(\.isFinite) else {
+            throw TopiaryError(.nonFinite, "inverse of a \(n)×\(n) matrix: the result is not finite (the matrix is too close to singular; add dampening)")
+        }
+        return f
+    }
+
+    /// Factors `a` in place with `LAPACKE_spotrf`, checking the shape, the entries and `info`.
+    private static func potrf(_ a: inout Matrix, upper: Bool, what: String) throws {
+        let n = a.rows
+        guard a.columns == n else {
+            throw TopiaryError(.invalidShape, "\(what): expected a square matrix, got \(a.rows)×\(a.columns)")
+        }
+        guard n > 0 else { return }
+        guard a.storage.allSatisfy(\.isFinite) else {
+            throw TopiaryError(.nonFinite, "\(what): the \(n)×\(n) matrix has NaN or infinite entries")
+        }
+        let uplo = Int8(UInt8(ascii: upper ? "U" : "L"))
+        let info = a.storage.withUnsafeMutableBufferPointer { p in
+            LAPACKE_spotrf(LAPACK_ROW_MAJOR, uplo, Int32(n), p.baseAddress, Int32(n))
+        }
+        try check(info, routine: "spotrf", what: what, n: n)
+    }
+
+    /// Turns a LAPACK `info` code into a ``TopiaryError``.
+    private static func check(_ info: Int32, routine: String, what: String, n: Int) throws {
+        if info == 0 { return }
+        if info < 0 {
+            throw TopiaryError(.invalidOption, "\(what): LAPACK \(routine) rejected argument \(-info) (n = \(n))")
+        }
+        throw TopiaryError(.invalidOption, "\(what): the \(n)×\(n) matrix is singular or not positive definite (LAPACK \(routine) info \(info): the leading minor of order \(info) is not positive); add dampening")
+    }
+}
+
+extension Matrix {
+    /// Copies the upper triangle of a square matrix onto the lower one.
+    mutating func mirrorUpper() {
+        let n = rows
+        storage.withUnsafeMutableBufferPointer { p in
+            for r in 1..<max(1, n) { for c in 0..<r { p[r * n + c] = p[c * n + r] } }
+        }
+    }
 }

@@ -67,7 +67,9 @@ public struct Pruner {
         }
         let before = layers.map(pruned)
         let plan = Plan(slots: slots, perLayer: perLayer)
-        if saliency.isMagnitude {
+        if let secondOrder = saliency.secondOrder {
+            try secondOrder.prune(network, to: sparsity, scope: scope, before: before)
+        } else if saliency.isMagnitude {
             try prune(plan, to: sparsity, sizes: sizes, before: before, source: MagnitudeScores(slots: slots))
         } else {
             let scores = try saliency.scores(for: network, includingBiases: includeBiases)

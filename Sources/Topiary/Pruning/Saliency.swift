@@ -29,6 +29,9 @@ public struct Saliency {
     let scoresBiases: Bool
     /// Whether this is ``magnitude``, which ``Pruner`` reads straight from the parameters.
     let isMagnitude: Bool
+    /// The configuration of ``obs(data:calibrationSamples:damping:)``, whose pruning step also
+    /// rewrites the kept weights; `nil` for every other saliency.
+    let secondOrder: SecondOrder?
 
     /// A saliency from a closure returning one score array per prunable layer.
     ///
@@ -40,6 +43,7 @@ public struct Saliency {
         self.body = { network, _ in (try scores(network), nil) }
         self.scoresBiases = false
         self.isMagnitude = false
+        self.secondOrder = nil
     }
 
     /// A saliency from two closures: one score array per prunable layer for the weights (as
@@ -56,6 +60,7 @@ public struct Saliency {
         self.body = { network, withBiases in (try weights(network), withBiases ? try biases(network) : nil) }
         self.scoresBiases = true
         self.isMagnitude = false
+        self.secondOrder = nil
     }
 
     private init(name: String, isMagnitude: Bool = false, body: @escaping (Chain, Bool) throws -> Scores) {
@@ -63,6 +68,15 @@ public struct Saliency {
         self.body = body
         self.scoresBiases = true
         self.isMagnitude = isMagnitude
+        self.secondOrder = nil
+    }
+
+    private init(secondOrder: SecondOrder, name: String) {
+        self.name = name
+        self.body = { network, _ in (try secondOrder.scores(for: network), nil) }
+        self.scoresBiases = false
+        self.isMagnitude = false
+        self.secondOrder = secondOrder
     }
 
     /// The scores for `network`, one array per prunable layer.
@@ -184,5 +198,43 @@ public struct Saliency {
             let scale = 1 / Float(max(1, n))
             return (sums.map { $0.map { $0 * scale } }, withBiases ? biasSums.map { $0.map { $0 * scale } } : nil)
         }
+    }
+
+    /// Optimal Brain Surgeon with weight reconstruction (LeCun et al. 1990; Hassibi & Stork 1993),
+    /// layer by layer with SparseGPT's column-block algorithm (Frantar & Alistarh 2022, 2023): a
+    /// pruning step with this saliency removes, in each layer, the weights whose removal changes
+    /// the layer's output on calibration data least, and updates the layer's surviving weights to
+    /// compensate, so that one-shot pruning needs no fine-tuning to stay accurate.
+    ///
+    /// For each prunable layer, `H = 2·XᵀX/n + λ·mean(diag)·I` is accumulated (`ssyrk`) from the
+    /// layer's inputs `X` on the first `calibrationSamples` images of `data` (pass the training
+    /// split, never validation or test), with the layers before it already pruned. With `U` the
+    /// upper Cholesky factor of `H⁻¹` (`spotrf`, `spotri`), the columns are visited in blocks of
+    /// 128: in each block the kept weights with the lowest `w² / U_qq²` are removed and every
+    /// removed weight's error `w_q / U_qq` is propagated to the columns not yet visited
+    /// (`−(w_q / U_qq) · U[q, q+1…]`, lazily per block with `sgemm`), which is the closed-form OBS
+    /// update `δw = −(w_q / [H⁻¹]_qq) · H⁻¹[:, q]` over those columns.
+    ///
+    /// Budgets: the number pruned in each layer is what magnitude pruning with the pruner's
+    /// ``PruningScope`` would remove there (as SparseGPT is used), so counts are exact and
+    /// protection and caps apply; within a layer the budget is split over the column blocks as the
+    /// layer's lowest `w² / U_qq²` fall before any update. Masks only shrink, pruned weights are exactly zero,
+    /// biases are untouched (this saliency does not score biases). Combined with any schedule and
+    /// fine-tuning policy of ``IterativePruner``, each step reconstructs from the current weights.
+    ///
+    /// Used where plain scores are asked for (a sensitivity analysis), it gives the OBS saliency
+    /// `w_q² / [H⁻¹]_qq` of the network as it is, without reconstruction.
+    ///
+    /// - Parameters:
+    ///   - data: calibration samples (the training split).
+    ///   - calibrationSamples: how many of the first samples of `data` to use (default 2,048).
+    ///   - damping: `λ`, a fraction of the mean diagonal of `H` (default 0.01); `0` only for
+    ///     inputs of full rank, else pruning throws ``TopiaryError/Kind/invalidOption`` (singular `H`).
+    /// - Complexity: one forward pass of the calibration samples, `O(n·in²)` for each `H`, `O(in³)` for
+    ///   the factorisations and `O(out·in²)` for the reconstruction of each layer.
+    public static func obs(data: LabeledData, calibrationSamples: Int = 2048, damping: Double = 0.01) -> Saliency {
+        let samples = max(0, calibrationSamples)
+        let config = SecondOrder(data: data.prefix(min(samples, data.count)), damping: damping)
+        return Saliency(secondOrder: config, name: "obs(\(min(samples, data.count)); damping \(damping))")
     }
 }

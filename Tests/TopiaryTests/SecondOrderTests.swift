@@ -1,0 +1,228 @@
+import XCTest
+@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
+
+/// LAPACK wrappers and Optimal Brain Surgeon / SparseGPT pruning (issue 15).
+final class SecondOrderTests: XCTestCase {
+    /// A symmetric positive-definite `n × n` matrix `BᵀB + n·I`.
+    private func spd(_ n: Int, seed: UInt64) -> Matrix {
+        var rng = SeededRandom(seed: seed)
+        let b = randomMatrix(n, n, rng: &rng)
+        var a = naiveMatmul(b, true, b, false)
+        for i in 0..<n { a[i, i] += Float(n) }
+        return a
+    }
+
+    /// Inputs with correlated features: `Z·A` for `Z` `[n, d]` and `A` `[d, d]` uniform.
+    private func correlatedInputs(_ n: Int, _ d: Int, rng: inout SeededRandom) -> Matrix {
+        let z = randomMatrix(n, d, rng: &rng), a = randomMatrix(d, d, rng: &rng)
+        return naiveMatmul(z, false, a, false)
+    }
+
+    private func assertThrows(_ kind: TopiaryError.Kind, _ body: () throws -> Void, _ message: String = "",
+                              file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            try body()
+            XCTFail("expected a \(kind) error \(message)", file: file, line: line)
+        } catch let error as TopiaryError {
+            XCTAssertEqual(error.kind, kind, error.message, file: file, line: line)
+        } catch {
+            XCTFail("unexpected error \(error)", file: file, line: line)
+        }
+    }
+
+    // MARK: LAPACK
+
+    func testGramMatchesNaive() {
+        var rng = SeededRandom(seed: 3)
+        for (n, d) in [(1, 1), (7, 5), (3, 9), (40, 17)] {
+            let x = randomMatrix(n, d, rng: &rng)
+            var expected = naiveMatmul(x, true, x, false)
+            for i in 0..<expected.count { expected.storage[i] *= 0.5 }
+            assertClose(BLAS.gram(x, alpha: 0.5).storage, expected.storage, relative: 1e-5, "\(n)×\(d)")
+        }
+    }
+
+    func testCholeskyAndInverseMatchNaive() throws {
+        for n in [1, 2, 5, 12] {
+            let a = spd(n, seed: UInt64(n))
+            let u = try BLAS.cholesky(a, upper: true)
+            let l = try BLAS.cholesky(a, upper: false)
+            for r in 0..<n {
+                for c in 0..<r { XCTAssertEqual(u[r, c], 0); XCTAssertEqual(l[c, r], 0) }
+            }
+            assertClose(naiveMatmul(u, true, u, false).storage, a.storage, relative: 1e-4, "UᵀU, n = \(n)")
+            assertClose(naiveMatmul(l, false, l, true).storage, a.storage, relative: 1e-4, "LLᵀ, n = \(n)")
+            let inverse = try BLAS.inverseSPD(a)
+            var identity = Matrix(rows: n, columns: n)
+            for i in 0..<n { identity[i, i] = 1 }
+            assertClose(naiveMatmul(a, false, inverse, false).storage, identity.storage, relative: 1e-4, "A·A⁻¹, n = \(n)")
+            for r in 0..<n { for c in 0..<n { XCTAssertEqual(inverse[r, c], inverse[c, r]) } }
+        }
+    }
+
+    func testSingularOrNonFiniteMatricesGiveClearErrors() {
+        // Rank one: x·xᵀ.
+        let x: [Float] = [1, 2, 3]
+        let singular = Matrix(rows: 3, columns: 3, storage: (0..<9).map { x[$0 / 3] * x[$0 % 3] })
+        assertThrows(.invalidOption, { _ = try BLAS.inverseSPD(singular) })
+        assertThrows(.invalidOption, { _ = try BLAS.cholesky(singular) })
+        let indefinite = Matrix(rows: 2, columns: 2, storage: [1, 0, 0, -1])
+        assertThrows(.invalidOption, { _ = try BLAS.cholesky(indefinite) })
+        assertThrows(.nonFinite, { _ = try BLAS.inverseSPD(Matrix(rows: 1, columns: 1, storage: [.nan])) })
+        assertThrows(.invalidShape, { _ = try BLAS.cholesky(Matrix(rows: 2, columns: 3)) })
+        do {
+            _ = try BLAS.inverseSPD(singular)
+        } catch let error as TopiaryError {
+            XCTAssert(error.message.contains("singular"), error.message)
+        } catch { XCTFail("\(error)") }
+    }
+
+    // MARK: OBS on one layer
+
+    func testHessianIsDampenedGram() throws {
+        var rng = SeededRandom(seed: 4)
+        let x = randomMatrix(30, 6, rng: &rng)
+        let h = try SecondOrder.hessian(x, damping: 0.1)
+        var g = naiveMatmul(x, true, x, false)
+        for i in 0..<g.count { g.storage[i] *= 2 / 30 }
+        let mean = (0..<6).reduce(Float(0)) { $0 + g[$1, $1] } / 6
+        for i in 0..<6 { g[i, i] += 0.1 * mean }
+        assertClose(h.storage, g.storage, relative: 1e-5)
+        assertThrows(.invalidOption, { _ = try SecondOrder.hessian(x, damping: -1) })
+        assertThrows(.invalidOption, { _ = try SecondOrder.hessian(Matrix(rows: 0, columns: 6), damping: 0.01) })
+    }
+
+    /// Removing one weight of the first column is the closed-form OBS update
+    /// `δw = −(w_q / [H⁻¹]_qq) · H⁻¹[q, :]` of its row; other rows are unchanged.
+    func testOneWeightMatchesClosedFormOBS() throws {
+        for seed in UInt64(0)..<4 {
+            var rng = SeededRandom(seed: seed)
+            let (rows, cols) = (4, 7)
+            let x = correlatedInputs(60, cols, rng: &rng)
+            var w = Matrix(rows: rows, columns: cols, storage: (0..<(rows * cols)).map { _ in
+                (rng.nextUniform() < 0.5 ? -1 : 1) * rng.nextUniform(0.5, 1) })
+            let target = Int(seed % UInt64(rows))
+            w[target, 0] = 1e-4
+            let layer = try Dense(weight: w, bias: [1, 2, 3, 4])
+            let h = try SecondOrder.hessian(x, damping: 0)
+            try SecondOrder.prune(layer, count: 1, hessian: h, blockSize: 3)   // the lowest score is in block 0
+            let inverse = try BLAS.inverseSPD(h)
+            var expected = w
+            for c in 0..<cols {
+                expected[target, c] -= w[target, 0] / inverse[0, 0] * inverse[0, c]
+            }
+            XCTAssertEqual(layer.keptCount, rows * cols - 1)
+            XCTAssertEqual(layer.maskOrOnes[target, 0], 0)
+            XCTAssertEqual(layer.weight[target, 0].bitPattern, 0, "a pruned weight is exactly +0")
+            assertClose(layer.weight.storage, expected.storage, relative: 1e-4, "seed \(seed)")
+            XCTAssertEqual(layer.bias, [1, 2, 3, 4])
+        }
+    }
+
+    /// ‖W·Xᵀ − Ŵ·Xᵀ‖ of OBS is never above magnitude pruning's at the same sparsity; counts are exact.
+    func testReconstructionErrorNeverAboveMagnitude() throws {
+        for seed in UInt64(0)..<10 {
+            var rng = SeededRandom(seed: 100 + seed)
+            let (rows, cols) = (9, 24)
+            let x = correlatedInputs(200, cols, rng: &rng)
+            let w = randomMatrix(rows, cols, rng: &rng)
+            let reference = BLAS.matmul(x, .none, w, .transpose)
+            func error(_ layer: Dense) -> Double {
+                let y = BLAS.matmul(x, .none, layer.weight, .transpose)
+                var sum = 0.0
+                for i in 0..<y.count {
+                    let d = Double(y.storage[i]) - Double(reference.storage[i])
+                    sum += d * d
+                }
+                return sum
+            }
+            for sparsity in [0.3, 0.6, 0.9] {
+                let count = Int((sparsity * Double(rows * cols)).rounded())
+                let obs = try Dense(weight: w, bias: [Float](repeating: 0, count: rows))
+                try SecondOrder.prune(obs, count: count, hessian: try SecondOrder.hessian(x, damping: 0.01), blockSize: 10)
+                let magnitude = try Dense(weight: w, bias: [Float](repeating: 0, count: rows))
+                try Pruner(saliency: .magnitude, scope: .layerwise).prune(try Chain([magnitude]), to: sparsity)
+                XCTAssertEqual(obs.keptCount, rows * cols - count)
+                XCTAssertEqual(magnitude.keptCount, rows * cols - count)
+                let mask = obs.maskOrOnes
+                for i in 0..<w.count where mask.storage[i] == 0 { XCTAssertEqual(obs.weight.storage[i].bitPattern, 0) }
+                XCTAssertLessThanOrEqual(error(obs), error(magnitude), "seed \(seed), sparsity \(sparsity)")
+            }
+        }
+    }
+
+    func testSingularHessianWithoutDampingIsAClearError() throws {
+        var rng = SeededRandom(seed: 5)
+        let x = randomMatrix(3, 10, rng: &rng)   // rank 3 < 10 inputs
+        let w = randomMatrix(2, 10, rng: &rng)
+        let layer = try Dense(weight: w, bias: [0, 0])
+        assertThrows(.invalidOption, { try SecondOrder.prune(layer, count: 5, hessian: try SecondOrder.hessian(x, damping: 0)) })
+        XCTAssertEqual(layer.weight.storage, w.storage, "nothing changes")
+        XCTAssertNil(layer.mask)
+        // Dampening makes it well posed.
+        try SecondOrder.prune(layer, count: 5, hessian: try SecondOrder.hessian(x, damping: 0.01))
+        XCTAssertEqual(layer.keptCount, 15)
+        XCTAssert(layer.weight.storage.allSatisfy(\.isFinite))
+        // Through the pruner too.
+        let net = try Chain([try Dense(weight: w, bias: [0, 0])])
+        let data = try LabeledData(images: x, labels: [0, 1, 0])
+        assertThrows(.invalidOption, { try Pruner(saliency: .obs(data: data, damping: 0), scope: .global).prune(net, to: 0.5) })
+    }
+
+    // MARK: Through the pruner
+
+    private func network(seed: UInt64) throws -> Chain {
+        var rng = SeededRandom(seed: seed)
+        return try Chain([try Dense(12 => 16, .relu, using: &rng), try Dense(16 => 8, .relu, using: &rng), try Dense(8 => 4, using: &rng)])
+    }
+
+    func testPrunerWithOBSHasMagnitudeCountsAndMasksOnlyShrink() throws {
+        let data = try argmaxProblem(count: 300, seed: 1)
+        let net = try network(seed: 2)
+        let biases = net.layers.map(\.bias)
+        let pruner = Pruner(saliency: .obs(data: data, calibrationSamples: 256), scope: .global)
+        XCTAssertEqual(pruner.saliency.name, "obs(256; damping 0.01)")
+        var previous: [Matrix] = []
+        for sparsity in [0.5, 0.8, 0.95] {
+            let probe = net.copy()
+            let expected = try Pruner(saliency: .magnitude, scope: .global).prune(probe, to: sparsity)
+            let step = try pruner.prune(net, to: sparsity)
+            XCTAssertEqual(step.layerPruned, expected.layerPruned, "per-layer counts are global magnitude's")
+            for (l, layer) in net.layers.enumerated() {
+                let mask = layer.maskOrOnes
+                for i in 0..<mask.count where mask.storage[i] == 0 { XCTAssertEqual(layer.weight.storage[i].bitPattern, 0) }
+                if l < previous.count {
+                    for i in 0..<mask.count where previous[l].storage[i] == 0 { XCTAssertEqual(mask.storage[i], 0, "masks only shrink") }
+                }
+                XCTAssertEqual(layer.bias, biases[l], "biases untouched")
+            }
+            previous = net.layers.map(\.maskOrOnes)
+        }
+        XCTAssertThrowsError(try Pruner(saliency: .obs(data: data), scope: .global, includeBiases: true).prune(net, to: 0.96))
+        XCTAssertThrowsError(try Pruner(saliency: .obs(data: data, calibrationSamples: 0), scope: .global).prune(net, to: 0.96))
+        XCTAssertThrowsError(try Pruner(saliency: .obs(data: data, damping: .nan), scope: .global).prune(net, to: 0.96))
+    }
+
+    func testOBSScoresAndIterativeSchedule() throws {
+        let dataset = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
+        let net = try network(seed: 4)
+        let scores = try Saliency.obs(data: dataset.train).scores(for: net)
+        XCTAssertEqual(scores.map(\.count), net.layers.map(\.weight.count))
+        XCTAssert(scores.joined().allSatisfy { $0.isFinite && $0 >= 0 })
+        // OBS combines with an iterative schedule and fine-tuning: exact counts, zeros stay zero.
+        let run = IterativePruner(network: try Chain(sizes: [12, 24, 4], seed: 0), dataset: dataset,
+                                  method: .weights(Pruner(saliency: .obs(data: dataset.train), scope: .global)),
+                                  plan: .steps(.geometric(fraction: 0.3, milestones: [0.5, 0.8])),
+                                  fineTuning: FineTuning(epochsPerStep: 1, finalEpochs: 1),
+                                  optimizer: SGD(learningRate: 0.05, momentum: 0.9), batchSize: 32, seed: 3)
+        let report = try run.run()
+        let total = 12 * 24 + 24 * 4
+        XCTAssertEqual(run.network.nonzeroWeightCount, total - Int((0.8 * Double(total)).rounded()))
+        XCTAssertEqual(report.steps.count, 5)
+        for layer in run.network.layers {
+            let mask = layer.maskOrOnes
+            for i in 0..<mask.count where mask.storage[i] == 0 { XCTAssertEqual(layer.weight.storage[i], 0) }
+        }
+        XCTAssertGreaterThan(report.final.testAccuracy, 0.5)
+    }
+}
