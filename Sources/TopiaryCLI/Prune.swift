@@ -54,6 +54,9 @@ struct Prune: ParsableCommand {
         if scope.budget != nil, schedule.target != nil {
             throw ValidationError("--budget sets the final sparsity (the one the per-layer targets imply); do not combine it with --target.")
         }
+        if saliency.saliency == .obs, structure.pruneBiases {
+            throw ValidationError("--saliency obs prunes and reconstructs weights only; it cannot be combined with --prune-biases.")
+        }
         if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint.") }
     }
 

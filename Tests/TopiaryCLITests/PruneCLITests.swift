@@ -86,6 +86,26 @@ final class PruneCLITests: CLITestCase {
         XCTAssertEqual(try json(e.stdout)["sparsity"] as? Double, sparsity)
     }
 
+    func testOneShotOBSPruneReportsJSONAndSavesExactZeros() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        var accuracy: [String: Double] = [:]
+        for saliency in ["obs", "magnitude"] {
+            let output = dir.appendingPathComponent("\(saliency).safetensors").path
+            let r = try run(["prune", "--model", model, "--schedule", "oneshot", "--target", "0.9", "--saliency", saliency,
+                             "--calibration-samples", "512", "--finetune-epochs", "0", "--final-epochs", "0",
+                             "--output", output, "--json"] + limits)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let final = try XCTUnwrap(try json(r.stdout)["final"] as? [String: Any])
+            let sparsity = try XCTUnwrap(final["sparsity"] as? Double)
+            XCTAssertEqual(sparsity, 0.9, accuracy: 0.0005)
+            XCTAssertEqual(sparsity, try zeroFraction(output), "reported sparsity == zeros in the saved file")
+            accuracy[saliency] = try XCTUnwrap(final["test_accuracy"] as? Double)
+        }
+        XCTAssertGreaterThanOrEqual(accuracy["obs"] ?? 0, accuracy["magnitude"] ?? 1, "\(accuracy)")
+    }
+
     /// The completed steps a checkpoint's state.json records, or nil before the first.
     private func checkpointedSteps(_ folder: String) -> Int? {
         guard let data = FileManager.default.contents(atPath: folder + "/state.json"),
@@ -427,6 +447,9 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--lr-schedule", "step:0:0.5"], ["prune", "--model", "x", "--optimizer", "rmsprop"],
                      ["prune", "--model", "x", "--structured", "channels"], ["prune", "--model", "x", "--criterion", "l3"],
                      ["prune", "--model", "x", "--schedule", "list:0.5,abc"], ["prune", "--model", "x", "--finetune", "rewind"],
+                     ["prune", "--model", "x", "--saliency", "obs", "--damping", "-1"],
+                     ["prune", "--model", "x", "--saliency", "obs", "--calibration-samples", "0"],
+                     ["prune", "--model", "x", "--saliency", "obs", "--prune-biases"],
                      ["sensitivity", "--model", "x", "--saliency", "fisher"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)

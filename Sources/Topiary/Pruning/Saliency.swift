@@ -209,15 +209,16 @@ public struct Saliency {
     /// For each prunable layer, `H = 2·XᵀX/n + λ·mean(diag)·I` is accumulated (`ssyrk`) from the
     /// layer's inputs `X` on the first `calibrationSamples` images of `data` (pass the training
     /// split, never validation or test), with the layers before it already pruned. With `U` the
-    /// upper Cholesky factor of `H⁻¹` (`spotrf`, `spotri`), the columns are visited in blocks of
-    /// 128: in each block the kept weights with the lowest `w² / U_qq²` are removed and every
-    /// removed weight's error `w_q / U_qq` is propagated to the columns not yet visited
-    /// (`−(w_q / U_qq) · U[q, q+1…]`, lazily per block with `sgemm`), which is the closed-form OBS
-    /// update `δw = −(w_q / [H⁻¹]_qq) · H⁻¹[:, q]` over those columns.
+    /// upper Cholesky factor of `H⁻¹` (`spotrf`, `spotri`), the columns are visited in order, in
+    /// groups of 8: in each group the kept weights with the lowest `w² / U_qq²` (as updated so
+    /// far) are removed, and every removed weight's error `w_q / U_qq` is propagated to the columns
+    /// not yet visited (`−(w_q / U_qq) · U[q, q+1…]`: `sger` within blocks of 128 columns, one
+    /// `sgemm` per block for the rest), which is the closed-form OBS update
+    /// `δw = −(w_q / [H⁻¹]_qq) · H⁻¹[:, q]` over those columns.
     ///
     /// Budgets: the number pruned in each layer is what magnitude pruning with the pruner's
     /// ``PruningScope`` would remove there (as SparseGPT is used), so counts are exact and
-    /// protection and caps apply; within a layer the budget is split over the column blocks as the
+    /// protection and caps apply; within a layer the budget is split over the column groups as the
     /// layer's lowest `w² / U_qq²` fall before any update. Masks only shrink, pruned weights are exactly zero,
     /// biases are untouched (this saliency does not score biases). Combined with any schedule and
     /// fine-tuning policy of ``IterativePruner``, each step reconstructs from the current weights.
