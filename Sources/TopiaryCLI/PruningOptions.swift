@@ -42,6 +42,10 @@ struct SaliencyOptions: ParsableArguments {
 struct StructureOptions: ParsableArguments {
     enum Structure: String, CaseIterable, ExpressibleByArgument { case neurons }
     enum Criterion: String, CaseIterable, ExpressibleByArgument { case l1, l2, activation }
+    enum Repair: String, CaseIterable, ExpressibleByArgument {
+        case none
+        case leastSquares = "least-squares"
+    }
 
     @Option(help: "Structured pruning: 'neurons' removes whole hidden neurons (targets are fractions of hidden neurons).")
     var structured: Structure?
@@ -52,6 +56,9 @@ struct StructureOptions: ParsableArguments {
     @Option(name: .customLong("activation-samples"), help: "Training images for the activation criterion.")
     var activationSamples: Int = 2000
 
+    @Option(help: "With --structured neurons: 'least-squares' re-fits each layer after a pruned one (weights and bias) so that its pre-activations on --calibration-samples training images match the unpruned network's; 'none' (the default) only removes.")
+    var repair: Repair = .none
+
     @Flag(name: .customLong("prune-biases"), help: "Biases take part in the ranking and selection like weights (|b| for magnitude, |b·∂L/∂b| for taylor); the target and the reported sparsity then count weights and biases together. Biases are not pruned by default.")
     var pruneBiases = false
 
@@ -59,6 +66,7 @@ struct StructureOptions: ParsableArguments {
 
     func validate() throws {
         guard activationSamples >= 1 else { throw ValidationError("--activation-samples must be at least 1.") }
+        if repair != .none, !neurons { throw ValidationError("--repair applies to --structured neurons.") }
         if neurons, pruneBiases {
             throw ValidationError("--prune-biases prunes single biases; it cannot be combined with --structured (removing a neuron removes its bias).")
         }

@@ -178,6 +178,21 @@ final class PruneCLITests: CLITestCase {
 
     /// --scope global with --structured ranks the 48 hidden neurons together: exactly round(0.5 · 48)
     /// = 24 remain, however they fall between the two hidden layers.
+    func testStructuredLeastSquaresRepairBeatsRemovalAlone() throws {
+        try requireDataset()
+        let dir = try temporaryDirectory()
+        let model = try trainedModel(in: dir)
+        var accuracy: [String: Double] = [:]
+        for repair in ["none", "least-squares"] {
+            let r = try run(["prune", "--model", model, "--structured", "neurons", "--criterion", "l2", "--schedule", "oneshot",
+                             "--target", "0.5", "--repair", repair, "--calibration-samples", "512",
+                             "--finetune-epochs", "0", "--final-epochs", "0", "--json"] + limits)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            accuracy[repair] = try XCTUnwrap((try json(r.stdout)["final"] as? [String: Any])?["test_accuracy"] as? Double)
+        }
+        XCTAssertGreaterThanOrEqual(accuracy["least-squares"] ?? 0, accuracy["none"] ?? 1, "\(accuracy)")
+    }
+
     func testStructuredGlobalScopeRemovesHalfOfAllHiddenNeurons() throws {
         try requireDataset()
         let dir = try temporaryDirectory()
@@ -450,6 +465,7 @@ final class PruneCLITests: CLITestCase {
                      ["prune", "--model", "x", "--saliency", "obs", "--damping", "-1"],
                      ["prune", "--model", "x", "--saliency", "obs", "--calibration-samples", "0"],
                      ["prune", "--model", "x", "--saliency", "obs", "--prune-biases"],
+                     ["prune", "--model", "x", "--repair", "least-squares"], ["prune", "--model", "x", "--repair", "sgels"],
                      ["sensitivity", "--model", "x", "--saliency", "fisher"],
                      ["sensitivity", "--model", "x", "--sparsities", "0.5,abc"]] {
             let r = try run(args)

@@ -226,3 +226,55 @@ final class SecondOrderTests: XCTestCase {
         XCTAssertGreaterThan(report.final.testAccuracy, 0.5)
     }
 }
+
+/// Least-squares repair after neuron removal (issue 15).
+final class LeastSquaresRepairTests: XCTestCase {
+    /// A next layer whose removed neurons were linear combinations of kept ones is recovered exactly.
+    func testRepairRecoversNeuronsThatWereLinearCombinations() throws {
+        var rng = SeededRandom(seed: 9)
+        // Hidden layer of 6 identity neurons: neurons 4 and 5 copy combinations of neurons 0…3.
+        var w0 = randomMatrix(6, 5, rng: &rng)
+        for c in 0..<5 {
+            w0[4, c] = 0.5 * w0[0, c] - 2 * w0[2, c]
+            w0[5, c] = w0[1, c] + w0[3, c]
+        }
+        var b0 = (0..<6).map { _ in rng.nextUniform(-1, 1) }
+        b0[4] = 0.5 * b0[0] - 2 * b0[2]
+        b0[5] = b0[1] + b0[3]
+        let second = try Dense(weight: randomMatrix(3, 6, rng: &rng), bias: [0.1, 0.2, 0.3])
+        // Make neurons 4 and 5 the weakest by L1 so that they are the ones removed.
+        let scale: Float = 1e-3
+        var w0s = w0, b0s = b0
+        for c in 0..<5 { w0s[4, c] *= scale; w0s[5, c] *= scale }
+        b0s[4] *= scale; b0s[5] *= scale
+        var w1 = second.weight
+        for r in 0..<3 { w1[r, 4] /= scale; w1[r, 5] /= scale }
+        let net = try Chain([try Dense(weight: w0s, bias: b0s), try Dense(weight: w1, bias: second.bias)])
+        let x = randomMatrix(200, 5, rng: &rng)
+        let before = try net.predict(x)
+        let data = try LabeledData(images: x, labels: [Int32](repeating: 0, count: 200))
+        let removedOnly = net.copy()
+        try NeuronPruner(criterion: .l1).prune(removedOnly, to: 2.0 / 6)
+        let step = try NeuronPruner(criterion: .l1, repair: data).prune(net, to: 2.0 / 6)
+        XCTAssertEqual(step.kept, [[0, 1, 2, 3]])
+        let after = try net.predict(x)
+        assertClose(after.storage, before.storage, relative: 2e-3, "repair recovers the outputs")
+        let unrepaired = try removedOnly.predict(x)
+        XCTAssertGreaterThan(zip(unrepaired.storage, before.storage).map { abs($0 - $1) }.max() ?? 0, 0.05)
+    }
+
+    func testRepairKeepsPrunedWeightsZero() throws {
+        var rng = SeededRandom(seed: 10)
+        let net = try Chain(sizes: [8, 12, 6, 3], seed: 1)
+        try Pruner(saliency: .magnitude, scope: .global).prune(net, to: 0.5)
+        let data = try LabeledData(images: randomMatrix(100, 8, rng: &rng), labels: [Int32](repeating: 0, count: 100))
+        try NeuronPruner(criterion: .l2, repair: data).prune(net, to: 0.5)
+        for layer in net.layers {
+            let mask = layer.maskOrOnes
+            for i in 0..<mask.count where mask.storage[i] == 0 { XCTAssertEqual(layer.weight.storage[i], 0) }
+            XCTAssert(layer.weight.storage.allSatisfy(\.isFinite))
+        }
+        XCTAssertEqual(net.sizes, [8, 6, 3, 3])
+        XCTAssertThrowsError(try NeuronPruner(criterion: .l2, repair: LabeledData(featureCount: 8)).prune(net, to: 0.6))
+    }
+}

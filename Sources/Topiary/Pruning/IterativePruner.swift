@@ -135,7 +135,7 @@ public final class IterativePruner {
         let m: String
         switch method {
         case .weights(let p): m = "weights(\(p.saliency.name); \(p.scope.name)\(p.includeBiases ? "; biases" : ""))"
-        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.isGlobal ? "; global" : ""))"
+        case .neurons(let n): m = "neurons(\(n.criterion.name); \(n.layerFractions.map { "\($0)" } ?? "uniform")\(n.isGlobal ? "; global" : "")\(n.repair.map { "; least-squares repair on \($0.count)" } ?? ""))"
         }
         let p: String
         switch plan {

@@ -58,12 +58,26 @@ public struct NeuronPruner {
     /// Where the target applies: ``PruningScope/layerwise`` (the default) or ``PruningScope/global``,
     /// without protected layers or caps.
     public var scope: PruningScope
+    /// Calibration samples (the training split, never validation or test) for least-squares
+    /// repair after each removal; `nil` (the default) for none.
+    ///
+    /// With samples, every layer after a hidden layer is re-fitted, in order, so that its
+    /// pre-activations on these samples match the unpruned network's: weights and bias solve
+    /// `min ‖[X′, 1]·[W; b]ᵀ − Z‖² + λ·mean(diag)·‖[W; b]‖²` with `X′` the layer's inputs in the
+    /// pruned network (earlier layers already repaired), `Z` the original pre-activations of its
+    /// kept neurons, and `λ = 10⁻⁵` (normal equations, `ssyrk`, then `spotrf` and `spotrs`).
+    /// Pruned weights and biases stay pruned: a masked row is solved on its kept entries only.
+    /// The idea is that of Optimal Brain Surgeon (Hassibi & Stork 1993) applied to whole
+    /// neurons, as in Frantar & Alistarh 2022's layer-wise reconstruction.
+    public var repair: LabeledData?
 
     /// Creates a neuron pruner.
-    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: PruningScope = .layerwise) {
+    public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: PruningScope = .layerwise,
+                repair: LabeledData? = nil) {
         self.criterion = criterion
         self.layerFractions = layerFractions
         self.scope = scope
+        self.repair = repair
     }
 
     /// Whether the scope ranks all hidden neurons together.
@@ -190,7 +204,15 @@ public struct NeuronPruner {
             }
         }
         let before = network.sizes
-        network.removeNeurons(keeping: kept)
+        if let repair {
+            guard !repair.isEmpty else { throw TopiaryError(.invalidOption, "least-squares repair needs calibration samples, got none") }
+            try repair.check(against: network, source: "least-squares repair data")
+            let original = network.copy()
+            network.removeNeurons(keeping: kept)
+            try Self.repairLeastSquares(network, original: original, kept: kept, inputs: repair.images)
+        } else {
+            network.removeNeurons(keeping: kept)
+        }
         return NeuronPruningResult(sizesBefore: before, sizesAfter: network.sizes, kept: kept)
     }
 
@@ -215,6 +237,73 @@ public struct NeuronPruner {
             toRemove -= 1
         }
         return removed.map { flags in flags.indices.filter { !flags[$0] } }
+    }
+}
+
+extension NeuronPruner {
+    /// Dampening of the least-squares normal equations, a fraction of their mean diagonal.
+    static let repairDamping = 1e-5
+
+    /// Re-fits every layer after the first of `network` (already smaller) so that its
+    /// pre-activations on `inputs` match those of the same neurons in `original`.
+    static func repairLeastSquares(_ network: Chain, original: Chain, kept: [[Int]], inputs: Matrix) throws {
+        var reference = inputs   // the input of original layer l
+        var current = inputs     // the input of pruned layer l
+        for (l, layer) in network.layers.enumerated() {
+            let source = original.layers[l]
+            if l > 0 {
+                // Original pre-activations of the kept neurons.
+                let linear = Dense(checkedWeight: source.weight, bias: source.bias)
+                let z = try linear.predict(reference)
+                let rows = l < kept.count ? kept[l] : Array(0..<source.outputSize)
+                var target = Matrix(rows: z.rows, columns: rows.count)
+                for n in 0..<z.rows { for (j, r) in rows.enumerated() { target.storage[n * rows.count + j] = z.storage[n * z.columns + r] } }
+                try refit(layer, inputs: current, targets: target)
+            }
+            reference = try source.predict(reference)
+            if l + 1 < network.layers.count { current = try layer.predict(current) }
+        }
+    }
+
+    /// Solves `layer`'s weights and bias for `min ‖[X, 1]·[W; b]ᵀ − Z‖²` (dampened), keeping pruned entries at zero.
+    static func refit(_ layer: Dense, inputs x: Matrix, targets z: Matrix) throws {
+        let (n, d, m) = (x.rows, x.columns, z.columns)
+        var a = Matrix(rows: n, columns: d + 1)
+        for r in 0..<n {
+            for c in 0..<d { a.storage[r * (d + 1) + c] = x.storage[r * d + c] }
+            a.storage[r * (d + 1) + d] = 1
+        }
+        var g = BLAS.gram(a, alpha: 1 / Float(n))
+        let rhs = BLAS.matmul(a, .transpose, z, .none, alpha: 1 / Float(n))   // [d + 1, m]
+        let mean = (0...d).reduce(0.0) { $0 + Double(g.storage[$1 * (d + 1) + $1]) } / Double(d + 1)
+        for i in 0...d { g.storage[i * (d + 1) + i] += Float(repairDamping * mean) }
+        var weight = Matrix(rows: m, columns: d)
+        var bias = [Float](repeating: 0, count: m)
+        if !layer.isPruned {
+            let s = try BLAS.solveSPD(g, rhs)   // [d + 1, m]
+            for j in 0..<m {
+                for c in 0..<d { weight.storage[j * d + c] = s.storage[c * m + j] }
+                bias[j] = s.storage[d * m + j]
+            }
+        } else {
+            let mask = layer.mask?.storage, biasMask = layer.biasMask
+            for j in 0..<m {
+                var idx = (0..<d).filter { mask?[j * d + $0] != 0 }
+                if biasMask?[j] != 0 { idx.append(d) }
+                guard !idx.isEmpty else { continue }
+                let k = idx.count
+                var sub = Matrix(rows: k, columns: k), b = Matrix(rows: k, columns: 1)
+                for (p, ip) in idx.enumerated() {
+                    for (q, iq) in idx.enumerated() { sub.storage[p * k + q] = g.storage[ip * (d + 1) + iq] }
+                    b.storage[p] = rhs.storage[ip * m + j]
+                }
+                let s = try BLAS.solveSPD(sub, b)
+                for (p, ip) in idx.enumerated() {
+                    if ip == d { bias[j] = s.storage[p] } else { weight.storage[j * d + ip] = s.storage[p] }
+                }
+            }
+        }
+        try layer.setParameters(weight: weight, bias: bias)
     }
 }
 
