@@ -18,6 +18,11 @@ struct SaliencyOptions: ParsableArguments {
     @Option(name: .customLong("calibration-samples"), help: "With --saliency obs: the first N training images whose layer inputs give each layer's Hessian 2·XᵀX/n.")
     var calibrationSamples: Int = 2048
 
+    enum Budget: String, CaseIterable, ExpressibleByArgument { case magnitude, global }
+
+    @Option(name: .customLong("obs-budget"), help: "With --saliency obs: per-layer counts from global magnitude ranking (magnitude, the default, as SparseGPT is used) or from the OBS errors w²/[H⁻¹]_qq of all layers ranked together (global).")
+    var obsBudget: Budget = .magnitude
+
     @Option(help: "With --saliency obs: dampening λ added to the Hessian's diagonal, as a fraction of its mean diagonal.")
     var damping: Double = 0.01
 
@@ -33,7 +38,7 @@ struct SaliencyOptions: ParsableArguments {
         case .magnitude: return .magnitude
         case .random: return .random(seed: seed)
         case .taylor: return .taylor(data: train, batchCount: taylorBatches, batchSize: batchSize, seed: seed)
-        case .obs: return .obs(data: train, calibrationSamples: calibrationSamples, damping: damping)
+        case .obs: return .obs(data: train, calibrationSamples: calibrationSamples, damping: damping, globalBudget: obsBudget == .global)
         }
     }
 }

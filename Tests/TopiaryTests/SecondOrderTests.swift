@@ -203,6 +203,20 @@ final class SecondOrderTests: XCTestCase {
         XCTAssertThrowsError(try Pruner(saliency: .obs(data: data, damping: .nan), scope: .global).prune(net, to: 0.96))
     }
 
+    func testGlobalOBSBudgetHasExactTotalAndFollowsTheOBSErrors() throws {
+        let data = try argmaxProblem(count: 300, seed: 5)
+        let net = try network(seed: 6)
+        let scores = try Saliency.obs(data: data).scores(for: net)
+        let probe = net.copy()
+        let expected = try Pruner(saliency: Saliency { _ in scores }, scope: .global).prune(probe, to: 0.7)
+        let saliency = Saliency.obs(data: data, globalBudget: true)
+        XCTAssert(saliency.name.hasSuffix("; global budget)"), saliency.name)
+        let step = try Pruner(saliency: saliency, scope: .global).prune(net, to: 0.7)
+        XCTAssertEqual(step.layerPruned, expected.layerPruned)
+        let total = net.layers.reduce(0) { $0 + $1.weight.count }
+        XCTAssertEqual(net.nonzeroWeightCount, total - Int((0.7 * Double(total)).rounded()))
+    }
+
     func testOBSScoresAndIterativeSchedule() throws {
         let dataset = try argmaxDataset(train: 400, validation: 100, test: 100, seed: 3)
         let net = try network(seed: 4)

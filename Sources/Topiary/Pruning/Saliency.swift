@@ -217,7 +217,8 @@ public struct Saliency {
     /// `δw = −(w_q / [H⁻¹]_qq) · H⁻¹[:, q]` over those columns.
     ///
     /// Budgets: the number pruned in each layer is what magnitude pruning with the pruner's
-    /// ``PruningScope`` would remove there (as SparseGPT is used), so counts are exact and
+    /// ``PruningScope`` would remove there (as SparseGPT is used; see `globalBudget` for the
+    /// alternative), so counts are exact and
     /// protection and caps apply; within a layer the budget is split over the column groups as the
     /// layer's lowest `w² / U_qq²` fall before any update. Masks only shrink, pruned weights are exactly zero,
     /// biases are untouched (this saliency does not score biases). Combined with any schedule and
@@ -231,11 +232,17 @@ public struct Saliency {
     ///   - calibrationSamples: how many of the first samples of `data` to use (default 2,048).
     ///   - damping: `λ`, a fraction of the mean diagonal of `H` (default 0.01); `0` only for
     ///     inputs of full rank, else pruning throws ``TopiaryError/Kind/invalidOption`` (singular `H`).
+    ///   - globalBudget: `false` (the default) for per-layer counts from magnitude; `true` for
+    ///     counts from the OBS errors `w_q² / [H⁻¹]_qq` of all layers ranked together with the
+    ///     pruner's scope (errors in each layer's own output units, so layers with large outputs
+    ///     keep more).
     /// - Complexity: one forward pass of the calibration samples, `O(n·in²)` for each `H`, `O(in³)` for
     ///   the factorisations and `O(out·in²)` for the reconstruction of each layer.
-    public static func obs(data: LabeledData, calibrationSamples: Int = 2048, damping: Double = 0.01) -> Saliency {
+    public static func obs(data: LabeledData, calibrationSamples: Int = 2048, damping: Double = 0.01,
+                           globalBudget: Bool = false) -> Saliency {
         let samples = max(0, calibrationSamples)
-        let config = SecondOrder(data: data.prefix(min(samples, data.count)), damping: damping)
-        return Saliency(secondOrder: config, name: "obs(\(min(samples, data.count)); damping \(damping))")
+        var config = SecondOrder(data: data.prefix(min(samples, data.count)), damping: damping)
+        config.globalBudget = globalBudget
+        return Saliency(secondOrder: config, name: "obs(\(min(samples, data.count)); damping \(damping)\(globalBudget ? "; global budget" : ""))")
     }
 }

@@ -35,6 +35,9 @@ struct SecondOrder {
     var blockSize: Int = 128
     /// Columns whose pruned weights are chosen together, from the weights as updated so far.
     var selectionGroup: Int = 8
+    /// Per-layer budgets from the OBS errors `w_q² / [H⁻¹]_qq` of all layers ranked together
+    /// (on the network's inputs before the step), instead of from magnitude.
+    var globalBudget = false
 
     /// The checks common to every use.
     func validate(against network: Chain) throws {
@@ -65,13 +68,15 @@ struct SecondOrder {
     }
 
     /// Prunes `network` to `sparsity`: per-layer budgets from what magnitude pruning with `scope`
-    /// would remove in each layer, then each layer in order is pruned and reconstructed on the
+    /// would remove in each layer (or, with ``globalBudget``, pruning by the OBS errors), then each layer in order is pruned and reconstructed on the
     /// inputs that the already-pruned layers before it give (SparseGPT's sequential mode).
     func prune(_ network: Chain, to sparsity: Double, scope: PruningScope, before: [Int]) throws {
         try validate(against: network)
         let probe = network.copy()
-        let magnitude = try Pruner(saliency: .magnitude, scope: scope).prune(probe, to: sparsity)
-        let counts = zip(magnitude.layerPruned, before).map { max(0, $0 - $1) }
+        let scores = globalBudget ? try self.scores(for: network) : []
+        let ranking = globalBudget ? Saliency(name: "obs-error") { _ in scores } : .magnitude
+        let budget = try Pruner(saliency: ranking, scope: scope).prune(probe, to: sparsity)
+        let counts = zip(budget.layerPruned, before).map { max(0, $0 - $1) }
         let layers = network.layers
         var x = data.images
         for (l, layer) in layers.enumerated() {
