@@ -186,7 +186,8 @@ final class PruneCLITests: CLITestCase {
         for repair in ["none", "least-squares"] {
             let r = try run(["prune", "--model", model, "--structured", "neurons", "--criterion", "l2", "--schedule", "oneshot",
                              "--target", "0.5", "--repair", repair, "--calibration-samples", "512",
-                             "--finetune-epochs", "0", "--final-epochs", "0", "--json"] + limits)
+                             "--finetune-epochs", "0", "--final-epochs", "0",
+                             "--output", dir.appendingPathComponent("\(repair).safetensors").path, "--json"] + limits)
             XCTAssertEqual(r.status, 0, r.stderr)
             accuracy[repair] = try XCTUnwrap((try json(r.stdout)["final"] as? [String: Any])?["test_accuracy"] as? Double)
         }
