@@ -4,12 +4,18 @@ import Topiary   // not @testable: the README's examples use the public API only
 
 /// The README's Swift examples, run on a small subset so that API drift breaks a test.
 final class ReadmeExampleTests: XCTestCase {
-    func testLibraryExampleRuns() throws {
+    /// A new temporary folder; skips the test when Fashion-MNIST is not installed.
+    private func scratchFolder() throws -> URL {
         guard FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory) else {
             throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-readme-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func testLibraryExampleRuns() throws {
+        let dir = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("lenet.safetensors").path
 
@@ -44,11 +50,7 @@ final class ReadmeExampleTests: XCTestCase {
 
     /// The README's pruning example, on a subset, a small network and a short schedule.
     func testPruningExampleRuns() throws {
-        guard FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory) else {
-            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-        }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("topiary-readme-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let dense = try FashionMNIST.load(validationCount: 200, trainLimit: 1200, testLimit: 500)
         let trained = try Chain(sizes: [784, 64, 10], seed: 0)
