@@ -15,6 +15,8 @@ extension SparseBenchmark {
         public var denseSamplesPerSecond: Double
         /// Samples per second of the `CompiledNetwork` with the `CompiledNetwork.Policy.automatic` policy.
         public var compiledSamplesPerSecond: Double
+        /// Samples per second of the `CompiledNetwork` with every layer CSR (`.sparse`).
+        public var sparseSamplesPerSecond: Double
         /// Microseconds per sample of the automatic plan.
         public var microsecondsPerSample: Double
         /// The automatic plan's choice per layer (`dense` or `sparse`), input first.
@@ -23,12 +25,13 @@ extension SparseBenchmark {
         enum CodingKeys: String, CodingKey {
             case sparsity, batch, threads
             case chainSamplesPerSecond = "chain_samples_per_s", denseSamplesPerSecond = "dense_samples_per_s"
-            case compiledSamplesPerSecond = "compiled_samples_per_s", microsecondsPerSample = "us_per_sample", layers
+            case compiledSamplesPerSecond = "compiled_samples_per_s", sparseSamplesPerSecond = "sparse_samples_per_s"
+            case microsecondsPerSample = "us_per_sample", layers
         }
     }
 
-    /// Measures `network` three ways at each batch size and thread count: the `Chain` itself
-    /// (dense-masked), a dense `CompiledNetwork` and an automatic one; the median of several
+    /// Measures `network` four ways at each batch size and thread count: the `Chain` itself
+    /// (dense-masked), a dense `CompiledNetwork`, an automatic one and an all-CSR one; the median of several
     /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
     /// with more: see `Timing.timePaths`).
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
@@ -45,7 +48,8 @@ extension SparseBenchmark {
                 var workspace = Chain.Workspace(for: network, batchCapacity: batch)
                 let dense = try CompiledNetwork(network, batchSize: batch, policy: .dense, threads: t)
                 let auto = try CompiledNetwork(network, batchSize: batch, policy: .automatic, threads: t)
-                var times: [[Double]] = [[], [], []]
+                let sparse = try CompiledNetwork(network, batchSize: batch, policy: .sparse, threads: t)
+                var times: [[Double]] = [[], [], [], []]
                 x.withUnsafeBufferPointer { px in
                     y.withUnsafeMutableBufferPointer { py in
                         let (a, b) = (px.baseAddress!, py.baseAddress!)
@@ -53,6 +57,7 @@ extension SparseBenchmark {
                             { network.forward(a, batch: batch, workspace: &workspace) },
                             { dense.forward(a, batch: batch, into: b) },
                             { auto.forward(a, batch: batch, into: b) },
+                            { sparse.forward(a, batch: batch, into: b) },
                         ]
                         for p in paths { for _ in 0..<3 { p() } }
                         // Each timed sample repeats a path enough to last about 50 µs.
@@ -68,6 +73,7 @@ extension SparseBenchmark {
                                          chainSamplesPerSecond: Double(batch) / m[0],
                                          denseSamplesPerSecond: Double(batch) / m[1],
                                          compiledSamplesPerSecond: Double(batch) / m[2],
+                                         sparseSamplesPerSecond: Double(batch) / m[3],
                                          microsecondsPerSample: m[2] / Double(batch) * 1e6,
                                          layers: auto.choices.map(\.kind.rawValue)))
             }

@@ -69,3 +69,45 @@ final class ProgressBar {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
+
+/// Where a command's lines and progress go: the terminal for a command run by itself, the step
+/// list of `topiary run` (and its log file) for a command run as a step of a study.
+protocol CommandOutput: AnyObject {
+    /// A line of text output (not in JSON mode).
+    func say(_ line: String)
+    /// Progress of the current phase; `fraction`, when known, of the whole command.
+    func progress(_ label: String, done: Int, total: Int, elapsed: Double, detail: String, fraction: Double?)
+    /// The current phase is over: clear its progress.
+    func endProgress()
+}
+
+extension CommandOutput {
+    /// Progress of the current phase.
+    func progress(_ label: String, done: Int, total: Int, elapsed: Double, detail: String) {
+        progress(label, done: done, total: total, elapsed: elapsed, detail: detail, fraction: nil)
+    }
+}
+
+/// A command run by itself: lines on standard output (none with `--json`), a progress bar on a
+/// terminal's standard error.
+final class ConsoleOutput: CommandOutput {
+    private let json: Bool
+    private let bar: ProgressBar
+
+    init(json: Bool) {
+        self.json = json
+        bar = ProgressBar(enabled: !json)
+    }
+
+    func say(_ line: String) {
+        guard !json else { return }
+        print(line)
+        fflush(stdout)
+    }
+
+    func progress(_ label: String, done: Int, total: Int, elapsed: Double, detail: String, fraction: Double?) {
+        bar.update(label, done: done, total: total, elapsed: elapsed, detail: detail)
+    }
+
+    func endProgress() { bar.finish() }
+}

@@ -61,6 +61,18 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
+        let out = try execute(ConsoleOutput(json: common.json))
+        if common.json { return try printJSON(out) }
+        if out.milestones.count > 1 {
+            print("milestones: " + out.milestones.map { "\(percent($0.sparsity)) → test \(percent($0.test_accuracy))" }.joined(separator: ", "))
+        }
+        print("final: test accuracy \(percent(out.final.testAccuracy)), sparsity\(structure.pruneBiases ? " (weights and biases)" : "") \(percent(out.final.sparsity)), \(out.final.nonzeroParameters)/\(out.final.parameters) non-zero parameters, \(out.total_epochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
+    }
+
+    /// Prunes and saves the model(s), telling `out` what happens; the `--json` report.
+    /// `curves`: a sensitivity analysis of the model already made with this command's saliency
+    /// and sparsities (`topiary run` shares one between methods), else it is run here.
+    func execute(_ out: CommandOutput, sensitivity curvesGiven: SensitivityCurves? = nil) throws -> Report {
         common.apply()
         let clock = ContinuousClock()
         let start = clock.now
@@ -69,7 +81,7 @@ struct Prune: ParsableCommand {
         let original = loaded.network
         // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
         let dense = (test: try original.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : try original.evaluate(dataset.validation))
-        let say: (String) -> Void = { line in if !common.json { print(line); fflush(stdout) } }
+        let say = out.say
         say("\(model): \(architecture(original.sizes)), test accuracy \(percent(dense.test.accuracy)), validation \(percentOrNotApplicable(dense.val?.accuracy))")
 
         var target = schedule.finalTarget(neurons: structure.neurons)
@@ -82,10 +94,9 @@ struct Prune: ParsableCommand {
             let sal = saliency.saliency(seed: optimizer.seed, train: dataset.train, batchSize: optimizer.batchSize)
             var weightScope = try scope.weightScope()
             if scope.scope == .sensitivity {
-                let bar = ProgressBar(enabled: !common.json)
-                let curves = try SensitivityAnalysis(sparsities: try scope.sparsities(), saliency: sal)
-                    .run(original, validation: dataset.validation) { bar.update("sensitivity", done: $0, total: $1, elapsed: 0, detail: "") }
-                bar.finish()
+                let curves = try curvesGiven ?? SensitivityAnalysis(sparsities: try scope.sparsities(), saliency: sal)
+                    .run(original, validation: dataset.validation) { out.progress("sensitivity", done: $0, total: $1, elapsed: 0, detail: "") }
+                out.endProgress()
                 let sizes = original.layers.map { $0.weight.count + (structure.pruneBiases ? $0.bias.count : 0) }
                 let s = try curves.scope(budget: scope.budget, target: target, layerSizes: sizes,
                                          protectedLayers: weightScope.protectedLayers, sparsityCaps: weightScope.sparsityCaps)
@@ -118,12 +129,13 @@ struct Prune: ParsableCommand {
                       provenance: PruningProvenance(method: pruner.fingerprint, steps: steps, source: source)).save(to: path)
         }
         var milestonePaths: [Int: String] = [:]
-        let bar = ProgressBar(enabled: !common.json)
         let report = try pruner.run(resume: resume, progress: { p in
-            bar.update("step \(p.step)/\(p.stepCount) epoch \(p.epoch)/\(p.epochCount)", done: p.training.batchesDone,
-                       total: p.training.batchCount, elapsed: p.training.elapsed, detail: String(format: "loss %.4f", p.training.runningLoss))
+            out.progress("step \(p.step)/\(p.stepCount) epoch \(p.epoch)/\(p.epochCount)", done: p.training.batchesDone,
+                       total: p.training.batchCount, elapsed: p.training.elapsed, detail: String(format: "loss %.4f", p.training.runningLoss),
+                         fraction: (Double(p.step - 1) + (Double(p.epoch - 1) + Double(p.training.batchesDone) / Double(max(1, p.training.batchCount)))
+                                    / Double(max(1, p.epochCount))) / Double(max(1, p.stepCount)))
         }, onStep: { r, net in
-            bar.finish()
+            out.endProgress()
             say(String(format: "step %2d/%d  target %@  sparsity %@  layers %@  val %@  test %@  %d epoch(s)  prune %.2f ms  %.2f s%@",
                        r.step, stepCount, percent(r.targetSparsity), percent(r.sparsity),
                        structure.neurons ? architecture(r.sizes) : r.layerSparsity.map { percent($0) }.joined(separator: "/"),
@@ -154,17 +166,12 @@ struct Prune: ParsableCommand {
                              test_accuracy: $0.testAccuracy, model: milestonePaths[$0.step])
         }
         let pruneTimes = report.steps.map(\.pruneSeconds).filter { $0 > 0 }
-        let out = Report(steps: report.steps, final: report.final, milestones: milestones,
+        return Report(steps: report.steps, final: report.final, milestones: milestones,
                          dense_test_accuracy: dense.test.accuracy, dense_val_accuracy: dense.val?.accuracy,
                          method: pruner.fingerprint, total_epochs: totalEpochs, seconds: (clock.now - start).seconds,
                          mean_prune_seconds: pruneTimes.isEmpty ? 0 : pruneTimes.reduce(0, +) / Double(pruneTimes.count),
                          output: output, structured: structured, layer_targets: layerTargets, rewind_from: rewindFrom,
                          sparsity_counts: structure.pruneBiases ? "weights and biases" : "weights")
-        if common.json { return try printJSON(out) }
-        if milestones.count > 1 {
-            print("milestones: " + milestones.map { "\(percent($0.sparsity)) → test \(percent($0.test_accuracy))" }.joined(separator: ", "))
-        }
-        print("final: test accuracy \(percent(report.final.testAccuracy)), sparsity\(structure.pruneBiases ? " (weights and biases)" : "") \(percent(report.final.sparsity)), \(report.final.nonzeroParameters)/\(report.final.parameters) non-zero parameters, \(totalEpochs) epochs in \(String(format: "%.1f", out.seconds)) s; saved \(output)")
     }
 
     /// The `--json` output.

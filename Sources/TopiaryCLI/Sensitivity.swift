@@ -62,28 +62,9 @@ struct Sensitivity: ParsableCommand {
     }
 
     func run() throws {
-        common.apply()
-        let clock = ContinuousClock()
-        let start = clock.now
-        let loaded = try loadFashionMNISTModel(model)
-        let dataset = try data.load(normalization: loaded.normalization)
-        let list = try sparsities.map { try parseFractions($0, option: "--sparsities") } ?? SensitivityAnalysis.defaultSparsities
-        let bar = ProgressBar(enabled: !common.json)
-        var analysis = SensitivityAnalysis(sparsities: list, fineTuneBatches: finetuneBatches, fineTuneLearningRate: lr)
-        analysis.saliency = saliency.saliency(seed: seed, train: dataset.train, batchSize: analysis.batchSize)
-        let curves = try analysis
-            .run(loaded.network, validation: dataset.validation, train: dataset.train) { done, total in
-                bar.update("sensitivity", done: done, total: total, elapsed: (clock.now - start).seconds, detail: "")
-            }
-        bar.finish()
-        if let csv { try curves.csv.write(toFile: csv, atomically: true, encoding: .utf8) }
-        let report = Report(curves: curves, budget: budget, budget_targets: budget.map { curves.targets(budget: $0) },
-                            target: target, allocation: target.map { curves.allocation(overall: $0) },
-                            seconds: (clock.now - start).seconds)
-        if common.json {
-            try printJSON(report)
-            return
-        }
+        let report = try execute(ConsoleOutput(json: common.json))
+        if common.json { return try printJSON(report) }
+        let curves = report.curves
         print("validation accuracy with one layer pruned (unpruned: \(percent(curves.baselineAccuracy)))")
         let header = ["sparsity"] + curves.layers.map { "layer \($0.layer) (\($0.weights))" }
         print(header.map { $0.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined())
@@ -97,5 +78,26 @@ struct Sensitivity: ParsableCommand {
         if let a = report.allocation, let target {
             print("per-layer sparsities for \(percent(target)) overall: " + a.map { percent($0) }.joined(separator: ", "))
         }
+    }
+
+    /// Runs the analysis (and writes --csv), showing progress on `out`; the `--json` report.
+    func execute(_ out: CommandOutput) throws -> Report {
+        common.apply()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let loaded = try loadFashionMNISTModel(model)
+        let dataset = try data.load(normalization: loaded.normalization)
+        let list = try sparsities.map { try parseFractions($0, option: "--sparsities") } ?? SensitivityAnalysis.defaultSparsities
+        var analysis = SensitivityAnalysis(sparsities: list, fineTuneBatches: finetuneBatches, fineTuneLearningRate: lr)
+        analysis.saliency = saliency.saliency(seed: seed, train: dataset.train, batchSize: analysis.batchSize)
+        let curves = try analysis
+            .run(loaded.network, validation: dataset.validation, train: dataset.train) { done, total in
+                out.progress("sensitivity", done: done, total: total, elapsed: (clock.now - start).seconds, detail: "")
+            }
+        out.endProgress()
+        if let csv { try curves.csv.write(toFile: csv, atomically: true, encoding: .utf8) }
+        return Report(curves: curves, budget: budget, budget_targets: budget.map { curves.targets(budget: $0) },
+                      target: target, allocation: target.map { curves.allocation(overall: $0) },
+                      seconds: (clock.now - start).seconds)
     }
 }

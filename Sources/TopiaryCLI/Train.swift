@@ -71,6 +71,16 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let report = try execute(ConsoleOutput(json: common.json))
+        if common.json {
+            try printJSON(report)
+        } else {
+            print("test accuracy \(percent(report.test_accuracy)), test loss \(String(format: "%.4f", report.test_loss)), \(report.parameters) parameters; saved \(output)")
+        }
+    }
+
+    /// Trains and saves the model, telling `out` what happens; the `--json` report.
+    func execute(_ out: CommandOutput) throws -> Report {
         common.apply()
         let dataset = try data.load(standardize: !noStandardize)
         let sizes = try parseArchitecture(arch)
@@ -92,36 +102,28 @@ struct Train: ParsableCommand {
             let path = epochPath(for: output, epoch: epoch)
             try Model(network: network, normalization: dataset.normalization, recipe: recipe, epoch: epoch).save(to: path)
             epochFiles.append(path)
-            if !common.json { print("saved the weights of epoch \(epoch) to \(path)") }
+            out.say("saved the weights of epoch \(epoch) to \(path)")
         }
         try saveEpoch(0)
-        let bar = ProgressBar(enabled: !common.json)
         let history = try trainer.fit(dataset, epochs: epochs, progress: { p in
-            bar.update("epoch \(p.epoch)/\(epochs)", done: p.batchesDone, total: p.batchCount, elapsed: p.elapsed,
-                       detail: String(format: "loss %.4f", p.runningLoss))
+            out.progress("epoch \(p.epoch)/\(epochs)", done: p.batchesDone, total: p.batchCount, elapsed: p.elapsed,
+                         detail: String(format: "loss %.4f", p.runningLoss),
+                         fraction: (Double(p.epoch - 1) + Double(p.batchesDone) / Double(max(1, p.batchCount))) / Double(epochs))
         }, onEpoch: { r in
-            bar.finish()
-            if !common.json {
-                print(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
-                             r.epoch, epochs, r.trainLoss, percentOrNotApplicable(r.valAccuracy), percent(r.testAccuracy), r.seconds))
-                fflush(stdout)
-            }
+            out.endProgress()
+            out.say(String(format: "epoch %2d/%d  train loss %.4f  val acc %@  test acc %@  %.2f s",
+                           r.epoch, epochs, r.trainLoss, percentOrNotApplicable(r.valAccuracy), percent(r.testAccuracy), r.seconds))
             try saveEpoch(r.epoch)
         })
         let model = Model(network: network, normalization: dataset.normalization, recipe: recipe)
         try model.save(to: output)
         let test = try network.evaluate(dataset.test)
         let val = dataset.validation.isEmpty ? nil : try network.evaluate(dataset.validation)
-        let report = Report(architecture: arch, parameters: network.parameterCount,
+        return Report(architecture: arch, parameters: network.parameterCount,
                             nonzero_parameters: network.nonzeroParameterCount, test_accuracy: test.accuracy,
                             test_loss: test.loss, val_accuracy: val?.accuracy, val_loss: val?.loss,
                             validation_count: dataset.validation.count, train_count: dataset.train.count, epochs: history,
                             seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
                             threads: common.threads, output: output, epoch_files: epochFiles)
-        if common.json {
-            try printJSON(report)
-        } else {
-            print("test accuracy \(percent(test.accuracy)), test loss \(String(format: "%.4f", test.loss)), \(network.parameterCount) parameters; saved \(output)")
-        }
     }
 }

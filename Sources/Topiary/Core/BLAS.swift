@@ -22,6 +22,16 @@ import CBLAS
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
+    /// OpenBLAS's build configuration and the core its kernels were chosen for, e.g.
+    /// `OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64 (core Zen)`.
+    ///
+    /// The corresponding C functions are `openblas_get_config` and `openblas_get_corename`.
+    public static var configuration: String {
+        let config = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        return "\(config.trimmingCharacters(in: .whitespaces)) (core \(core))"
+    }
+
     /// Runs one two-thread `sgemm` (300×784 by 784×128, about 1 ms) before the process's first
     /// `sgemm` (``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``; `sgemv` is not affected).
     ///

@@ -162,3 +162,9 @@ enum FileSystem {
         String(cString: strerror(errno))
     }
 }
+
+/// Not API: writes `bytes` to `path` as ``Model/save(to:)`` does (a temporary file in the same
+/// folder, `fsync`, `rename`, `fsync` of the folder), for the command-line tool's reports.
+@_spi(Files) public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    try FileSystem.writeAtomically(bytes, to: path)
+}
