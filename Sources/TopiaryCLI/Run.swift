@@ -74,7 +74,7 @@ struct Run: ParsableCommand {
         }
         var dense: [UInt64: DenseResult] = [:]
         for seed in seeds {
-            progress.begin("train dense model, seed \(seed)", log: study.path("logs/dense-s\(seed).log"), weight: progress.denseWeight)
+            progress.begin("train dense model, seed \(seed)", log: study.path("logs/dense-s\(seed).log"))
             let (result, reused) = try study.dense(seed: seed, out: progress)
             dense[seed] = result
             progress.secondsPerEpoch = result.timing.seconds_per_epoch
@@ -82,7 +82,7 @@ struct Run: ParsableCommand {
                                 : "test accuracy \(percent(result.test_accuracy)), \(result.model)")
         }
         for cell in cells {
-            progress.begin(label(cell, study: study), log: study.path("logs/\(study.id(cell)).log"), weight: progress.weight(cell))
+            progress.begin(label(cell, study: study), log: study.path("logs/\(study.id(cell)).log"))
             if resume, let saved = study.saved(cell) {
                 progress.end("done before: " + summary(saved), skipped: true)
                 continue
@@ -209,24 +209,27 @@ final class StudyProgress: CommandOutput {
     private var index = 0
     private let count: Int
     private var lastDraw = -1.0
-    /// Weights in epochs of training; the ETA scales the time so far by the weight left.
-    private var totalWeight: Double
-    private var doneWeight = 0.0
-    private var currentWeight = 0.0
+    /// The steps' weights in epochs of training; the ETA scales the time so far by the weight left.
+    private var weights: [Double] = []
     private var fraction = 0.0
     private let study: Study
+    private let seedCount: Int
+    private let cells: [Study.Cell]
     /// Seconds per training epoch, to weigh benchmarks; measured once a dense model exists.
-    var secondsPerEpoch = 1.5
+    var secondsPerEpoch = 1.5 {
+        didSet { weights = Array(repeating: denseWeight, count: seedCount) + cells.map(weight) }
+    }
 
     init(json: Bool, study: Study, seeds: [UInt64], cells: [Study.Cell]) {
         self.json = json
         self.study = study
+        self.cells = cells
+        seedCount = seeds.count
         live = !json && isatty(STDERR_FILENO) != 0
         start = clock.now
         stepStart = start
         count = seeds.count + cells.count
-        totalWeight = 0
-        totalWeight = Double(seeds.count) * denseWeight + cells.map(weight).reduce(0, +)
+        weights = Array(repeating: denseWeight, count: seeds.count) + cells.map(weight)
     }
 
     var denseWeight: Double { Double((try? Train.parse(study.trainArguments(seed: 0, output: "x")).epochs) ?? 15) }
@@ -252,10 +255,9 @@ final class StudyProgress: CommandOutput {
         }
     }
 
-    func begin(_ label: String, log path: String, weight: Double) {
+    func begin(_ label: String, log path: String) {
         index += 1
         self.label = "[\(index)/\(count)] " + label
-        currentWeight = weight
         fraction = 0
         stepStart = clock.now
         FileManager.default.createFile(atPath: path, contents: nil)
@@ -269,8 +271,6 @@ final class StudyProgress: CommandOutput {
         if !json { print("\(label): \(line)\(skipped ? "" : String(format: " (%.1f s)", seconds))"); fflush(stdout) }
         try? log?.close()
         log = nil
-        doneWeight += currentWeight
-        currentWeight = 0
         fraction = 0
     }
 
@@ -290,9 +290,13 @@ final class StudyProgress: CommandOutput {
         let now = (clock.now - start).seconds
         guard force || now - lastDraw >= 0.1 else { return }
         lastDraw = now
-        let done = doneWeight + fraction * currentWeight
-        let overall = totalWeight > 0 ? min(1, done / totalWeight) : 0
-        let eta = done > 0 ? now / done * max(0, totalWeight - done) : 0
+        // Steps before the current one are done; the current one is `fraction` done.
+        let finished = weights.prefix(max(0, index - 1)).reduce(0, +)
+        let current = index >= 1 && index <= weights.count ? weights[index - 1] : 0
+        let total = weights.reduce(0, +)
+        let done = finished + fraction * current
+        let overall = total > 0 ? min(1, done / total) : 0
+        let eta = done > 0 ? now / done * max(0, total - done) : 0
         let width = 20, filled = Int(Double(width) * fraction)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let text = String(format: "%@ [%@] %@ · study %2.0f%% ETA %@", label, bar, detail, 100 * overall, duration(eta))

@@ -48,7 +48,7 @@ final class ReadmeExampleTests: XCTestCase {
         }
     }
 
-    /// The README's pruning example, on a subset, a small network and a short schedule.
+    /// The pruning example (the DocC article PruningANetwork and docs/benchmarks.md), on a subset, a small network and a short schedule.
     func testPruningExampleRuns() throws {
         let dir = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -71,6 +71,30 @@ final class RecipeTests: XCTestCase {
                        "r.yaml:2: methods[0].structured: --structured neurons takes --scope layerwise (the default) or global.")
     }
 
+    /// Issue 15's options are recipe keys of the same names, with no code of their own.
+    func testSecondOrderOptionsAreRecipeKeys() throws {
+        let r = try Recipe(yaml: """
+            methods:
+              - name: obs
+                saliency: obs
+                calibration-samples: 512
+                damping: 0.05
+                obs-budget: global
+                schedule: oneshot
+              - name: repaired
+                structured: neurons
+                criterion: l2
+                repair: least-squares
+                schedule: oneshot
+                targets: [0.5]
+            """, file: "r.yaml")
+        XCTAssertEqual(r.methods[0].arguments, ["--saliency", "obs", "--calibration-samples", "512", "--damping", "0.05", "--obs-budget", "global", "--schedule", "oneshot"])
+        XCTAssertEqual(r.methods[1].arguments, ["--structured", "neurons", "--criterion", "l2", "--repair", "least-squares", "--schedule", "oneshot"])
+        XCTAssertEqual(refusal("methods:\n  - saliency: obs\n    prune-biases: true\n"),
+                       "r.yaml:2: methods[0].saliency: --saliency obs prunes and reconstructs weights only; it cannot be combined with --prune-biases.")
+        XCTAssertEqual(refusal("methods:\n  - repair: least-squares\n"), "r.yaml:2: methods[0].repair: --repair applies to --structured neurons.")
+    }
+
     func testSVGTicksAreRoundAndCoverTheRange() {
         XCTAssertEqual(SVGChart.ticks(0...1), [0, 0.2, 0.4, 0.6, 0.8, 1])
         XCTAssertEqual(SVGChart.rounded(0.713...0.889), 0.7...0.9)

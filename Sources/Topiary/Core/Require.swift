@@ -3,7 +3,7 @@
 /// only (an index out of range, a broken internal invariant); whatever a user's data, files,
 /// options or hand-built network can get wrong throws a ``TopiaryError`` instead.
 @inlinable @inline(__always)
-@usableFromInline func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
+func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
              file: StaticString = #fileID, line: UInt = #line) {
     if !condition() { fatalError(message(), file: file, line: line) }
 }

@@ -39,7 +39,7 @@ public struct Model {
     public var epoch: Int?
     /// How the model was pruned from another; `nil` for a model Topiary did not prune.
     public var provenance: PruningProvenance?
-    /// Free-form metadata saved with the model; keys must not be in ``reservedMetadataKeys``.
+    /// Free-form metadata saved with the model; keys must not be in `reservedMetadataKeys`.
     public var metadata: [String: String]
 
     /// Creates a model.
@@ -126,7 +126,7 @@ public struct Model {
 
     /// Saves the model to `path` atomically (a temporary file in the same folder, then `rename`).
     ///
-    /// - Throws: `writeFailed` naming `path`, or the errors of ``safeTensors()``.
+    /// - Throws: `writeFailed` naming `path`, or the errors of `safeTensors()`.
     public func save(to path: String) throws {
         try safeTensors().write(to: path)
     }

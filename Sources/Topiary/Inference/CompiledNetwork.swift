@@ -1,5 +1,5 @@
 /// A network compiled for fast inference at a given batch size: each layer runs dense
-/// (`sgemm`, or `sgemv` at batch 1) or compressed (``SparseDense``), chosen by a ``Policy``.
+/// (`sgemm`, or `sgemv` at batch 1) or compressed (`SparseDense`), chosen by a ``Policy``.
 ///
 /// Inside the compiled network activations stay *feature-major* (`[features, batch]`): a dense
 /// layer is `Y = W · X` (one `sgemm` with no transposes) and a sparse layer runs the CSR kernels
@@ -9,7 +9,7 @@
 /// input to batch-major and its output back around the `sgemm`, because OpenBLAS splits a
 /// feature-major product badly along a small batch (see `batchMajorLimit`). The weights are copied at compile time; later changes to the ``Chain`` are not seen.
 ///
-/// With two or more threads and a batch of at least two *slabs* (``slabWidth`` samples, the
+/// With two or more threads and a batch of at least two *slabs* (`slabWidth` samples, the
 /// kernels' panel width: 64 with AVX2), a plan may cut the batch into slabs, each thread carrying
 /// whole slabs through every layer on its own: one synchronisation per call instead of one per
 /// layer, and a full slab's activations are exactly one packed panel, so its layers copy nothing
@@ -183,6 +183,10 @@ public final class CompiledNetwork {
     /// Compiles `network` for batches of up to `batchSize` samples.
     ///
     /// - Parameters:
+    ///   - network: the network to compile; its weights are copied, so later changes to it are not seen.
+    ///   - batchSize: the largest batch one call processes at once (``predict(_:)`` and
+    ///     ``evaluate(_:loss:)`` cut larger inputs into pieces of this size); ``Policy/automatic``
+    ///     times the layers at this batch size.
     ///   - policy: how each layer chooses dense or CSR (``Policy/automatic`` times both).
     ///   - threads: threads for the CSR kernels and for OpenBLAS; `nil` takes ``Threads/count``
     ///     (the default of training and ``Chain`` too). OpenBLAS's process-wide thread count is

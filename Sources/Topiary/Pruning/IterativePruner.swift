@@ -148,7 +148,7 @@ public final class IterativePruner {
     /// Runs the loop (or resumes it from the checkpoint directory) and returns the report.
     ///
     /// - Parameters:
-    ///   - resume: continue from the checkpoint in ``checkpointDirectory`` if there is one.
+    ///   - resume: continue from the checkpoint in `checkpointDirectory` if there is one.
     ///   - progress: called after every fine-tuning batch.
     ///   - onStep: called after every step with its record and the network (to save milestones).
     /// - Throws: ``TopiaryError``: `invalidOption` for bad schedules or a checkpoint of another run;

@@ -41,7 +41,7 @@ public enum NeuronCriterion {
 ///   they fall among the layers (exactly, unless that would empty a layer: then a layer's last
 ///   neuron is skipped and the next lowest goes instead, and at most `H − L` of the `H` current
 ///   neurons of `L` hidden layers are removed). Raw norms grow with the fan-in, so the global
-///   ranking uses scores comparable across layers (``comparableScores(_:)``): the mean absolute
+///   ranking uses scores comparable across layers (`comparableScores(_:)`): the mean absolute
 ///   incoming weight for L1, the L2 norm over `√fan-in` for L2, the mean absolute activation for
 ///   activation. Ties go to the lower layer, then the lower index.
 ///

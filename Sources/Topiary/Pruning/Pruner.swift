@@ -4,7 +4,7 @@
 /// for layerwise and per-layer scopes, over all prunable layers together for the global scope
 /// (see ``PruningScope`` for protection and caps). Among the weights still kept, the lowest
 /// saliencies are pruned; ties go to the lower prunable-layer index, then the lower flat index
-/// (row-major in `[out, in]`), being pruned first (``PruningSelection``). Masks only shrink: a
+/// (row-major in `[out, in]`), being pruned first (`PruningSelection`). Masks only shrink: a
 /// pruned weight stays pruned, so a target below the current sparsity prunes nothing.
 ///
 /// Biases are not pruned by default. With ``includeBiases`` they take part like weights: a

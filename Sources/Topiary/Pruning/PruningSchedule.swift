@@ -45,7 +45,7 @@ public struct PruningSchedule {
 
     /// The steps, starting from a network at sparsity `initial`.
     ///
-    /// - Throws: `invalidOption` for an empty schedule, more than ``maximumStepCount`` steps,
+    /// - Throws: `invalidOption` for an empty schedule, more than `maximumStepCount` steps,
     ///   targets outside `[0, 1]` or decreasing targets.
     public func steps(from initial: Double = 0) throws -> [Step] {
         let targets = try make(initial)
@@ -86,7 +86,7 @@ public struct PruningSchedule {
     /// With `fraction: 0.2` and milestones `[0.9, 0.95, 0.98]` this is 20 steps: 0.2, 0.36, …, 0.8926,
     /// 0.9, 0.92, 0.936, 0.9488, 0.95, 0.96, 0.968, 0.9744, 0.97952, 0.98.
     ///
-    /// A schedule of more than ``maximumStepCount`` steps (a tiny `fraction`) throws
+    /// A schedule of more than `maximumStepCount` steps (a tiny `fraction`) throws
     /// `invalidOption` as soon as the count is exceeded, before the whole list is built.
     public static func geometric(fraction: Double = 0.2, milestones: [Double]) -> PruningSchedule {
         let sorted = milestones.sorted()
@@ -119,7 +119,7 @@ public struct PruningSchedule {
     }
 
     /// Gradual pruning as a step schedule (Zhu & Gupta 2017, AGP): `schedule.steps` steps to
-    /// ``GradualSchedule/sparsity(atProgress:)`` at `k/n` for `k = 1…n`, the ramp starting from
+    /// `GradualSchedule.sparsity(atProgress:)` at `k/n` for `k = 1…n`, the ramp starting from
     /// `schedule.initial` or the network's starting sparsity, whichever is higher (its start and
     /// interval, which place pruning inside training, are ignored).
     public static func gradual(_ schedule: GradualSchedule) -> PruningSchedule {

@@ -11,7 +11,7 @@
 ///   `n` but lose nothing; a capped layer is held at its cap and the others make up the difference.
 /// - ``perLayer(_:)``: a profile of per-layer sparsities `t_l`; at `s` layer `l` is pruned to
 ///   `min(1, t_l · s / t̄)` where `t̄` is the overall sparsity the profile implies, so the layers land
-///   exactly on their targets at `s = t̄` (see ``impliedSparsity(layerSizes:)``).
+///   exactly on their targets at `s = t̄` (see `impliedSparsity(layerSizes:)`).
 /// - ``allocated(name:_:)``: any map from the overall sparsity to per-layer sparsities (sensitivity
 ///   analysis provides one).
 ///

@@ -152,7 +152,7 @@ public struct Saliency {
     /// for biases, `(1/N) Σ_b |b · ∂L_b/∂b|` from the same passes.
     ///
     /// Batches are drawn from `data` in a shuffle seeded by `seed`; gradients come from
-    /// ``Chain/forward(_:batch:workspace:)`` and ``Chain/backward(_:batch:workspace:)``, no
+    /// `Chain.forward(_:batch:workspace:)` and `Chain.backward(_:batch:workspace:)`, no
     /// optimizer step is taken, so the network's parameters are unchanged (its gradients are
     /// overwritten).
     ///

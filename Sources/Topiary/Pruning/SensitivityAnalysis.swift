@@ -40,8 +40,9 @@ public struct SensitivityAnalysis {
     /// Runs the analysis; `network` is left unchanged.
     ///
     /// - Parameters:
+    ///   - network: the network analysed; each point prunes a copy of it, one layer at a time.
     ///   - validation: the data the points are measured on.
-    ///   - train: the data for the optional fine-tuning (required when ``fineTuneBatches`` > 0).
+    ///   - train: the data for the optional fine-tuning (required when `fineTuneBatches` > 0).
     ///   - progress: called after each point with (points done, points in all).
     /// - Throws: `invalidOption` for sparsities outside `[0, 1]`, empty validation data or missing
     ///   training data; the saliency's errors.
@@ -206,7 +207,7 @@ public struct SensitivityCurves: Encodable, Sendable, Equatable {
     ///   as final target the overall sparsity those targets imply for layers of `layerSizes`
     ///   prunable parameters (protection and caps applied), so that every layer lands on its own
     ///   target; `target` is then ignored;
-    /// - without, the allocation scope (``allocationScope()``) and its per-layer sparsities at
+    /// - without, the allocation scope (`allocationScope()`) and its per-layer sparsities at
     ///   `target`, which stays the final target.
     ///
     /// ```swift

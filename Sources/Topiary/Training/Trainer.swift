@@ -87,7 +87,7 @@ public final class Trainer {
     public var epochsCompleted: Int = 0
     private var workspace: Chain.Workspace
 
-    /// Creates a trainer. The optimizer's current learning rate becomes ``baseLearningRate``.
+    /// Creates a trainer. The optimizer's current learning rate becomes `baseLearningRate`.
     ///
     /// - Throws: ``TopiaryError/Kind/invalidOption`` for a batch size outside `1...1_000_000`.
     public init(network: Chain, optimizer: Optimizer, loss: Loss = .softmaxCrossEntropy,
@@ -108,6 +108,8 @@ public final class Trainer {
     /// Trains one epoch over `data`.
     ///
     /// - Parameters:
+    ///   - data: the training examples, each visited once, in batches of the trainer's batch size
+    ///     (the last may be smaller) drawn by a shuffle seeded by the seed and the epoch.
     ///   - progress: called after every batch.
     ///   - afterStep: called after every optimizer step with the global step index (from 0);
     ///     gradual pruning inside training uses it.
@@ -172,6 +174,9 @@ public final class Trainer {
     /// ```
     ///
     /// - Parameters:
+    ///   - dataset: the data: each epoch trains on its `train` split, then evaluates on its
+    ///     `validation` (when not empty) and `test` splits.
+    ///   - epochs: the number of epochs to train, continuing from ``epochsCompleted``.
     ///   - progress: called after every batch.
     ///   - onEpoch: called after every epoch with its record; an error it throws stops training
     ///     and is rethrown.
