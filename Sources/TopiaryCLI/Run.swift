@@ -260,7 +260,7 @@ final class StudyProgress: CommandOutput {
         self.label = "[\(index)/\(count)] " + label
         fraction = 0
         stepStart = clock.now
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         log = FileHandle(forWritingAtPath: path)
         draw(detail: "", force: true)
     }

@@ -91,7 +91,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(r.methods[0].arguments, ["--saliency", "obs", "--calibration-samples", "512", "--damping", "0.05", "--obs-budget", "global", "--schedule", "oneshot"])
         XCTAssertEqual(r.methods[1].arguments, ["--structured", "neurons", "--criterion", "l2", "--repair", "least-squares", "--schedule", "oneshot"])
         XCTAssertEqual(refusal("methods:\n  - saliency: obs\n    prune-biases: true\n"),
-                       "r.yaml:2: methods[0].saliency: --saliency obs prunes and reconstructs weights only; it cannot be combined with --prune-biases.")
+                       "r.yaml:3: methods[0].prune-biases: --saliency obs prunes and reconstructs weights only; it cannot be combined with --prune-biases.")
         XCTAssertEqual(refusal("methods:\n  - repair: least-squares\n"), "r.yaml:2: methods[0].repair: --repair applies to --structured neurons.")
     }
 
