@@ -13,10 +13,10 @@ struct Run: ParsableCommand {
         the models, and one file per finished step (cells/), from which --resume carries on.
 
         Examples:
-          topiary run                                   # the default study, into topiary-default/
-          topiary run recipes/quick.yaml --output quick # about a minute
-          topiary run recipes/lenet-300-100-study.yaml --shard 2/8 --output study   # one task of a job array
-          topiary report study                          # merge the shards' results into one report
+          The default study, into topiary-default/:  topiary run
+          A smoke study (about a minute):  topiary run recipes/quick.yaml --output quick
+          One task of a job array of 8:  topiary run recipes/lenet-300-100-study.yaml --shard 2/8 --output study
+          Merge the shards into one report:  topiary report study
         """
     )
 
