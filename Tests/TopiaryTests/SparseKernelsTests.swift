@@ -174,6 +174,15 @@ final class SparseKernelsTests: XCTestCase {
     /// caller alone instead of waking one.
     func testMediumJobsBackOffAfterAStalledWorker() throws {
         try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
+        // Another process holding a core can keep the worker from waking in time, so the
+        // scenario gets five attempts; a pool that does not back off fails all of them.
+        var failure: String? = "not run"
+        for _ in 0..<5 where failure != nil { failure = mediumJobScenario() }
+        XCTAssertNil(failure)
+    }
+
+    /// One attempt of ``testMediumJobsBackOffAfterAStalledWorker``: nil when the pool behaved, else what went wrong.
+    private func mediumJobScenario() -> String? {
         let medium = (1 << 18) + 1  // a kind of job of its own (see the next test)
         SparseKernels.resetBackOff()  // whatever earlier tests or other processes caused
         // Teach the kind that two threads pay: two chunks of 1 ms (2 ms alone, 1 ms on two threads),
@@ -193,17 +202,18 @@ final class SparseKernelsTests: XCTestCase {
             usleep(pthread_equal(pthread_self(), caller) != 0 ? 5_000 : 20_000)
         }
         let stalled = SparseKernels.poolStatistics
-        XCTAssertGreaterThan(stalled.workerChunks, before.workerChunks, "the worker never woke")
-        XCTAssertGreaterThanOrEqual(stalled.stalls, before.stalls + 1)
+        guard stalled.workerChunks > before.workerChunks else { return "the worker never woke" }
+        guard stalled.stalls >= before.stalls + 1 else { return "the delayed worker was not counted as a stall" }
         usleep(200)  // the worker sleeps again (it spins 50 µs); the back-off lasts 2 ms
         var ran = [0, 0]
         ran.withUnsafeMutableBufferPointer { r in
             SparseKernels.parallelFor(threads: 2, count: 2, work: medium) { i in r[i] += 1 }
         }
         let after = SparseKernels.poolStatistics
-        XCTAssertEqual(ran, [1, 1])
-        XCTAssertEqual(after.workerChunks, stalled.workerChunks, "a backed-off job woke the worker")
-        XCTAssertEqual(after.callerChunks, stalled.callerChunks, "a backed-off job went through the pool")
+        guard ran == [1, 1] else { return "indices ran \(ran) times" }
+        guard after.workerChunks == stalled.workerChunks else { return "a backed-off job woke the worker" }
+        guard after.callerChunks == stalled.callerChunks else { return "a backed-off job went through the pool" }
+        return nil
     }
 
     /// Delays cost the pool's budget (1 ms, draining at 1/16 of the time that passes) before they
@@ -228,10 +238,21 @@ final class SparseKernelsTests: XCTestCase {
             SparseKernels.resetBackOff()
             return kind
         }
-        func job(_ work: Int, workerMicroseconds: Double) {
+        /// Runs one job; false when the host delayed it by far more than the worker's chunk
+        /// (another process held a core), which makes the attempt say nothing about the budget.
+        func job(_ work: Int, workerMicroseconds: Double, alone: Bool = false) -> Bool {
+            var t0 = timespec(), t1 = timespec()
+            let before = SparseKernels.poolStatistics.workerChunks
+            clock_gettime(CLOCK_MONOTONIC, &t0)
             SparseKernels.parallelFor(threads: 2, count: 2, work: work) { _ in
                 spin(microseconds: pthread_equal(pthread_self(), caller) != 0 ? 100 : workerMicroseconds)
             }
+            clock_gettime(CLOCK_MONOTONIC, &t1)
+            let elapsed = Double(t1.tv_sec - t0.tv_sec) * 1e6 + Double(t1.tv_nsec - t0.tv_nsec) / 1e3
+            // A job meant for two threads that the worker did not join also says nothing: the
+            // teaching runs were disturbed.
+            let joined = SparseKernels.poolStatistics.workerChunks > before
+            return elapsed < workerMicroseconds + 700 && (alone || joined)
         }
         // The worker spins between jobs, however long a job takes, so that each finds it awake.
         SparseKernels.setSpinLimit(nanoseconds: 10_000_000)
@@ -239,45 +260,52 @@ final class SparseKernelsTests: XCTestCase {
             SparseKernels.setSpinLimit(nanoseconds: 50_000)  // the default
             SparseKernels.resetBackOff()
         }
-        // The host can delay the worker by a millisecond on its own, so each case gets three attempts.
-        var short = false, long = false, spaced = false
-        for _ in 0..<3 where !short {
-            let work = teach()
+        // Each case is tried until an attempt runs undisturbed (every job within 700 µs of its
+        // worker's chunk), at most eight times; that attempt's counters must be exact. When the
+        // host disturbs every attempt (another process holding a core), the case says nothing.
+        func attempt(_ body: (Int) -> (undisturbed: Bool, passed: Bool)) -> Bool? {
+            for _ in 0..<8 {
+                let (undisturbed, passed) = body(teach())
+                if undisturbed { return passed }
+            }
+            return nil
+        }
+        let short = attempt { work in
             let before = SparseKernels.poolStatistics
-            job(work, workerMicroseconds: 300)
+            let a = job(work, workerMicroseconds: 300)
             let delayed = SparseKernels.poolStatistics
-            job(work, workerMicroseconds: 100)
+            let b = job(work, workerMicroseconds: 100)
             let after = SparseKernels.poolStatistics
-            short = delayed.delays == before.delays + 1 && after.stalls == before.stalls
-                && after.workerChunks > delayed.workerChunks
+            return (a && b, delayed.delays == before.delays + 1 && after.stalls == before.stalls && after.workerChunks > delayed.workerChunks)
         }
-        XCTAssertTrue(short, "a delay under the budget backed off, or was not counted")
-        for _ in 0..<3 where !long {
-            let work = teach()
+        let long = attempt { work in
             let before = SparseKernels.poolStatistics
-            job(work, workerMicroseconds: 600)
-            job(work, workerMicroseconds: 600)
+            let a = job(work, workerMicroseconds: 600), b = job(work, workerMicroseconds: 600)
             let two = SparseKernels.poolStatistics
-            job(work, workerMicroseconds: 600)
+            let c = job(work, workerMicroseconds: 600)
             let three = SparseKernels.poolStatistics
-            job(work, workerMicroseconds: 100)
+            let d = job(work, workerMicroseconds: 100, alone: true)
             let after = SparseKernels.poolStatistics
-            long = two.delays == before.delays + 2 && two.stalls == before.stalls
-                && three.delays == before.delays + 3 && three.stalls == before.stalls + 1
-                && after.workerChunks == three.workerChunks && after.callerChunks == three.callerChunks
+            return (a && b && c && d, two.delays == before.delays + 2 && two.stalls == before.stalls
+                        && three.delays == before.delays + 3 && three.stalls == before.stalls + 1
+                        && after.workerChunks == three.workerChunks && after.callerChunks == three.callerChunks)
         }
-        XCTAssertTrue(long, "repeated delays did not back off at the budget")
-        for _ in 0..<3 where !spaced {
-            let work = teach()
+        let spaced = attempt { work in
             let before = SparseKernels.poolStatistics
+            var undisturbed = true
             for i in 0..<3 {
                 if i > 0 { spin(microseconds: 8_000) }
-                job(work, workerMicroseconds: 600)
+                undisturbed = job(work, workerMicroseconds: 600) && undisturbed
             }
             let after = SparseKernels.poolStatistics
-            spaced = after.delays == before.delays + 3 && after.stalls == before.stalls
+            return (undisturbed, after.delays == before.delays + 3 && after.stalls == before.stalls)
         }
-        XCTAssertTrue(spaced, "delays far enough apart for the budget to drain backed off")
+        if short == nil || long == nil || spaced == nil {
+            throw XCTSkip("every attempt was disturbed by another process holding a core")
+        }
+        XCTAssertEqual(short, true, "a delay under the budget backed off, or was not counted")
+        XCTAssertEqual(long, true, "repeated delays did not back off at the budget")
+        XCTAssertEqual(spaced, true, "delays far enough apart for the budget to drain backed off")
     }
 
     /// Spins on the clock for `microseconds` (unlike `usleep`, exact to well under a microsecond).
