@@ -57,7 +57,7 @@ let package = Package(
         ),
 
         // Tests.
-        .testTarget(name: "TopiaryTests", dependencies: ["Topiary"]),
+        .testTarget(name: "TopiaryTests", dependencies: ["Topiary"], exclude: ["Fixtures"]),
         .testTarget(name: "TopiaryBenchmarkingTests", dependencies: ["TopiaryBenchmarking"]),
         .testTarget(name: "TopiaryCLITests", dependencies: ["TopiaryCLI"]),
         .testTarget(name: "TopiaryAPITests", dependencies: ["Topiary"]),

@@ -36,9 +36,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         common.apply()
-        let loaded = try loadFashionMNISTModel(model)
+        let loaded = try Model.load(from: model)
         let network = loaded.network
-        let dataset = try data.load(normalization: loaded.normalization)
+        let dataset = try data.load(for: loaded, path: model)
         let clock = ContinuousClock()
         let start = clock.now
         let test = try network.evaluate(dataset.test, batchSize: batchSize)

@@ -4,11 +4,11 @@ import Foundation
 
 /// Where the data comes from and how it is split.
 struct DataOptions: ParsableArguments {
-    @Option(help: "The dataset. Only fashion-mnist for now.")
+    @Option(help: "The dataset: fashion-mnist, or a path to your own: a NumPy .npz with x_train, y_train, x_test, y_test (uint8 or float inputs of any shape, integer labels), a folder of those four .npy files, or a folder of IDX files (MNIST, KMNIST, EMNIST layouts, raw or .gz).")
     var dataset: String = "fashion-mnist"
 
     @Option(name: .customLong("data-dir"),
-            help: "The folder with the IDX files (raw or .gz). Default: \(FashionMNIST.defaultDirectory) (apt-get install dataset-fashion-mnist).")
+            help: "With --dataset fashion-mnist: the folder with its IDX files (raw or .gz). Default: \(FashionMNIST.defaultDirectory) (apt-get install dataset-fashion-mnist).")
     var dataDirectory: String = FashionMNIST.defaultDirectory
 
     @Option(name: .customLong("validation"), help: "Training images held out for validation, taken from the end.")
@@ -21,8 +21,9 @@ struct DataOptions: ParsableArguments {
     var testLimit: Int?
 
     func validate() throws {
-        guard dataset == "fashion-mnist" else {
-            throw ValidationError("Unknown dataset '\(dataset)': the supported dataset is fashion-mnist.")
+        guard !dataset.isEmpty else { throw ValidationError("--dataset needs fashion-mnist or a path.") }
+        if dataset != "fashion-mnist", !FileManager.default.fileExists(atPath: dataset) {
+            throw ValidationError("--dataset \(dataset) does not exist: give fashion-mnist, a .npz file, or a folder of .npy or IDX files.")
         }
         guard validationCount >= 0 else { throw ValidationError("--validation must be at least 0.") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1.") }
@@ -31,8 +32,23 @@ struct DataOptions: ParsableArguments {
 
     /// Loads the dataset, standardised as `normalization` says (or computed from the training pixels).
     func load(standardize: Bool = true, normalization: Normalization? = nil) throws -> Dataset {
-        try FashionMNIST.load(directory: dataDirectory, validationCount: validationCount, standardize: standardize,
-                              trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
+        guard dataset != "fashion-mnist" else {
+            return try FashionMNIST.load(directory: dataDirectory, validationCount: validationCount, standardize: standardize,
+                                         trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
+        }
+        return try Dataset.load(contentsOf: dataset, validationCount: validationCount, standardize: standardize,
+                                trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
+    }
+
+    /// Loads the dataset as the model `loaded` (from `path`) was trained, refusing a model whose
+    /// input width or class count does not fit it.
+    func load(for loaded: Model, path: String) throws -> Dataset {
+        let data = try load(normalization: loaded.normalization)
+        let network = loaded.network
+        guard network.inputSize == data.train.images.columns, network.outputSize == data.classCount else {
+            throw TopiaryError(.invalidShape, "\(path) maps \(network.inputSize) inputs to \(network.outputSize) outputs; \(dataset) has \(data.train.images.columns) inputs and \(data.classCount) classes.")
+        }
+        return data
     }
 }
 
@@ -149,16 +165,6 @@ enum LearningRateChoice: ExpressibleByArgument, Equatable {
         case .step(let every, let gamma): return .step(every: every, gamma: gamma)
         }
     }
-}
-
-/// Loads a model for Fashion-MNIST, refusing one that does not map 784 inputs to 10 classes.
-func loadFashionMNISTModel(_ path: String) throws -> Model {
-    let loaded = try Model.load(from: path)
-    let network = loaded.network
-    guard network.inputSize == FashionMNIST.featureCount, network.outputSize == FashionMNIST.classCount else {
-        throw TopiaryError(.invalidShape, "\(path) maps \(network.inputSize) inputs to \(network.outputSize) outputs; fashion-mnist needs \(FashionMNIST.featureCount) → \(FashionMNIST.classCount).")
-    }
-    return loaded
 }
 
 /// Parses comma-separated fractions in [0, 1].

@@ -76,8 +76,8 @@ struct Prune: ParsableCommand {
         common.apply()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try loadFashionMNISTModel(model)
-        let dataset = try data.load(normalization: loaded.normalization)
+        let loaded = try Model.load(from: model)
+        let dataset = try data.load(for: loaded, path: model)
         let original = loaded.network
         // An empty validation split (--validation 0) has no accuracy: null in JSON, "n/a" in text.
         let dense = (test: try original.evaluate(dataset.test), val: dataset.validation.isEmpty ? nil : try original.evaluate(dataset.validation))

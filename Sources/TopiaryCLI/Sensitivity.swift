@@ -85,8 +85,8 @@ struct Sensitivity: ParsableCommand {
         common.apply()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try loadFashionMNISTModel(model)
-        let dataset = try data.load(normalization: loaded.normalization)
+        let loaded = try Model.load(from: model)
+        let dataset = try data.load(for: loaded, path: model)
         let list = try sparsities.map { try parseFractions($0, option: "--sparsities") } ?? SensitivityAnalysis.defaultSparsities
         var analysis = SensitivityAnalysis(sparsities: list, fineTuneBatches: finetuneBatches, fineTuneLearningRate: lr)
         analysis.saliency = saliency.saliency(seed: seed, train: dataset.train, batchSize: analysis.batchSize)

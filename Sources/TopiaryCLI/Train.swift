@@ -15,8 +15,8 @@ struct Train: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var training: OptimizerOptions<TrainingDefaults>
 
-    @Option(help: "Layer sizes joined by '-', input first.")
-    var arch: String = "784-300-100-10"
+    @Option(help: "Layer sizes joined by '-', input first. Default: the data's input width, 300, 100, its class count (784-300-100-10 for fashion-mnist).")
+    var arch: String?
 
     @Option(help: "Hidden-layer activation: relu, tanh, sigmoid or identity.")
     var activation: Activation = .relu
@@ -34,9 +34,12 @@ struct Train: ParsableCommand {
     var saveEpochs: String?
 
     func validate() throws {
-        let sizes = try parseArchitecture(arch)
-        guard sizes.first == FashionMNIST.featureCount, sizes.last == FashionMNIST.classCount else {
-            throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
+        if let arch {
+            let sizes = try parseArchitecture(arch)
+            // Fashion-MNIST's sizes are known before loading it; other data is checked once loaded.
+            if data.dataset == "fashion-mnist", sizes.first != FashionMNIST.featureCount || sizes.last != FashionMNIST.classCount {
+                throw ValidationError("--arch must start with \(FashionMNIST.featureCount) inputs and end with \(FashionMNIST.classCount) outputs for fashion-mnist, got \(arch).")
+            }
         }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000.") }
         _ = try parsedSaveEpochs()
@@ -83,7 +86,11 @@ struct Train: ParsableCommand {
     func execute(_ out: CommandOutput) throws -> Report {
         common.apply()
         let dataset = try data.load(standardize: !noStandardize)
+        let arch = self.arch ?? "\(dataset.train.images.columns)-300-100-\(dataset.classCount)"
         let sizes = try parseArchitecture(arch)
+        guard sizes.first == dataset.train.images.columns, sizes.last == dataset.classCount else {
+            throw TopiaryError(.invalidOption, "--arch must start with \(dataset.train.images.columns) inputs and end with \(dataset.classCount) outputs for \(data.dataset), got \(arch).")
+        }
         let schedule = training.learningRateSchedule.schedule(epochs: epochs)
         // Everything that changes the weights: `prune --finetune rewind:K` matches an epoch file to
         // the model by it, and rewind:0 rebuilds the initialisation from it.

@@ -18,7 +18,7 @@ public enum FashionMNIST {
     /// The number of pixels per image, 784.
     public static let featureCount = imageSide * imageSide
     /// The names of the classes, by label.
-    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     /// The four files, each read raw or with a `.gz` suffix.
     static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",

@@ -140,6 +140,22 @@ enum FileSystem {
     /// Removes the file at `path` if it exists; failures are ignored (the caller only tidies up).
     ///
     /// The corresponding C function is `unlink`.
+    /// The names in the folder `path` (none when it cannot be read).
+    ///
+    /// The corresponding C functions are `opendir`, `readdir` and `closedir`.
+    static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     static func removeFile(_ path: String) {
         _ = unlink(path)
     }
