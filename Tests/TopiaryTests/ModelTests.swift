@@ -1,5 +1,5 @@
 import XCTest
-@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @_spi(Files) @testable import Topiary
 
 final class ModelTests: XCTestCase {
     /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.

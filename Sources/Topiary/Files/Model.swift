@@ -73,7 +73,7 @@ public struct Model {
     /// Whether this model holds the weights of `model`'s training run at the end of epoch
     /// `epoch`: both record the same ``TrainingRecipe`` and this one records that epoch. Without
     /// a recipe a model is nobody's snapshot, since nothing says which run it comes from.
-    public func isSnapshot(of model: Model, atEpoch epoch: Int) -> Bool {
+    @_spi(Files) public func isSnapshot(of model: Model, atEpoch epoch: Int) -> Bool {
         guard let recipe, recipe == model.recipe else { return false }
         return self.epoch == epoch
     }
