@@ -279,4 +279,31 @@ final class ModelEncodingTests: XCTestCase {
                            "one bit per weight")
         }
     }
+
+    // MARK: Compiled inference
+
+    func testCompiledNetworkRunsCompressedLayersFromTheFileArrays() throws {
+        let dir = try TemporaryDirectory()
+        let model = try sampleModel()
+        let path = dir.file("c.safetensors")
+        try model.save(to: path, encoding: .compressed)
+        let fromFile = try CompiledNetwork(contentsOf: path, batchSize: 4, policy: .sparse, threads: 1)
+        let fromChain = try CompiledNetwork(model.network, batchSize: 4, policy: .sparse, threads: 1)
+        XCTAssertEqual(fromFile.choices.map(\.kind), [.sparse, .sparse, .sparse])
+        // The compressed layer holds the file's 18 entries, its two explicit zeros included.
+        guard case .sparse(let first) = fromFile.steps[0] else { return XCTFail("layer 0 does not run CSR") }
+        XCTAssertEqual(first.weight.nonzeroCount, 18)
+        XCTAssertEqual(first.weight.dense, model.network.layers[0].weight)
+        let x = Matrix(rows: 7, columns: 10, storage: (0..<70).map { Float($0 % 13) / 6 - 1 })
+        let (a, b, c) = (try fromFile.predict(x), try fromChain.predict(x), model.network(x))
+        for i in 0..<a.count {
+            XCTAssertEqual(a.storage[i], b.storage[i], accuracy: 1e-5)
+            XCTAssertEqual(a.storage[i], c.storage[i], accuracy: 1e-5)
+        }
+        let dense = try CompiledNetwork(contentsOf: path, batchSize: 4, policy: .dense, threads: 1)
+        XCTAssertEqual(dense.choices.map(\.kind), [.dense, .dense, .dense])
+        let d = try dense.predict(x)
+        for i in 0..<a.count { XCTAssertEqual(d.storage[i], c.storage[i], accuracy: 1e-5) }
+        assertThrowsTopiaryError(.fileNotFound, try CompiledNetwork(contentsOf: dir.file("none.safetensors"), batchSize: 1))
+    }
 }
