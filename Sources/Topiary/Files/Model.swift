@@ -176,7 +176,11 @@ public struct Model {
     ///
     /// - Throws: as ``load(from:)``.
     init(safeTensors file: SafeTensors, source: String = "model") throws {
-        let contents = try Contents(file, source: source)
+        self.init(try Contents(file, source: source))
+    }
+
+    /// The model a file's validated contents describe (compressed layers expanded).
+    init(_ contents: Contents) {
         self.init(network: Chain(checked: contents.layers.map { $0.dense() }), normalization: contents.normalization,
                   recipe: contents.recipe, epoch: contents.epoch, provenance: contents.provenance,
                   metadata: contents.metadata)
