@@ -36,6 +36,9 @@ struct Prune: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to save the pruned model.")
     var output: String = "pruned.safetensors"
 
+    @Option(help: ArgumentHelp(stringLiteral: EncodingOption.help + " For --output and --milestone-output."))
+    var encoding: EncodingOption = .automatic
+
     @Option(name: .customLong("milestone-output"), help: "Also save the model at each milestone; {sparsity} in the path becomes the percentage, e.g. pruned-{sparsity}.safetensors.")
     var milestoneOutput: String?
 
@@ -126,7 +129,8 @@ struct Prune: ParsableCommand {
         let source = recordPaths ? model : URL(fileURLWithPath: model).lastPathComponent
         func save(_ network: Chain, steps: Int, to path: String) throws {
             try Model(network: network, normalization: loaded.normalization, recipe: loaded.recipe,
-                      provenance: PruningProvenance(method: pruner.fingerprint, steps: steps, source: source)).save(to: path)
+                      provenance: PruningProvenance(method: pruner.fingerprint, steps: steps, source: source))
+                .save(to: path, encoding: encoding.layerEncoding)
         }
         var milestonePaths: [Int: String] = [:]
         let report = try pruner.run(resume: resume, progress: { p in

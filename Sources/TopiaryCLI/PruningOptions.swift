@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Kernels) @_spi(Benchmarking) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @_spi(Files) import Topiary
 
 // The option groups of `prune` (saliency also of `sensitivity`), one per axis of pruning; each
 // parses into library values.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Kernels) @_spi(Benchmarking) import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @_spi(Files) import Topiary
 
 struct Sensitivity: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,6 +11,7 @@ struct TopiaryCommand: ParsableCommand {
         neurons, by magnitude and other saliencies, on a schedule, with fine-tuning), and runs the \
         pruned networks with truly compressed inference. Every command takes --json for scripts.
         """,
-        subcommands: [Run.self, ReportCommand.self, Train.self, Eval.self, Prune.self, Sensitivity.self, Bench.self, Import.self]
+        subcommands: [Run.self, ReportCommand.self, Train.self, Eval.self, Prune.self, Sensitivity.self, Bench.self,
+                      Inspect.self, Export.self, Import.self]
     )
 }

@@ -1,5 +1,5 @@
 import XCTest
-@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @_spi(Files) @testable import Topiary
 
 final class ModelTests: XCTestCase {
     /// LeNet-like 12-7-5-3 with some pruning, a plain dense last layer, odd floats.
@@ -54,7 +54,8 @@ final class ModelTests: XCTestCase {
     func testMetadataDescribesTheModel() throws {
         let file = try sampleModel().safeTensors()
         XCTAssertEqual(file.metadata["format"], "topiary")
-        XCTAssertEqual(file.metadata["format_version"], "1")
+        XCTAssertEqual(file.metadata["format_version"], "2", "some layer is masked: the version of the encodings")
+        XCTAssertEqual(file.metadata["layer_encodings"], "masked,masked,dense")
         XCTAssertEqual(file.metadata["architecture"], "12-7-5-3")
         XCTAssertEqual(file.metadata["activations"], "relu,tanh,sigmoid")
         XCTAssertEqual(file.metadata["input_scale"], "0.003921569")
@@ -64,7 +65,13 @@ final class ModelTests: XCTestCase {
                                                 "layers.1.weight", "layers.1.bias", "layers.1.mask",
                                                 "layers.2.weight", "layers.2.bias"])
         XCTAssertEqual(file.tensors["layers.0.mask"]?.dtype, .uint8)
+        XCTAssertEqual(file.tensors["layers.0.mask"]?.shape, [11], "84 mask bits packed in 11 bytes")
         XCTAssertEqual(file.tensors["layers.0.weight"]?.shape, [7, 12])
+        // Written before the encodings: version 1, masks one byte per weight, no encodings entry.
+        let old = try sampleModel().safeTensors(version1: true)
+        XCTAssertEqual(old.metadata["format_version"], "1")
+        XCTAssertNil(old.metadata["layer_encodings"])
+        XCTAssertEqual(old.tensors["layers.0.mask"]?.shape, [7, 12])
     }
 
     func testReservedMetadataKeysAreRefused() throws {
@@ -192,8 +199,9 @@ final class ModelTests: XCTestCase {
 
     // MARK: Validation on load
 
+    /// `sampleModel()` written as a version-1 file (one-byte masks), edited, then loaded.
     func load(_ edit: (inout SafeTensors) -> Void) throws -> Model {
-        var file = try sampleModel().safeTensors()
+        var file = try sampleModel().safeTensors(version1: true)
         edit(&file)
         return try Model(safeTensors: SafeTensors(bytes: file.serialized()), source: "edited")
     }
@@ -233,7 +241,8 @@ final class ModelTests: XCTestCase {
     func testBadMetadataIsCorrupt() {
         assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format"] = nil })
         assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format"] = "other" })
-        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format_version"] = "2" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format_version"] = "3" })
+        assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["format_version"] = "2" })   // without layer_encodings
         assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["activations"] = "relu,relu" })
         assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["activations"] = "relu,swish,identity" })
         assertThrowsTopiaryError(.corruptFile, try load { $0.metadata["architecture"] = "12--5-3" })
@@ -271,8 +280,10 @@ final class ModelTests: XCTestCase {
         let dir = try TemporaryDirectory()
         let model = try sampleModelWithPrunedBiases()
         let file = try model.safeTensors()
-        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.uint8Values, [1, 0, 1, 1, 0, 1, 1])
-        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.shape, [7])
+        // Packed bits, the first bias in the least significant bit: 1,0,1,1,0,1,1 → 0b1101101.
+        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.uint8Values, [0b0110_1101])
+        XCTAssertEqual(file.tensors["layers.0.bias_mask"]?.shape, [1])
+        XCTAssertEqual(try model.safeTensors(version1: true).tensors["layers.0.bias_mask"]?.uint8Values, [1, 0, 1, 1, 0, 1, 1])
         XCTAssertNil(file.tensors["layers.1.bias_mask"], "no pruned bias, no bias mask")
         try model.save(to: dir.file("a.safetensors"))
         let back = try Model.load(from: dir.file("a.safetensors"))
@@ -291,7 +302,7 @@ final class ModelTests: XCTestCase {
 
     func testBadBiasMasksAreCorrupt() throws {
         func edited(_ edit: @escaping (inout SafeTensors) -> Void) throws -> Model {
-            var file = try sampleModelWithPrunedBiases().safeTensors()
+            var file = try sampleModelWithPrunedBiases().safeTensors(version1: true)
             edit(&file)
             return try Model(safeTensors: SafeTensors(bytes: file.serialized()), source: "edited")
         }

@@ -1,5 +1,5 @@
 import XCTest
-@_spi(Kernels) @_spi(Benchmarking) @testable import Topiary
+@_spi(Kernels) @_spi(Benchmarking) @_spi(Files) @testable import Topiary
 
 final class SensitivityAnalysisTests: XCTestCase {
     /// Hand-made curves: layer 0 (900 weights) is robust, layer 1 (90 weights) is sensitive.

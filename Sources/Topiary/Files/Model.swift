@@ -3,19 +3,23 @@ import Foundation
 /// A network with everything needed to use it: the input normalization it was trained with,
 /// typed records of how it was made, and free-form metadata. Saved as a safetensors file.
 ///
-/// The file holds, for each layer `N` (input first), the tensors `layers.N.weight` (`F32`,
-/// `[out, in]`), `layers.N.bias` (`F32`, `[out]`) and, for a pruned layer,
-/// `layers.N.mask` (`U8`, `[out, in]`, entries 0 or 1) and, only when some of its biases are
-/// pruned, `layers.N.bias_mask` (`U8`, `[out]`; a file without it has every bias kept, and an
-/// all-ones bias mask is not written back). Its `__metadata__` holds
-/// `format` (`topiary`), `format_version` (`1`), `architecture` (`784-300-100-10`),
-/// `activations` (`relu,relu,identity`), `input_scale`, `input_mean`, `input_std` (shortest
-/// round-trip decimal `Float`s), the typed records when present — `training_recipe`
-/// (``TrainingRecipe`` as JSON), `training_epoch` (an integer) and `pruning_provenance`
-/// (``PruningProvenance`` as JSON) — and the user's metadata.
+/// The file holds, for each layer `N` (input first), its weights in one of three encodings
+/// (``LayerEncoding``: dense `layers.N.weight`, `F32` `[out, in]`; masked, the same plus
+/// `layers.N.mask` as packed bits; or compressed, `layers.N.values`, `layers.N.col_indices` and
+/// `layers.N.row_offsets` in CSR form), `layers.N.bias` (`F32`, `[out]`) and, only when some of
+/// its biases are pruned, `layers.N.bias_mask` (a file without it has every bias kept). Its
+/// `__metadata__` holds `format` (`topiary`), `format_version` (`1` when every layer is dense,
+/// `2` otherwise), `layer_encodings` in version 2 (`csr,csr,masked`), `architecture`
+/// (`784-300-100-10`), `activations` (`relu,relu,identity`), `input_scale`, `input_mean`,
+/// `input_std` (shortest round-trip decimal `Float`s), the typed records when present —
+/// `training_recipe` (``TrainingRecipe`` as JSON), `training_epoch` (an integer) and
+/// `pruning_provenance` (``PruningProvenance`` as JSON) — and the user's metadata. Version-1
+/// files with masks (written before the encodings) store them one byte per weight,
+/// `layers.N.mask` (`U8`, `[out, in]`), and still load.
 ///
-/// Saving and loading is exact: weights, biases, masks and the typed records keep their values,
-/// and re-saving a loaded model gives a byte-identical file. Files written before the typed
+/// Saving and loading is exact: weights, biases, masks and the typed records keep their values
+/// (the dense encoding alone drops masks, and `F16` values round), and re-saving a loaded model
+/// with the same encoding gives a byte-identical file. Files written before the typed
 /// records existed load with them `nil`; their free-text entries (such as `trained_with`) stay in
 /// ``metadata``.
 ///
@@ -55,12 +59,16 @@ public struct Model {
 
     /// The value of the `format` metadata entry.
     static let formatName = "topiary"
-    /// The value of the `format_version` metadata entry this version writes and reads.
-    static let formatVersion = "1"
+    /// The `format_version`s this version reads. It writes 1 when every layer is stored dense
+    /// (the files of Topiary before the encodings, byte for byte) and 2 when some layer is masked
+    /// or compressed.
+    static let formatVersions = 1...2
+    /// The metadata key of the layers' encodings in a version-2 file (`csr,csr,masked`).
+    static let encodingsKey = "layer_encodings"
     /// The metadata keys Topiary writes itself; user metadata cannot use them.
     static let reservedMetadataKeys: Set<String> = [
         "format", "format_version", "architecture", "activations", "input_scale", "input_mean", "input_std",
-        RecordKey.recipe, RecordKey.epoch, RecordKey.provenance,
+        encodingsKey, RecordKey.recipe, RecordKey.epoch, RecordKey.provenance,
     ]
 
     /// The metadata keys of the typed records.
@@ -73,28 +81,34 @@ public struct Model {
     /// Whether this model holds the weights of `model`'s training run at the end of epoch
     /// `epoch`: both record the same ``TrainingRecipe`` and this one records that epoch. Without
     /// a recipe a model is nobody's snapshot, since nothing says which run it comes from.
-    public func isSnapshot(of model: Model, atEpoch epoch: Int) -> Bool {
+    @_spi(Files) public func isSnapshot(of model: Model, atEpoch epoch: Int) -> Bool {
         guard let recipe, recipe == model.recipe else { return false }
         return self.epoch == epoch
     }
 
     // MARK: Saving
 
-    /// The model as a safetensors container.
+    /// The model as a safetensors container, each layer stored as `encoding` asks (see
+    /// ``LayerEncoding``); `version1` writes the format of Topiary before the encodings (masks
+    /// one byte per weight), for the tests of old files.
     ///
     /// - Throws: `invalidOption` when user metadata uses a reserved key, the normalization is not
-    ///   invertible, a typed record holds a non-finite number or the epoch is negative;
-    ///   `nonFinite` when a weight or bias is NaN or infinite.
-    func safeTensors() throws -> SafeTensors {
+    ///   invertible, a typed record holds a non-finite number, the epoch is negative,
+    ///   `halfPrecision` is asked for with the dense or masked encoding, or a weight is beyond
+    ///   `F16`'s range; `nonFinite` when a weight or bias is NaN or infinite.
+    func safeTensors(encoding: LayerEncoding = .automatic, halfPrecision: Bool = false,
+                     version1: Bool = false) throws -> SafeTensors {
         if let key = metadata.keys.filter({ Self.reservedMetadataKeys.contains($0) }).sorted().first {
             throw TopiaryError(.invalidOption, "metadata key \"\(key)\" is reserved for Topiary's own entries")
         }
         guard normalization.isValid else {
             throw TopiaryError(.invalidOption, "normalization \(normalization) is not invertible (non-finite, or zero scale or std)")
         }
+        if halfPrecision, encoding == .dense || encoding == .masked {
+            throw TopiaryError(.invalidOption, "F16 values are for compressed layers; save with the automatic or compressed encoding, or without F16")
+        }
         var file = SafeTensors(metadata: metadata)
         file.metadata["format"] = Self.formatName
-        file.metadata["format_version"] = Self.formatVersion
         file.metadata["architecture"] = network.sizes.map(String.init).joined(separator: "-")
         file.metadata["activations"] = network.layers.map(\.activation.rawValue).joined(separator: ",")
         file.metadata["input_scale"] = normalization.scale.description
@@ -106,39 +120,53 @@ public struct Model {
             file.metadata[RecordKey.epoch] = String(epoch)
         }
         if let provenance { file.metadata[RecordKey.provenance] = try Self.json(provenance, key: RecordKey.provenance) }
+        let stored: [StoredEncoding] = network.layers.map { layer in
+            version1 ? (layer.mask == nil ? .dense : .masked) : LayerCodec.choose(encoding, for: layer, halfPrecision: halfPrecision)
+        }
+        let version = version1 || stored.allSatisfy({ $0 == .dense }) ? 1 : 2
+        file.metadata["format_version"] = String(version)
+        if version > 1 { file.metadata[Self.encodingsKey] = stored.map(\.rawValue).joined(separator: ",") }
         for (l, layer) in network.layers.enumerated() {
             guard layer.weight.isFinite, layer.bias.allSatisfy(\.isFinite) else {
                 throw TopiaryError(.nonFinite, "layer \(l) holds NaN or infinite parameters; the model is not saved")
             }
-            let shape = [layer.outputSize, layer.inputSize]
-            file.tensors["layers.\(l).weight"] = .init(float32: layer.weight.storage, shape: shape)
-            file.tensors["layers.\(l).bias"] = .init(float32: layer.bias, shape: [layer.outputSize])
-            if let mask = layer.mask {
-                file.tensors["layers.\(l).mask"] = .init(uint8: mask.storage.map { $0 != 0 ? 1 : 0 }, shape: shape)
-            }
-            if layer.hasPrunedBiases, let biasMask = layer.biasMask {
-                file.tensors["layers.\(l).bias_mask"] = .init(uint8: biasMask.map { $0 != 0 ? 1 : 0 },
-                                                              shape: [layer.outputSize])
-            }
+            try LayerCodec.encode(layer, index: l, as: stored[l], version: version, withMasks: encoding != .dense,
+                                  halfPrecision: halfPrecision, into: &file)
         }
         return file
     }
 
-    /// Saves the model to `path` atomically (a temporary file in the same folder, then `rename`).
+    /// Saves the model to `path` atomically: a temporary file in the same folder, flushed to
+    /// disk, then renamed over `path`, so an interrupted save never destroys a good file.
     ///
-    /// - Throws: `writeFailed` naming `path`, or the errors of `safeTensors()`.
-    public func save(to path: String) throws {
-        try safeTensors().write(to: path)
+    /// - Parameters:
+    ///   - path: the file to write (a `.safetensors` file).
+    ///   - encoding: how each layer's weights are stored; ``LayerEncoding/automatic`` (the
+    ///     default) stores unpruned layers dense and pruned ones in whichever of the masked and
+    ///     compressed forms is smaller.
+    ///   - halfPrecision: stores the values of compressed layers as `F16`, 2 bytes instead of 4:
+    ///     each weight rounds to the nearest half-precision number (lossy; masks and biases stay
+    ///     exact). Only with ``LayerEncoding/automatic`` and ``LayerEncoding/compressed``.
+    /// - Throws: `writeFailed` naming `path`; `invalidOption` when user metadata uses a reserved
+    ///   key, the normalization is not invertible, a typed record cannot be saved,
+    ///   `halfPrecision` comes with the dense or masked encoding, or a weight is beyond `F16`'s
+    ///   range (±65504); `nonFinite` when a weight or bias is NaN or infinite.
+    public func save(to path: String, encoding: LayerEncoding = .automatic, halfPrecision: Bool = false) throws {
+        try safeTensors(encoding: encoding, halfPrecision: halfPrecision).write(to: path)
     }
 
     // MARK: Loading
 
-    /// Loads and validates the model saved at `path`.
+    /// Loads and validates the model saved at `path`, whatever the encodings of its layers
+    /// (see ``LayerEncoding``); a compressed layer's stored pattern becomes its mask.
     ///
     /// - Throws: `fileNotFound` if it is missing; `corruptFile` naming `path` for a damaged
-    ///   container, missing or malformed metadata, a tensor of the wrong dtype or shape, layers
-    ///   that do not chain, unexpected tensors, mask entries other than 0 and 1, a non-zero
-    ///   weight (bias) where the mask (bias mask) is 0;
+    ///   container, missing or malformed metadata, an unknown layer encoding, a tensor of the
+    ///   wrong dtype or shape, layers that do not chain, unexpected tensors, a mask of the wrong
+    ///   size or with entries other than 0 and 1, a non-zero weight (bias) where the mask (bias
+    ///   mask) is 0, CSR row offsets that do not start at 0, decrease or disagree with the number
+    ///   of values, CSR column indices out of range or not increasing within a row;
+    ///   `invalidShape` when the network would take more than 4 GiB of weights in memory;
     ///   `nonFinite` for NaN or infinite parameters.
     public static func load(from path: String) throws -> Model {
         try Model(safeTensors: try SafeTensors.read(from: path), source: path)
@@ -148,114 +176,133 @@ public struct Model {
     ///
     /// - Throws: as ``load(from:)``.
     init(safeTensors file: SafeTensors, source: String = "model") throws {
-        func corrupt(_ message: String) -> TopiaryError {
-            TopiaryError(.corruptFile, "\(source): \(message)")
-        }
-        func entry(_ key: String) throws -> String {
-            guard let value = file.metadata[key] else { throw corrupt("metadata entry \"\(key)\" is missing") }
-            return value
-        }
-        let format = file.metadata["format"]
-        guard format == Self.formatName else {
-            throw corrupt(format.map { "not a Topiary model (format \"\($0)\")" } ?? "not a Topiary model (no \"format\" metadata)")
-        }
-        let version = try entry("format_version")
-        guard version == Self.formatVersion else {
-            throw corrupt("model format version \(version) is not supported (this Topiary reads version \(Self.formatVersion))")
-        }
+        self.init(try Contents(file, source: source))
+    }
 
-        let architecture = try entry("architecture")
-        let sizes = architecture.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-        guard sizes.count >= 2, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw corrupt("architecture \"\(architecture)\" is not a list of positive sizes such as 784-300-100-10")
-        }
-        let widths = sizes.map { $0 ?? 0 }
-        let layerCount = widths.count - 1
-        let activationsText = try entry("activations")
-        let activations = activationsText.split(separator: ",", omittingEmptySubsequences: false).map { Activation(rawValue: String($0)) }
-        guard activations.count == layerCount else {
-            throw corrupt("activations \"\(activationsText)\" name \(activations.count) layers, the architecture has \(layerCount)")
-        }
+    /// The model a file's validated contents describe (compressed layers expanded).
+    init(_ contents: Contents) {
+        self.init(network: Chain(checked: contents.layers.map { $0.dense() }), normalization: contents.normalization,
+                  recipe: contents.recipe, epoch: contents.epoch, provenance: contents.provenance,
+                  metadata: contents.metadata)
+    }
 
-        func number(_ key: String) throws -> Float {
-            let text = try entry(key)
-            guard let value = Float(text), value.isFinite else {
-                throw corrupt("metadata \"\(key)\" is \"\(text)\", expected a finite number")
-            }
-            return value
-        }
-        let normalization = Normalization(scale: try number("input_scale"), mean: try number("input_mean"),
-                                          std: try number("input_std"))
-        guard normalization.isValid else { throw corrupt("input normalization \(normalization) has a zero scale or std") }
+    /// A model file's contents, validated, with each layer as the file stores it.
+    struct Contents {
+        var version: Int
+        var architecture: String
+        var layers: [LayerCodec.Layer]
+        var normalization: Normalization
+        var recipe: TrainingRecipe?
+        var epoch: Int?
+        var provenance: PruningProvenance?
+        var metadata: [String: String]
 
-        var expected = Set<String>()
-        var layers: [Dense] = []
-        for l in 0..<layerCount {
-            guard let activation = activations[l] else {
-                throw corrupt("layer \(l) has an unknown activation (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        /// Reads and validates a container; `source` names it in errors.
+        ///
+        /// - Throws: as ``Model/load(from:)``.
+        init(_ file: SafeTensors, source: String) throws {
+            func corrupt(_ message: String) -> TopiaryError {
+                TopiaryError(.corruptFile, "\(source): \(message)")
             }
-            let (input, output) = (widths[l], widths[l + 1])
-            func tensor(_ kind: String, _ dtype: SafeTensors.DType, _ shape: [Int], required: Bool = true) throws -> SafeTensors.Tensor? {
-                let name = "layers.\(l).\(kind)"
-                expected.insert(name)
-                guard let t = file.tensors[name] else {
-                    if required { throw corrupt("tensor \"\(name)\" is missing") }
-                    return nil
-                }
-                guard t.dtype == dtype, t.shape == shape else {
-                    throw corrupt("tensor \"\(name)\" is \(t.dtype.rawValue) \(t.shape), expected \(dtype.rawValue) \(shape) for architecture \(architecture)")
-                }
-                return t
+            func entry(_ key: String) throws -> String {
+                guard let value = file.metadata[key] else { throw corrupt("metadata entry \"\(key)\" is missing") }
+                return value
             }
-            guard let weightValues = try tensor("weight", .float32, [output, input])?.float32Values,
-                  let biasValues = try tensor("bias", .float32, [output])?.float32Values else {
-                throw corrupt("layer \(l) lacks its weight or bias")
+            let format = file.metadata["format"]
+            guard format == Model.formatName else {
+                throw corrupt(format.map { "not a Topiary model (format \"\($0)\")" } ?? "not a Topiary model (no \"format\" metadata)")
             }
-            guard weightValues.allSatisfy(\.isFinite), biasValues.allSatisfy(\.isFinite) else {
-                throw TopiaryError(.nonFinite, "\(source): layer \(l) holds NaN or infinite parameters")
+            let versionText = try entry("format_version")
+            guard let version = Int(versionText), Model.formatVersions.contains(version) else {
+                throw corrupt("model format version \(versionText) is not supported (this Topiary reads versions \(Model.formatVersions.lowerBound) to \(Model.formatVersions.upperBound))")
             }
-            let weight = Matrix(rows: output, columns: input, storage: weightValues)
-            let biasMaskBytes = try tensor("bias_mask", .uint8, [output], required: false)?.uint8Values
-            var biasMask: [Float]?
-            if let biasMaskBytes {
-                if let j = biasMaskBytes.firstIndex(where: { $0 > 1 }) {
-                    throw corrupt("layers.\(l).bias_mask holds \(biasMaskBytes[j]) at index \(j); masks hold only 0 and 1")
-                }
-                if let j = biasMaskBytes.indices.first(where: { biasMaskBytes[$0] == 0 && biasValues[$0] != 0 }) {
-                    throw corrupt("layers.\(l).bias is \(biasValues[j]) at index \(j), where the bias mask prunes it (must be 0)")
-                }
-                biasMask = biasMaskBytes.map { Float($0) }
+
+            let architecture = try entry("architecture")
+            let sizes = architecture.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard sizes.count >= 2, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw corrupt("architecture \"\(architecture)\" is not a list of positive sizes such as 784-300-100-10")
             }
-            var mask: Matrix?
-            if let maskBytes = try tensor("mask", .uint8, [output, input], required: false)?.uint8Values {
-                if let i = maskBytes.firstIndex(where: { $0 > 1 }) {
-                    throw corrupt("layers.\(l).mask holds \(maskBytes[i]) at index \(i); masks hold only 0 and 1")
-                }
-                if let i = maskBytes.indices.first(where: { maskBytes[$0] == 0 && weightValues[$0] != 0 }) {
-                    throw corrupt("layers.\(l).weight is \(weightValues[i]) at index \(i), where the mask prunes it (must be 0)")
-                }
-                mask = Matrix(rows: output, columns: input, storage: maskBytes.map { Float($0) })
+            let widths = sizes.map { $0 ?? 0 }
+            let layerCount = widths.count - 1
+            let activationsText = try entry("activations")
+            let activations = activationsText.split(separator: ",", omittingEmptySubsequences: false).map { Activation(rawValue: String($0)) }
+            guard activations.count == layerCount else {
+                throw corrupt("activations \"\(activationsText)\" name \(activations.count) layers, the architecture has \(layerCount)")
             }
-            layers.append(Dense(checkedWeight: weight, bias: biasValues, activation: activation,
-                                mask: mask, biasMask: biasMask))
+            var encodings = [StoredEncoding](repeating: .dense, count: layerCount)
+            if version > 1 {
+                let text = try entry(Model.encodingsKey)
+                let names = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard names.count == layerCount else {
+                    throw corrupt("\(Model.encodingsKey) \"\(text)\" name \(names.count) layers, the architecture has \(layerCount)")
+                }
+                for (l, name) in names.enumerated() {
+                    guard let e = StoredEncoding(rawValue: name) else {
+                        throw corrupt("layer \(l) has an unknown encoding \"\(name)\" (known: \(StoredEncoding.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    encodings[l] = e
+                }
+            }
+            // A compressed layer's size comes from the architecture, not from its bytes: refuse
+            // what a dense file could not hold before allocating anything.
+            var denseBytes = 0
+            for l in 0..<layerCount {
+                let (count, overflow) = widths[l].multipliedReportingOverflow(by: widths[l + 1])
+                guard !overflow, count < 1 << 31 else {
+                    throw TopiaryError(.invalidShape, "\(source): layer \(l) (\(widths[l]) => \(widths[l + 1])) would have more than 2³¹ weights")
+                }
+                denseBytes += 4 * count
+                guard denseBytes <= SafeTensors.defaultMaximumFileSize else {
+                    throw TopiaryError(.invalidShape, "\(source): architecture \(architecture) takes more than \(SafeTensors.defaultMaximumFileSize) bytes of weights in memory, the limit of a model file")
+                }
+            }
+
+            func number(_ key: String) throws -> Float {
+                let text = try entry(key)
+                guard let value = Float(text), value.isFinite else {
+                    throw corrupt("metadata \"\(key)\" is \"\(text)\", expected a finite number")
+                }
+                return value
+            }
+            let normalization = Normalization(scale: try number("input_scale"), mean: try number("input_mean"),
+                                              std: try number("input_std"))
+            guard normalization.isValid else { throw corrupt("input normalization \(normalization) has a zero scale or std") }
+
+            var expected = Set<String>()
+            var layers: [LayerCodec.Layer] = []
+            for l in 0..<layerCount {
+                guard let activation = activations[l] else {
+                    throw corrupt("layer \(l) has an unknown activation (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                layers.append(try LayerCodec.decode(file, layer: l, input: widths[l], output: widths[l + 1], activation: activation,
+                                                    version: version, stored: encodings[l], architecture: architecture,
+                                                    source: source, expected: &expected))
+            }
+            if let extra = file.tensors.keys.filter({ !expected.contains($0) }).sorted().first {
+                throw corrupt("unexpected tensor \"\(extra)\" for architecture \(architecture)"
+                              + (version > 1 ? " and encodings \(encodings.map(\.rawValue).joined(separator: ","))" : ""))
+            }
+            func record<T: Decodable>(_ type: T.Type, _ key: String, _ what: String) throws -> T? {
+                guard let text = file.metadata[key] else { return nil }
+                do {
+                    return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+                } catch {
+                    throw corrupt("metadata \"\(key)\" is not a valid \(what): \(Model.describe(error))")
+                }
+            }
+            let recipe = try record(TrainingRecipe.self, RecordKey.recipe, "training recipe")
+            let epoch = try record(Int.self, RecordKey.epoch, "epoch number")
+            if let epoch, epoch < 0 { throw corrupt("metadata \"\(RecordKey.epoch)\" is \(epoch), expected an epoch of at least 0") }
+            let provenance = try record(PruningProvenance.self, RecordKey.provenance, "pruning provenance")
+            self.version = version
+            self.architecture = architecture
+            self.layers = layers
+            self.normalization = normalization
+            self.recipe = recipe
+            self.epoch = epoch
+            self.provenance = provenance
+            self.metadata = file.metadata.filter { !Model.reservedMetadataKeys.contains($0.key) }
         }
-        if let extra = file.tensors.keys.filter({ !expected.contains($0) }).sorted().first {
-            throw corrupt("unexpected tensor \"\(extra)\" for architecture \(architecture)")
-        }
-        func record<T: Decodable>(_ type: T.Type, _ key: String, _ what: String) throws -> T? {
-            guard let text = file.metadata[key] else { return nil }
-            do {
-                return try JSONDecoder().decode(T.self, from: Data(text.utf8))
-            } catch {
-                throw corrupt("metadata \"\(key)\" is not a valid \(what): \(Self.describe(error))")
-            }
-        }
-        let recipe = try record(TrainingRecipe.self, RecordKey.recipe, "training recipe")
-        let epoch = try record(Int.self, RecordKey.epoch, "epoch number")
-        if let epoch, epoch < 0 { throw corrupt("metadata \"\(RecordKey.epoch)\" is \(epoch), expected an epoch of at least 0") }
-        let provenance = try record(PruningProvenance.self, RecordKey.provenance, "pruning provenance")
-        self.init(network: Chain(checked: layers), normalization: normalization, recipe: recipe, epoch: epoch,
-                  provenance: provenance, metadata: file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) })
     }
 
     // MARK: Typed records
@@ -272,7 +319,7 @@ public struct Model {
     }
 
     /// A short account of a coding error: which field, and what was wrong with it.
-    private static func describe(_ error: Error) -> String {
+    fileprivate static func describe(_ error: Error) -> String {
         func path(_ context: [CodingKey]) -> String {
             context.isEmpty ? "" : " at \"" + context.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "\""
         }

@@ -116,6 +116,37 @@ struct SafeTensors: Equatable, Sendable {
 
         /// The elements when the tensor is `U8`, else `nil`.
         var uint8Values: [UInt8]? { dtype == .uint8 ? bytes : nil }
+
+        /// Creates a tensor of little-endian integers; `dtype` must be an integer type of
+        /// `T`'s width (`U16` for `UInt16`, `I32` for `Int32`, …).
+        ///
+        /// - Precondition: `values.count` is the product of `shape`.
+        init<T: FixedWidthInteger>(integers values: [T], dtype: DType, shape: [Int]) {
+            require(MemoryLayout<T>.size == dtype.byteCount,
+                    "SafeTensors.Tensor: \(T.self) does not have the width of \(dtype.rawValue)")
+            let le = values.map(\.littleEndian)
+            self.init(dtype: dtype, shape: shape, bytes: le.withUnsafeBytes { Array($0) })
+        }
+
+        /// Creates an `F16` tensor from the bit patterns of IEEE half-precision numbers.
+        ///
+        /// - Precondition: `bits.count` is the product of `shape`.
+        init(float16Bits bits: [UInt16], shape: [Int]) {
+            self.init(integers: bits, dtype: .float16, shape: shape)
+        }
+
+        /// The elements read as little-endian `T`s, whatever the dtype of that width (the
+        /// caller checks the dtype first).
+        ///
+        /// - Precondition: `T` has the width of ``dtype``.
+        func integers<T: FixedWidthInteger>(_ type: T.Type) -> [T] {
+            require(MemoryLayout<T>.size == dtype.byteCount,
+                    "SafeTensors.Tensor: \(T.self) does not have the width of \(dtype.rawValue)")
+            let count = bytes.count / MemoryLayout<T>.size
+            return bytes.withUnsafeBytes { raw in
+                (0..<count).map { T(littleEndian: raw.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * $0, as: T.self)) }
+            }
+        }
     }
 
     /// The tensors by name.

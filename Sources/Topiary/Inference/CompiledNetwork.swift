@@ -107,7 +107,7 @@ public final class CompiledNetwork {
         sparsity >= minimumSparseSparsity && sparseSeconds < denseSeconds * sparseMargin
     }
 
-    private enum Step {
+    enum Step {
         case dense(weight: UnsafeMutableBufferPointer<Float>, bias: UnsafeMutableBufferPointer<Float>,
                    rows: Int, columns: Int, activation: Activation)
         case sparse(SparseDense)
@@ -143,7 +143,8 @@ public final class CompiledNetwork {
     /// The layer sizes, input first.
     public let sizes: [Int]
 
-    private let steps: [Step]
+    /// The layers as they run, input first.
+    let steps: [Step]
     private let buffers: Buffers
 
     /// The scratch memory of a plan: two feature-major activation buffers of
@@ -203,8 +204,86 @@ public final class CompiledNetwork {
     ///
     /// - Throws: as ``init(_:batchSize:policy:threads:)``, and ``TopiaryError/Kind/invalidOption``
     ///   when this CPU cannot run `variant`.
-    @_spi(Kernels) public init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil,
-                               variant: SparseKernels.Variant?) throws {
+    @_spi(Kernels) public convenience init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil,
+                                           variant: SparseKernels.Variant?) throws {
+        try self.init(sources: network.layers.map { .dense($0) }, batchSize: batchSize, policy: policy, threads: threads,
+                      variant: variant)
+    }
+
+    /// Compiles the model saved at `path` for batches of up to `batchSize` samples (inputs
+    /// normalised as the file's ``Model/normalization`` says). A layer the file stores compressed
+    /// that runs CSR is built from the file's arrays without ever being expanded to `[out, in]`;
+    /// it is expanded only where it runs dense, or with ``Policy/automatic``, which times both
+    /// forms.
+    ///
+    /// - Throws: as ``Model/load(from:)`` and ``init(_:batchSize:policy:threads:)``.
+    @_spi(Files) public convenience init(contentsOf path: String, batchSize: Int, policy: Policy = .automatic,
+                                         threads: Int? = nil) throws {
+        let contents = try Model.Contents(try SafeTensors.read(from: path), source: path)
+        try self.init(sources: contents.layers.map { layer in
+            if case .compressed(let csr) = layer.weight { return .compressed(csr, bias: layer.bias, activation: layer.activation) }
+            return .dense(layer.dense())
+        }, batchSize: batchSize, policy: policy, threads: threads, variant: nil)
+    }
+
+    /// A layer to compile: a ``Dense`` layer, or a weight already in CSR form (from a file).
+    enum LayerSource {
+        case dense(Dense)
+        case compressed(CSRMatrix, bias: [Float], activation: Activation)
+
+        var inputSize: Int {
+            switch self {
+            case .dense(let layer): return layer.inputSize
+            case .compressed(let w, _, _): return w.columns
+            }
+        }
+
+        var outputSize: Int {
+            switch self {
+            case .dense(let layer): return layer.outputSize
+            case .compressed(let w, _, _): return w.rows
+            }
+        }
+
+        /// The fraction of the weights that are exactly zero.
+        var sparsity: Double {
+            switch self {
+            case .dense(let layer): return CompiledNetwork.sparsity(layer)
+            case .compressed(let w, _, _):
+                let count = w.rows * w.columns
+                return count == 0 ? 0 : 1 - Double(w.values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }) / Double(count)
+            }
+        }
+
+        /// The layer for the CSR kernels (a compressed weight as it is, explicit zeros included).
+        func sparseLayer() -> SparseDense {
+            switch self {
+            case .dense(let layer): return SparseDense(layer)
+            case .compressed(let w, let bias, let activation): return SparseDense(weight: w, bias: bias, activation: activation)
+            }
+        }
+
+        /// The dense step (a compressed weight is expanded into the step's own buffer).
+        func denseStep() -> Step {
+            switch self {
+            case .dense(let layer): return CompiledNetwork.denseStep(layer)
+            case .compressed(let csr, let bias, let activation):
+                let (m, k) = (csr.rows, csr.columns)
+                let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, m * k))
+                w.initialize(repeating: 0)
+                for i in 0..<m {
+                    for p in csr.offsets[i]..<csr.offsets[i + 1] { w[i * k + csr.indices[p]] = csr.values[p] }
+                }
+                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, bias.count))
+                _ = b.initialize(from: bias)
+                return .dense(weight: w, bias: b, rows: m, columns: k, activation: activation)
+            }
+        }
+    }
+
+    /// The designated initialiser: compiles `sources`, which chain.
+    init(sources: [LayerSource], batchSize: Int, policy: Policy, threads: Int?, variant: SparseKernels.Variant?) throws {
+        let sizes = [sources[0].inputSize] + sources.map(\.outputSize)
         let threads = threads ?? min(Threads.count, 1024)
         guard (1...1_000_000).contains(batchSize) else {
             throw TopiaryError(.invalidOption, "CompiledNetwork: the batch size must be between 1 and 1,000,000, got \(batchSize)")
@@ -220,8 +299,8 @@ public final class CompiledNetwork {
         self.policy = policy
         self.threads = threads
         self.variant = v
-        self.sizes = network.sizes
-        let scratch = Buffers(width: network.sizes.max() ?? 1, batchSize: batchSize, threads: threads)
+        self.sizes = sizes
+        let scratch = Buffers(width: sizes.max() ?? 1, batchSize: batchSize, threads: threads)
         buffers = scratch
         let panel = SparseKernels.panelWidth(v)
         var slab = threads > 1 && panel > 0 && batchSize >= 2 * panel ? panel : nil
@@ -235,10 +314,10 @@ public final class CompiledNetwork {
             // threads) and, when slabs are possible, as it would run in a slab (one slab, one
             // thread); keep the faster path per layer in each mode, then the mode whose whole
             // forward pass is faster (slabs must win by 5%).
-            let dense = network.layers.map { CompiledNetwork.denseStep($0) }
+            let dense = sources.map { $0.denseStep() }
             // Layers under `minimumSparseSparsity` are neither converted nor timed.
-            let sparse: [SparseDense?] = network.layers.map {
-                CompiledNetwork.sparsity($0) >= CompiledNetwork.minimumSparseSparsity ? SparseDense($0) : nil
+            let sparse: [SparseDense?] = sources.map {
+                $0.sparsity >= CompiledNetwork.minimumSparseSparsity ? $0.sparseLayer() : nil
             }
             // (dense, CSR) seconds per layer, nil for a layer that stays dense. With one thread
             // the two are timed call by call in turn, so that a competing process slows both
@@ -266,7 +345,7 @@ public final class CompiledNetwork {
             let whole = times(batch: batchSize, threads: threads)
             func faster(_ i: Int, _ times: [(Double, Double)?]) -> Bool {
                 guard let t = times[i] else { return false }
-                return CompiledNetwork.picksSparse(sparsity: CompiledNetwork.sparsity(network.layers[i]),
+                return CompiledNetwork.picksSparse(sparsity: sources[i].sparsity,
                                                    denseSeconds: t.0, sparseSeconds: t.1)
             }
             func plan(_ times: [(Double, Double)?]) -> [Step] {
@@ -278,16 +357,16 @@ public final class CompiledNetwork {
             // The slabbed plan must prove itself on whole forward passes: its layers' times
             // assume slabs run side by side at full speed, which is not always so.
             if let s = slab, slabbed.indices.contains(where: { faster($0, slabbed) }) {
-                let (a, b) = CompiledNetwork.timePlans(plan(whole), plan(slabbed), slab: s, sizes: network.sizes,
+                let (a, b) = CompiledNetwork.timePlans(plan(whole), plan(slabbed), slab: s, sizes: sizes,
                                                        batch: batchSize, threads: threads, variant: v, buffers: scratch)
                 if b >= a * CompiledNetwork.sparseMargin { slab = nil }
             } else {
                 slab = nil
             }
             let times = slab == nil ? whole : slabbed
-            for (index, layer) in network.layers.enumerated() {
+            for (index, layer) in sources.enumerated() {
                 var choice = LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
-                                         sparsity: CompiledNetwork.sparsity(layer), kind: faster(index, times) ? .sparse : .dense)
+                                         sparsity: layer.sparsity, kind: faster(index, times) ? .sparse : .dense)
                 if let t = times[index] { (choice.denseSeconds, choice.sparseSeconds) = t }
                 if choice.kind == .sparse, let layer = sparse[index] {
                     CompiledNetwork.release(dense[index])
@@ -298,8 +377,8 @@ public final class CompiledNetwork {
                 choices.append(choice)
             }
         } else {
-            for (index, layer) in network.layers.enumerated() {
-                let sparsity = CompiledNetwork.sparsity(layer)
+            for (index, layer) in sources.enumerated() {
+                let sparsity = layer.sparsity
                 let kind: Kind
                 switch policy {
                 case .sparse: kind = .sparse
@@ -307,7 +386,7 @@ public final class CompiledNetwork {
                 default: kind = .dense
                 }
                 // Only the form the layer runs is built.
-                steps.append(kind == .sparse ? .sparse(SparseDense(layer)) : CompiledNetwork.denseStep(layer))
+                steps.append(kind == .sparse ? .sparse(layer.sparseLayer()) : layer.denseStep())
                 choices.append(LayerChoice(index: index, inputSize: layer.inputSize, outputSize: layer.outputSize,
                                            sparsity: sparsity, kind: kind))
             }
@@ -319,7 +398,7 @@ public final class CompiledNetwork {
     }
 
     /// The fraction of a layer's weights that are exactly zero.
-    private static func sparsity(_ layer: Dense) -> Double {
+    static func sparsity(_ layer: Dense) -> Double {
         layer.weight.count == 0 ? 0 : 1 - Double(layer.weight.nonzeroCount) / Double(layer.weight.count)
     }
 
@@ -328,7 +407,7 @@ public final class CompiledNetwork {
         for step in steps { CompiledNetwork.release(step) }
     }
 
-    private static func denseStep(_ layer: Dense) -> Step {
+    static func denseStep(_ layer: Dense) -> Step {
         let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.weight.count))
         _ = w.initialize(from: layer.weight.storage)
         let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.bias.count))

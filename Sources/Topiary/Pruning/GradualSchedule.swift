@@ -58,7 +58,7 @@ public struct GradualSchedule: Sendable, Equatable {
     var lastIteration: Int { start + steps * interval }
 
     /// Inside training: the target after iteration `t` (from 0) if a pruning step falls on it, else `nil`.
-    public func target(afterIteration t: Int) -> Double? {
+    func target(afterIteration t: Int) -> Double? {
         guard interval > 0, steps > 0, t > start, t <= lastIteration, (t - start) % interval == 0 else { return nil }
         return sparsity(atProgress: Double(t - start) / Double(steps * interval))
     }

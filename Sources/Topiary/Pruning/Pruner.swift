@@ -143,19 +143,19 @@ public struct Pruner {
 
 /// What one call of ``Pruner/prune(_:to:)`` did.
 ///
-/// The counts are of prunable parameters: each layer's weights, plus its biases when
-/// ``includesBiases`` is true.
+/// The counts are of prunable parameters: each layer's weights, plus its biases when the pruner
+/// prunes biases too (``Pruner/includeBiases``).
 public struct WeightPruningResult: Sendable, Equatable {
     /// The requested overall sparsity.
     public var target: Double
-    /// Prunable parameters per prunable layer (weights, plus biases when ``includesBiases``).
-    public var layerWeights: [Int]
+    /// Prunable parameters per prunable layer (weights, plus biases when ``Pruner/includeBiases``).
+    var layerWeights: [Int]
     /// Parameters pruned per prunable layer after the step (masked out).
     public var layerPruned: [Int]
     /// Parameters newly pruned by this step, per prunable layer.
     public var newlyPruned: [Int]
     /// Whether biases were counted and pruned with the weights.
-    public var includesBiases: Bool
+    var includesBiases: Bool
     /// Seconds spent (saliency and selection).
     public var seconds: Double
 

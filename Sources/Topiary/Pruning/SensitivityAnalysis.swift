@@ -107,7 +107,7 @@ public struct SensitivityCurves: Encodable, Sendable, Equatable {
     }
 
     /// The unpruned network's validation loss.
-    public var baselineLoss: Double
+    var baselineLoss: Double
     /// The unpruned network's validation accuracy.
     public var baselineAccuracy: Double
     /// One curve per prunable layer.
@@ -234,7 +234,7 @@ public struct SensitivityCurves: Encodable, Sendable, Equatable {
     }
 
     /// The curves as CSV: `layer,weights,sparsity,val_loss,val_accuracy,accuracy_drop`.
-    public var csv: String {
+    @_spi(Files) public var csv: String {
         var lines = ["layer,weights,sparsity,val_loss,val_accuracy,accuracy_drop"]
         for c in layers {
             for p in c.points {

@@ -3,7 +3,7 @@
 ///
 /// A recipe rebuilds the initialisation (``initialNetwork()``, which lottery-ticket rewinding
 /// needs) and tells whether a snapshot saved during training belongs to the same run
-/// (``Model/isSnapshot(of:atEpoch:)``).
+/// (`Model.isSnapshot(of:atEpoch:)`).
 ///
 /// ```swift
 /// let recipe = TrainingRecipe(sizes: [784, 300, 100, 10],
