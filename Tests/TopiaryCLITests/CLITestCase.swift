@@ -12,6 +12,12 @@ class CLITestCase: XCTestCase {
 
     /// Runs `topiary arguments…` and returns its exit status and outputs.
     func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let r = try runChecked(arguments)
+        return (r.status, r.stdout, r.stderr)
+    }
+
+    /// Runs `topiary arguments…` and also says whether it ended by a signal.
+    func runChecked(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -22,7 +28,8 @@ class CLITestCase: XCTestCase {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal,
+                String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
     /// A new folder, removed after the test.

@@ -10,22 +10,6 @@ final class FilesCLITests: CLITestCase {
     /// A valid 6-4-3 version-2 file (layer 0 compressed, layer 1 masked) written outside Topiary.
     var goodModel: String { Self.fixtures.appendingPathComponent("good-v2.safetensors").path }
 
-    /// Runs `topiary arguments…` and also says whether it ended by a signal.
-    func runChecked(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal,
-                String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
-
     func testInspectReportsLayersAndSizes() throws {
         let r = try run(["inspect", goodModel, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
