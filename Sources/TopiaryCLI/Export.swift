@@ -22,6 +22,11 @@ enum EncodingOption: String, ExpressibleByArgument, CaseIterable {
         """
 }
 
+/// How `--format` names the kind of file `export` writes.
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case topiary, pytorch
+}
+
 /// How `--values` names the type of compressed values.
 enum ValuesOption: String, ExpressibleByArgument, CaseIterable {
     case f32, f16
@@ -29,7 +34,7 @@ enum ValuesOption: String, ExpressibleByArgument, CaseIterable {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a model file to another encoding (dense, masked or compressed).",
+        abstract: "Convert a model file to another encoding (dense, masked or compressed), or to a PyTorch state dict.",
         discussion: """
         Conversions between masked and compressed are exact (weights, biases, masks, bit for bit); \
         dense keeps weights and biases and drops the masks; --values f16 rounds compressed values \
@@ -37,6 +42,12 @@ struct Export: ParsableCommand {
           topiary export --model pruned.safetensors --output small.safetensors
           topiary export --model pruned.safetensors --output smaller.safetensors --encoding compressed --values f16
           topiary export --model pruned.safetensors --output plain.safetensors --encoding dense
+          topiary export --model pruned.safetensors --output state_dict.safetensors --format pytorch
+
+        --format pytorch writes the state dict of nn.Sequential(nn.Linear, activation, …, nn.Linear) \
+        (0.weight, 0.bias, 2.weight, …; pruned weights as zeros, F32), which \
+        load_state_dict(safetensors.torch.load_file(...)) takes; its metadata holds the \
+        architecture, the activations and the input normalisation (x · input_scale − input_mean) / input_std.
         """
     )
 
@@ -45,6 +56,9 @@ struct Export: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Where to write the converted model (may be --model itself: the write is atomic).")
     var output: String
+
+    @Option(help: "The kind of file: topiary (a model file, in --encoding), or pytorch (a state dict of nn.Sequential).")
+    var format: ExportFormat = .topiary
 
     @Option(help: ArgumentHelp(stringLiteral: EncodingOption.help))
     var encoding: EncodingOption = .automatic
@@ -56,6 +70,9 @@ struct Export: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if format == .pytorch, encoding != .automatic || values != .f32 {
+            throw ValidationError("--encoding and --values apply to Topiary files: a PyTorch state dict stores dense F32 weights.")
+        }
         if values == .f16, encoding == .dense || encoding == .masked {
             throw ValidationError("--values f16 applies to compressed layers: use --encoding automatic or compressed.")
         }
@@ -70,9 +87,21 @@ struct Export: ParsableCommand {
         var output: ModelFileSummary
     }
 
+    /// What `--format pytorch --json` prints.
+    struct PyTorchReport: Encodable {
+        var model: String
+        var format = "pytorch"
+        var output: String
+        var bytes: Int
+        var tensors: [String]
+        var sequential: String
+        var normalization: Normalization
+    }
+
     func run() throws {
         let sourceBytes = try Model.summary(ofFile: model).bytes
         let loaded = try Model.load(from: model)
+        if format == .pytorch { return try exportPyTorch(loaded) }
         try loaded.save(to: output, encoding: encoding.layerEncoding, halfPrecision: values == .f16)
         let dropped = encoding == .dense ? loaded.network.layers.indices.filter {
             loaded.network.layers[$0].mask != nil || loaded.network.layers[$0].biasMask != nil
@@ -87,5 +116,20 @@ struct Export: ParsableCommand {
             print("dense encoding: the masks of layer\(dropped.count > 1 ? "s" : "") \(dropped.map(String.init).joined(separator: ", ")) are not saved; the model loads unpruned")
         }
         print(describe(summary))
+    }
+
+    /// Writes `loaded` as a PyTorch state dict and reports it.
+    private func exportPyTorch(_ loaded: Model) throws {
+        let names = try PyTorch.export(loaded, to: output)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        let sequential = PyTorch.sequentialDescription(of: loaded.network)
+        if json {
+            return try printJSON(PyTorchReport(model: model, output: output, bytes: bytes, tensors: names,
+                                               sequential: sequential, normalization: loaded.normalization))
+        }
+        let n = loaded.normalization
+        print("\(model) → \(output): PyTorch state dict, \(names.count) tensors (\(names.joined(separator: ", "))), \(grouped(bytes)) bytes")
+        print("load it with: model = \(sequential); model.load_state_dict(safetensors.torch.load_file(\"\(output)\"))")
+        print("inputs: (x · \(n.scale) − \(n.mean)) / \(n.std)")
     }
 }

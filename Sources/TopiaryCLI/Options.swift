@@ -31,7 +31,8 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Loads the dataset, standardised as `normalization` says (or computed from the training pixels).
-    func load(standardize: Bool = true, normalization: Normalization? = nil) throws -> Dataset {
+    func load(standardize: Bool = true, normalization: Normalization? = nil, validationCount: Int? = nil) throws -> Dataset {
+        let validationCount = validationCount ?? self.validationCount
         guard dataset != "fashion-mnist" else {
             return try FashionMNIST.load(directory: dataDirectory, validationCount: validationCount, standardize: standardize,
                                          trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
@@ -41,9 +42,10 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Loads the dataset as the model `loaded` (from `path`) was trained, refusing a model whose
-    /// input width or class count does not fit it.
-    func load(for loaded: Model, path: String) throws -> Dataset {
-        let data = try load(normalization: loaded.normalization)
+    /// input width or class count does not fit it. `validationCount` replaces `--validation`
+    /// (`eval` holds nothing out: it reads the test split only).
+    func load(for loaded: Model, path: String, validationCount: Int? = nil) throws -> Dataset {
+        let data = try load(normalization: loaded.normalization, validationCount: validationCount)
         let network = loaded.network
         guard network.inputSize == data.train.images.columns, network.outputSize == data.classCount else {
             throw TopiaryError(.invalidShape, "\(path) maps \(network.inputSize) inputs to \(network.outputSize) outputs; \(dataset) has \(data.train.images.columns) inputs and \(data.classCount) classes.")

@@ -154,6 +154,23 @@
     }
 }
 
+extension PyTorch {
+    /// The PyTorch module whose state dict ``export(_:to:)`` writes for `network`, e.g.
+    /// `nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 10))`.
+    public static func sequentialDescription(of network: Chain) -> String {
+        let modules = network.layers.flatMap { layer -> [String] in
+            let linear = "nn.Linear(\(layer.inputSize), \(layer.outputSize))"
+            switch layer.activation {
+            case .identity: return [linear]
+            case .relu: return [linear, "nn.ReLU()"]
+            case .tanh: return [linear, "nn.Tanh()"]
+            case .sigmoid: return [linear, "nn.Sigmoid()"]
+            }
+        }
+        return "nn.Sequential(\(modules.joined(separator: ", ")))"
+    }
+}
+
 extension Float {
     /// The value of IEEE 754 half-precision bits.
     init(halfBits h: UInt16) {
