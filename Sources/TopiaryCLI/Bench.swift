@@ -84,19 +84,21 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        let blas = BLASReport.current()
+        if !json { print(blas.summary) }
         let threadCounts = try grid().threads
         let pool = PoolCounts.Snapshot()
         if training {
             BLAS.threadCount = threadCounts.max() ?? 1
-            return try runTraining(threads: threads == nil ? [1, 2] : threadCounts)
+            return try runTraining(threads: threads == nil ? [1, 2] : threadCounts, blas: blas)
         }
         if let model {
             let loaded = try Model.load(from: model)
             return try runNetwork([SparseBenchmark.network(loaded.network, batches: [1, 128], threads: threadCounts)].flatMap { $0 },
-                                  title: "\(model) (\(percent(loaded.network.sparsity)) of weights zero)", pool: pool)
+                                  title: "\(model) (\(percent(loaded.network.sparsity)) of weights zero)", pool: pool, blas: blas)
         }
         if network {
-            return try runNetwork(SparseBenchmark.lenet(threads: threadCounts), title: "LeNet-300-100, random masks", pool: pool)
+            return try runNetwork(SparseBenchmark.lenet(threads: threadCounts), title: "LeNet-300-100, random masks", pool: pool, blas: blas)
         }
         if let check {
             let baseline = try SparseBenchmark.Baseline(contentsOfFile: check)
@@ -114,8 +116,9 @@ struct Bench: ParsableCommand {
                     var results: SparseBenchmark.Results
                     var tolerance: Double
                     var regressions: [String]
+                    var blas: BLASReport
                 }
-                try printJSON(Report(results: results, tolerance: allowed, regressions: regressions.map(\.description)))
+                try printJSON(Report(results: results, tolerance: allowed, regressions: regressions.map(\.description), blas: blas))
             } else {
                 print(results.table)
                 if regressions.isEmpty {
@@ -128,10 +131,10 @@ struct Bench: ParsableCommand {
             if !regressions.isEmpty { throw ExitCode(1) }
             return
         }
-        try runGrid(try grid(), pool: pool)
+        try runGrid(try grid(), pool: pool, blas: blas)
     }
 
-    private func runGrid(_ configuration: SparseBenchmark.Configuration, pool: PoolCounts.Snapshot) throws {
+    private func runGrid(_ configuration: SparseBenchmark.Configuration, pool: PoolCounts.Snapshot, blas: BLASReport) throws {
         let total = configuration.shapes.count * configuration.batches.count * configuration.sparsities.count * configuration.threads.count
         let bar = ProgressBar(enabled: !json)
         var done = 0
@@ -151,18 +154,20 @@ struct Bench: ParsableCommand {
         }
         let counts = PoolCounts(since: pool)
         if json {
-            // The keys, plus the pool's counters over the run.
+            // The keys, plus the pool's counters over the run and OpenBLAS's build and core.
             struct Report: Encodable {
                 var results: SparseBenchmark.Results
                 var pool: PoolCounts
-                enum CodingKeys: String, CodingKey { case pool }
+                var blas: BLASReport
+                enum CodingKeys: String, CodingKey { case pool, blas }
                 func encode(to encoder: Encoder) throws {
                     try results.encode(to: encoder)
                     var c = encoder.container(keyedBy: CodingKeys.self)
                     try c.encode(pool, forKey: .pool)
+                    try c.encode(blas, forKey: .blas)
                 }
             }
-            try printJSON(Report(results: results, pool: counts))
+            try printJSON(Report(results: results, pool: counts, blas: blas))
         } else {
             print("kernel variant \(results.variant)")
             print(results.table)
@@ -171,11 +176,14 @@ struct Bench: ParsableCommand {
         }
     }
 
-    private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String, pool: PoolCounts.Snapshot) throws {
+    private func runNetwork(_ results: [SparseBenchmark.NetworkResult], title: String, pool: PoolCounts.Snapshot,
+                            blas: BLASReport) throws {
         let counts = PoolCounts(since: pool)
         if json {
-            struct Report: Encodable { var title: String; var results: [SparseBenchmark.NetworkResult]; var pool: PoolCounts }
-            try printJSON(Report(title: title, results: results, pool: counts))
+            struct Report: Encodable {
+                var title: String; var results: [SparseBenchmark.NetworkResult]; var pool: PoolCounts; var blas: BLASReport
+            }
+            try printJSON(Report(title: title, results: results, pool: counts, blas: blas))
         } else {
             print(title)
             print(SparseBenchmark.table(results))
@@ -183,15 +191,15 @@ struct Bench: ParsableCommand {
         }
     }
 
-    private func runTraining(threads: [Int]) throws {
+    private func runTraining(threads: [Int], blas: BLASReport) throws {
         var results: [TrainingBenchmark.Result] = []
         for t in threads {
             BLAS.threadCount = t
             results.append(try TrainingBenchmark.run(sizes: try parseArchitecture(arch), runs: runs ?? 5))
         }
         if json {
-            struct Report: Encodable { var results: [TrainingBenchmark.Result] }
-            try printJSON(Report(results: results))
+            struct Report: Encodable { var results: [TrainingBenchmark.Result]; var blas: BLASReport }
+            try printJSON(Report(results: results, blas: blas))
             return
         }
         for r in results {

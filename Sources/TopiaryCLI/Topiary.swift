@@ -14,4 +14,11 @@ struct TopiaryCommand: ParsableCommand {
         subcommands: [Run.self, ReportCommand.self, Train.self, Eval.self, Prune.self, Sensitivity.self, Bench.self,
                       Inspect.self, Export.self, Import.self]
     )
+
+    /// Restarts once with a better OpenBLAS core when OpenBLAS fell back to a generic one
+    /// (``BLASCoreSelection``), then parses the arguments and runs the command.
+    static func main() {
+        BLASCoreSelection.apply()
+        main(nil)
+    }
 }

@@ -11,16 +11,18 @@ class CLITestCase: XCTestCase {
     }
 
     /// Runs `topiary arguments…` and returns its exit status and outputs.
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let r = try runChecked(arguments)
+    func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let r = try runChecked(arguments, environment: environment)
         return (r.status, r.stdout, r.stderr)
     }
 
-    /// Runs `topiary arguments…` and also says whether it ended by a signal.
-    func runChecked(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stdout: String, stderr: String) {
+    /// Runs `topiary arguments…` and also says whether it ended by a signal; `environment`,
+    /// when given, replaces the inherited one.
+    func runChecked(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, signalled: Bool, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

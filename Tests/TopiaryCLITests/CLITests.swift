@@ -27,7 +27,9 @@ final class CLITests: CLITestCase {
         for key in ["epoch", "train_loss", "val_accuracy", "test_accuracy", "seconds"] {
             XCTAssertNotNil(epochs[0][key], "epoch record lacks \(key)")
         }
-        XCTAssert(train.stderr.isEmpty, "no progress output with --json: \(train.stderr)")
+        // The one line a restart for a better OpenBLAS core prints (on a CPU OpenBLAS does not know) is not progress.
+        let progress = train.stderr.split(separator: "\n").filter { !$0.hasPrefix("topiary: OpenBLAS") }
+        XCTAssert(progress.isEmpty, "no progress output with --json: \(train.stderr)")
 
         let eval = try run(["eval", "--model", model, "--json", "--threads", "1"] + limits)
         XCTAssertEqual(eval.status, 0, eval.stderr)

@@ -1,4 +1,7 @@
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The thin wrapper over OpenBLAS: every dense product in Topiary goes through here.
 ///
@@ -30,6 +33,44 @@ import CBLAS
         let config = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         return "\(config.trimmingCharacters(in: .whitespaces)) (core \(core))"
+    }
+
+    /// OpenBLAS's build configuration as it reports it, e.g.
+    /// `OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64`.
+    ///
+    /// The corresponding C function is `openblas_get_config`.
+    public static var buildConfiguration: String {
+        (openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS").trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The core whose kernels OpenBLAS runs in this process, e.g. `Cooperlake`, `Haswell` or, on a
+    /// CPU the library does not know, the generic `Prescott` (see ``coreTypeVariable``).
+    ///
+    /// The corresponding C function is `openblas_get_corename`.
+    public static var coreName: String {
+        openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// How OpenBLAS runs its threads: `pthreads`, `OpenMP` or `sequential`.
+    ///
+    /// The corresponding C function is `openblas_get_parallel`.
+    public static var threading: String {
+        switch openblas_get_parallel() {
+        case 0: "sequential"
+        case 2: "OpenMP"
+        default: "pthreads"
+        }
+    }
+
+    /// Whether the loaded OpenBLAS carries the kernels of `core` (an OpenBLAS core name such as
+    /// `SkylakeX`): a DYNAMIC_ARCH build exports one `gotoblas_CORE` table per core it supports.
+    static func carriesKernels(of core: String) -> Bool {
+        #if canImport(Glibc)
+        // A null handle is RTLD_DEFAULT: OpenBLAS is a dependency of the process, so in its global scope.
+        return dlsym(nil, "gotoblas_" + core.uppercased()) != nil
+        #else
+        return false
+        #endif
     }
 
     /// Runs one two-thread `sgemm` (300×784 by 784×128, about 1 ms) before the process's first
