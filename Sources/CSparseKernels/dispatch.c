@@ -56,7 +56,7 @@ int tsk_best_variant(void) {
 static const tsk_kernels kernels_scalar = {1, 0, tsk_rows_scalar, tsk_sell_scalar};
 #if TSK_X86
 static const tsk_kernels kernels_avx2 = {8, 64, tsk_rows_avx2, tsk_sell_avx2};
-static const tsk_kernels kernels_avx512 = {16, 128, tsk_rows_avx512, tsk_sell_avx512};
+static const tsk_kernels kernels_avx512 = {16, 64, tsk_rows_avx512, tsk_sell_avx512};
 #endif
 #if TSK_ARM64
 static const tsk_kernels kernels_neon = {4, 32, tsk_rows_neon, tsk_sell_neon};

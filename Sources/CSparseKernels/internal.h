@@ -131,9 +131,6 @@ static inline int tsk_job_size(int64_t work) {
 /// Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
 void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work);
 
-/// The CPUs this process may run on (`sched_getaffinity`, read once), at least 1.
-int tsk_cpu_count(void);
-
 /// The threads a product of `work` multiply-adds over `chunks` chunks can use well: at most one
 /// per chunk, and no more than keep each thread busy for at least TSK_THREAD_WORK multiply-adds.
 int tsk_useful_threads(int threads, int64_t chunks, int64_t work);

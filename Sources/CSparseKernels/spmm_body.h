@@ -76,7 +76,7 @@ TSK_SPMV(uint32_t)
 #undef TSK_SPMV
 
 #if TSK_PANEL_COLUMNS > 0
-// Large batches: X comes packed in panels of 8 vectors of columns (panel t is K × PANEL floats,
+// Large batches: X comes packed in panels of 8 vectors of columns (4 for AVX-512) (panel t is K × PANEL floats,
 // contiguous, see pack.c), and each panel is swept over all rows of the chunk before the next. A
 // panel stays in L2 while W streams through once per panel, the rows of a panel never alias in L1
 // the way rows of a power-of-two-wide X do, and the X row of the non-zero TSK_PREFETCH ahead is
@@ -90,9 +90,15 @@ TSK_SPMV(uint32_t)
 // with X in L1 the kernel is bound by issuing loads); distance 8–16 best, 12 kept. Four non-zeros
 // per index load against one (AVX2, 1 thread, B = 128): 300×784 at 90% 0.71 → 0.66 ns per FMA,
 // at 95% 0.79 → 0.73; 1024×1024 at 90% 0.78 → 0.64.
-// The 8 accumulators are named variables (a0 … a7), not an array, so that they stay in registers
-// through the row's tail and the stores.
+// The accumulators (one per vector of the panel: 8, or 4 for AVX-512) are named variables
+// (a0 … a7), not an array, so that they stay in registers through the row's tail and the stores.
+#if TSK_PANEL_COLUMNS == 8 * TSK_LANES
 #define TSK_EACH8(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7)
+#elif TSK_PANEL_COLUMNS == 4 * TSK_LANES
+#define TSK_EACH8(OP) OP(0) OP(1) OP(2) OP(3)
+#else
+#error "a panel is 4 or 8 vectors"
+#endif
 #define TSK_PANEL_FMA(k_) a##k_ = VFMA(wv_, VLOADA(xr_ + TSK_LANES * k_), a##k_);
 #define TSK_PANEL_NZ(V, XR)                                                                         \
     do {                                                                                            \
@@ -103,7 +109,9 @@ TSK_SPMV(uint32_t)
 #define TSK_PANEL_STORE(k_) VSTORE(yr + TSK_LANES * k_, TSK_N(vact)(VADD(a##k_, bv), act));
 
 #define TSK_PANELS(IT)                                                                              \
-    TSK_INLINE void TSK_N(panels_##IT)(const tsk_csr *w, const float *xp, int64_t panels, float *y, \
+    /* Not inlined: inside the row kernel it ran short of registers (a pointer reloaded from */  \
+    /* the stack per non-zero: 3.5% more instructions, callgrind, AVX2, 300×784, B = 128). */      \
+    TSK_KERNEL __attribute__((noinline)) static void TSK_N(panels_##IT)(const tsk_csr *w, const float *xp, int64_t panels, float *y, \
                                        int64_t ldy, const float *bias, int act, int64_t r0,         \
                                        int64_t r1) {                                                \
         enum { PW = TSK_PANEL_COLUMNS };                                                            \
@@ -115,6 +123,7 @@ TSK_SPMV(uint32_t)
             const float *xb = xp + t * k * PW;                                                      \
             for (int64_t i = r0; i < r1; i++) {                                                     \
                 TSK_VEC a0 = VZERO(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
+                (void)a4; (void)a5; (void)a6; (void)a7;                                             \
                 int64_t p = off[i];                                                                 \
                 const int64_t e = off[i + 1];                                                       \
                 for (; p + 4 <= e; p += 4) {                                                        \

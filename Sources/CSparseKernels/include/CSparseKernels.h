@@ -60,6 +60,10 @@ int tsk_variant_supported(int variant);
 /// `TOPIARY_KERNELS` names (`scalar`, `avx2`, `avx512`, `neon`) when the CPU supports it.
 int tsk_best_variant(void);
 
+/// The CPUs this process may run on (`sched_getaffinity`, read once; at least 1): the thread
+/// count a caller that wants the whole machine passes, and what row splits should serve.
+int tsk_cpu_count(void);
+
 /// Writes `parts + 1` row boundaries into `splits` so that each part holds about the same
 /// number of non-zeros plus a per-row cost (`row_cost` non-zeros' worth per row).
 void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t row_cost,

@@ -119,8 +119,9 @@ import CSparseKernels
         /// under about a million multiply-adds on the calling thread for a while (2 ms, doubling
         /// while it repeats, up to 1 s).
         public var stalls: Int
-        /// Chunks run by each pool worker, in the order the workers were created: a call with
-        /// `threads` threads lets only the first `threads - 1` workers take part.
+        /// Chunks run by each of the first 8 pool workers, in the order the workers were created
+        /// (``workerChunks`` counts every worker's): a call with `threads` threads lets only the
+        /// first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
         /// Products under about a million multiply-adds that ran on the calling thread alone
         /// because their kind ran faster that way when timed both ways (see ``SparseKernels``).
@@ -156,7 +157,11 @@ import CSparseKernels
         private let splits: UnsafeMutableBufferPointer<Int64>
         let chunkCount: Int
 
-        init(_ w: CSRMatrix, chunkCount: Int = 8) {
+        /// The default chunk count: 8 (measured on two cores), or 4 per CPU the process may use
+        /// on a bigger machine, so that every thread can claim several chunks of a product.
+        static let defaultChunkCount = max(8, 4 * Int(tsk_cpu_count()))
+
+        init(_ w: CSRMatrix, chunkCount: Int = Operand.defaultChunkCount) {
             rows = w.rows
             columns = w.columns
             nonzeros = w.nonzeroCount
@@ -219,8 +224,8 @@ import CSparseKernels
         tsk_bias_act(y, Int64(ldy), Int64(rows), Int64(batch), bias, activation.kernelCode)
     }
 
-    /// The batch columns of one packed panel of `variant` (64 for AVX2, 128 for AVX-512, 32 for
-    /// NEON, 0 for the scalar form, which does not pack).
+    /// The batch columns of one packed panel of `variant` (64 for AVX2 and AVX-512, 32 for NEON,
+    /// 0 for the scalar form, which does not pack).
     ///
     /// The corresponding C function is `tsk_panel_width`.
     static func panelWidth(_ variant: Variant) -> Int { Int(tsk_panel_width(variant.code)) }
