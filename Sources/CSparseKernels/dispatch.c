@@ -155,10 +155,10 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     const int64_t work = nnz * (batch < 8 ? 8 : batch);
     const int size = tsk_job_size(work);
     const int wide = w->index_bytes != 2;
-    if (batch == 1 && ldx == 1 && k->sell[wide] && nnz > 0) {
+    if (batch == 1 && ldx == 1 && k->sell[wide][0] && nnz > 0) {
         const tsk_sell *s = tsk_sell_of(w, k->lanes);
         if (s) {
-            tsk_sell_run(s, k->sell[wide], threads, x, y, ldy, bias, act, work);
+            tsk_sell_run(s, k->sell[wide][tsk_sell_prefetch(s)], threads, x, y, ldy, bias, act, work);
             return;
         }
     }

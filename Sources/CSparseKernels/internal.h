@@ -60,7 +60,7 @@ typedef struct tsk_kernels {
     int lanes;               ///< floats per vector
     int64_t panel;           ///< batch columns per packed panel (8 vectors), 0: does not pack
     const tsk_rows_fn (*rows)[2];  ///< rows[32-bit indices][prefetch X rows]
-    const tsk_sell_fn *sell;       ///< sell[32-bit indices]; NULL: no sliced-ELLPACK form (batch 1 runs CSR rows)
+    const tsk_sell_fn (*sell)[2];  ///< sell[32-bit indices][prefetch]; NULL entries: no sliced-ELLPACK form (batch 1 runs CSR rows)
 } tsk_kernels;
 
 /// The kernels of `variant` (the scalar ones for a variant this build does not have).
@@ -69,7 +69,7 @@ const tsk_kernels *tsk_kernels_of(int variant);
 /// The row kernels of each instruction set (spmm.c) and its SELL SpMVs (sell.c).
 #define TSK_DECLARE_ISA(SFX)                                                                       \
     extern const tsk_rows_fn tsk_rows_##SFX[2][2];                                                 \
-    extern const tsk_sell_fn tsk_sell_##SFX[2];
+    extern const tsk_sell_fn tsk_sell_##SFX[2][2];
 TSK_DECLARE_ISA(scalar)
 #if TSK_X86
 TSK_DECLARE_ISA(avx2)
@@ -102,8 +102,12 @@ int64_t tsk_panel_count(int64_t pw, const tsk_csr *w, int64_t batch);
 /// The matrix's SELL-`lanes` copy (built on first use and cached in `w->spmv_cache`), or NULL.
 const tsk_sell *tsk_sell_of(const tsk_csr *w, int lanes);
 
-/// How many chunks of slices (contiguous row ranges of about equal work) the copy has.
-int64_t tsk_sell_chunks(const tsk_sell *s);
+/// Whether the copy is large enough to run the SpMV that prefetches it (see sell_body.h).
+int tsk_sell_prefetch(const tsk_sell *s);
+
+// The prefetch distance (entries) and the copy size from which the SELL SpMV prefetches.
+#define TSK_SELL_PREFETCH 512
+#define TSK_SELL_PREFETCH_BYTES (1 << 21)
 
 /// Runs `Y = act(W·x + b)` at batch 1 from the copy on up to `threads` threads.
 void tsk_sell_run(const tsk_sell *s, tsk_sell_fn fn, int threads, const float *x, float *y,

@@ -192,7 +192,9 @@ void tsk_csr_release(tsk_csr *w) {
     w->spmv_cache = NULL;
 }
 
-int64_t tsk_sell_chunks(const tsk_sell *s) { return s->chunks; }
+int tsk_sell_prefetch(const tsk_sell *s) {
+    return s->offsets[s->splits[s->chunks]] * (4 + s->index_bytes) >= TSK_SELL_PREFETCH_BYTES;
+}
 
 typedef struct {
     const tsk_sell *s;
