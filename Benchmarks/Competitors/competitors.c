@@ -1,7 +1,7 @@
 /*
  * competitors.c -- measure existing sparse libraries (Intel MKL inspector-
  * executor, librsb) and Topiary's own C kernels (built with -DWITH_TOPIARY
- * and linked with Sources/CSparseKernels/kernels.c) against an in-process
+ * and linked with Sources/CSparseKernels/*.c) against an in-process
  * dense OpenBLAS baseline on the cells of the compressed-inference issue.
  * See run.sh and README.md in this folder.
  *
@@ -812,7 +812,7 @@ static void teardown_rsb(void) {
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
-/* Topiary's own C kernels (Sources/CSparseKernels/kernels.c, compiled */
+/* Topiary's own C kernels (Sources/CSparseKernels/*.c, compiled */
 /* into this program with -DWITH_TOPIARY), on the same W and X          */
 /* ------------------------------------------------------------------ */
 static int g_want_topiary = 0;

@@ -1,7 +1,7 @@
 // LeNet-300-100's three layers (300×784, 100×300, 10×100, random masks) at batch 1 through
 // Topiary's C kernels, repeated: the median time of one forward pass and the pool's counters.
 // Build (from this folder) and run, e.g. 95% sparsity on 2 threads:
-//   clang -O2 -I../../Sources/CSparseKernels/include -c ../../Sources/CSparseKernels/kernels.c -o kernels.o
+//   clang -O2 -I../../Sources/CSparseKernels/include -nostdlib -r ../../Sources/CSparseKernels/*.c -o kernels.o
 //   gcc -O2 -I../../Sources/CSparseKernels/include lenet_batch1.c kernels.o -o lenet_batch1 -lpthread -lm
 //   ./lenet_batch1 0.95 2
 // Not part of the package or of CI.

@@ -3,7 +3,7 @@
 // transpose the slab's input, three panel products, transpose the output. Prints the median time
 // of the two slabs on two threads, of one slab on one thread, and of its first layer.
 // Build (from this folder) and run, e.g. 95% sparsity:
-//   clang -O2 -I../../Sources/CSparseKernels/include -c ../../Sources/CSparseKernels/kernels.c -o kernels.o
+//   clang -O2 -I../../Sources/CSparseKernels/include -nostdlib -r ../../Sources/CSparseKernels/*.c -o kernels.o
 //   gcc -O2 -I../../Sources/CSparseKernels/include lenet_slabs.c kernels.o -o lenet_slabs -lpthread -lm
 //   ./lenet_slabs 0.95
 // Not part of the package or of CI.

@@ -29,7 +29,8 @@ BUILD=${BUILD:-.build-competitors}
 mkdir -p "$BUILD"
 
 # Topiary's kernels compiled as SwiftPM compiles them in release (clang -O2).
-clang -O2 -fPIC -I"$KERNELS/include" -c "$KERNELS/kernels.c" -o "$BUILD/kernels.o"
+# One relocatable object from the kernels' files (dispatch, packing, SpMM, SELL, pool, dense).
+clang -O2 -fPIC -I"$KERNELS/include" -nostdlib -r "$KERNELS"/*.c -o "$BUILD/kernels.o"
 # OpenBLAS, librsb and Topiary are linked; MKL is only dlopen'ed (RTLD_LOCAL) at run time.
 gcc -O2 -Wall -Wextra -DWITH_TOPIARY -I"$MKLINC" -I"$KERNELS/include" -o "$BUILD/competitors" competitors.c \
     "$BUILD/kernels.o" -lopenblas -lrsb -ldl -lm -lpthread

@@ -71,8 +71,11 @@ final class InferenceCompiledNetworkTests: XCTestCase {
 
     func testSlabsAcrossTwoThreadsMatchTheChainAndOneThreadBitForBit() throws {
         let net = try prunedChain([784, 300, 100, 10], sparsity: 0.9, seed: 11)
-        // 129: the last slab takes the odd sample (a lone sample would take the SpMV path).
-        for batch in [128, 129, 200, 1000] {
+        // Two slabs (the kernels' panel width: 64 with AVX2, 128 with AVX-512), plus one: the
+        // last slab takes the odd sample (a lone sample would take the SpMV path).
+        let panel = SparseKernels.panelWidth(SparseKernels.bestVariant)
+        try XCTSkipIf(panel == 0, "the scalar kernels do not cut slabs")
+        for batch in [2 * panel, 2 * panel + 1, 3 * panel + 8, 1000] {
             let x = input(batch, 784, seed: UInt64(batch) + 7)
             let two = try CompiledNetwork(net, batchSize: batch, policy: .sparse, threads: 2)
             let slab = try XCTUnwrap(two.slabWidth, "2 threads at batch \(batch) should cut slabs")

@@ -389,6 +389,19 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
+    /// Batch 1 runs each vector variant's sliced-ELLPACK copy (slices of 8 rows for AVX2, 16 for
+    /// AVX-512, 4 for NEON): row counts that do not fill a slice, empty rows, rows longer than
+    /// a slice's pair of steps, both index widths, a product large enough to cut the copy into
+    /// many chunks, and several threads.
+    func testBatchOneSlicedEllpackMatchesTheReferenceAtEveryWidth() {
+        var rng = SeededRandom(seed: 31)
+        for (m, k, s) in [(517, 100, 0.99), (1000, 1000, 0.8), (37, 70_000, 0.999), (33, 40_000, 0.5)] {
+            for threads in [1, 3] {
+                check(m, k, batch: 1, sparsity: s, activation: .sigmoid, threads: threads, rng: &rng)
+            }
+        }
+    }
+
     func testMatrixConvenienceMatchesTheDenseLayer() throws {
         var rng = SeededRandom(seed: 28)
         let dense = try Dense(40 => 30, .tanh, using: &rng)

@@ -1,10 +1,11 @@
 // Sparse kernels for Topiary (implementation detail, not API: use Topiary's `SparseKernels`).
 //
 // Y = act(W · X + b) with W in CSR (M × K), X feature-major (K × B, row stride ldx, the batch
-// contiguous) and Y feature-major (M × B, row stride ldy). A portable scalar reference, an
-// AVX2/FMA variant and an AVX-512 variant, compiled with per-function target attributes and
-// chosen once at run time from the CPU's features. Rows can be split across a small pool of
-// threads that spins only briefly before blocking.
+// contiguous) and Y feature-major (M × B, row stride ldy). One source per kernel, instantiated at
+// several vector widths: a portable scalar form (1 lane), AVX2/FMA (8) and AVX-512 (16) with
+// per-function target attributes, NEON (4) on aarch64; chosen once at run time from the CPU's
+// features. Products can be split across a pool of threads (up to one per CPU the process may
+// use) that spins only briefly before blocking.
 #ifndef TOPIARY_CSPARSEKERNELS_H
 #define TOPIARY_CSPARSEKERNELS_H
 
@@ -27,6 +28,7 @@ enum {
     TSK_VARIANT_SCALAR = 0,
     TSK_VARIANT_AVX2 = 1,
     TSK_VARIANT_AVX512 = 2,
+    TSK_VARIANT_NEON = 3,  ///< aarch64 only
 };
 
 /// A CSR matrix view. `indices` are `uint16_t` when `index_bytes == 2`, else `uint32_t`.
@@ -54,8 +56,13 @@ void tsk_csr_release(tsk_csr *w);
 /// Whether this CPU can run `variant`.
 int tsk_variant_supported(int variant);
 
-/// The fastest variant this CPU supports (detected once).
+/// The fastest variant this CPU supports (detected once), or the one the environment variable
+/// `TOPIARY_KERNELS` names (`scalar`, `avx2`, `avx512`, `neon`) when the CPU supports it.
 int tsk_best_variant(void);
+
+/// The CPUs this process may run on (`sched_getaffinity`, read once; at least 1): the thread
+/// count a caller that wants the whole machine passes, and what row splits should serve.
+int tsk_cpu_count(void);
 
 /// Writes `parts + 1` row boundaries into `splits` so that each part holds about the same
 /// number of non-zeros plus a per-row cost (`row_cost` non-zeros' worth per row).
@@ -67,10 +74,11 @@ void tsk_split_rows(const int64_t *offsets, int64_t rows, int64_t parts, int64_t
 /// (each thread packs its own), then the row ranges `splits[c] ..< splits[c + 1]`, `c < chunks`, of
 /// the columns left over; otherwise those row ranges over the whole batch. With one thread, or
 /// when the pool is busy with another caller, runs everything on the calling thread; so do small
-/// products, as `tsk_parallel_for` says; the panel split needs a product of at least 2^16. At batch
-/// 1 with `ldx == 1` the AVX2 variant runs a sliced-ELLPACK copy of `w` cached in
-/// `w->spmv_cache`, split by its own chunks of rows (not `splits`). The same inputs give the same
-/// bits whichever threads run the chunks.
+/// products, as `tsk_parallel_for` says; the panel split needs a product of at least 2^16. Threads
+/// past the second are used only for about 2^17 multiply-adds each. At batch 1 with `ldx == 1`
+/// the vector variants run a sliced-ELLPACK copy of `w` (slices as tall as their vectors' lanes)
+/// cached in `w->spmv_cache`, split by its own chunks of rows (not `splits`). The same inputs give
+/// the same bits whichever threads run the chunks.
 void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_t ldx,
               float *y, int64_t ldy, int64_t batch, const float *bias, int act,
               const int64_t *splits, int64_t chunks);
@@ -105,7 +113,7 @@ typedef struct tsk_pool_stats {
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
     uint64_t stalls;        ///< back-offs: delayed workers (see `delays`) cost more than the delay budget
-    uint64_t worker_chunks_by_index[8]; ///< chunks run by each pool worker, by creation order
+    uint64_t worker_chunks_by_index[8]; ///< chunks run by each of the first 8 pool workers, by creation order (`worker_chunks` counts all)
     uint64_t alone;         ///< tiny or medium jobs run on the caller alone because that was faster for their kind
     uint64_t delays;        ///< a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
 } tsk_pool_stats;

@@ -5,13 +5,15 @@ import CSparseKernels
 /// This is the only file that calls the `CSparseKernels` C target. Activations are laid out
 /// *feature-major*: `X` is `K × B` row-major (`X[k, b]` at `x[k * ldx + b]`), so a batch of
 /// samples is contiguous and the kernel vectorises over it, broadcasting one weight against 8
-/// (AVX2) or 16 (AVX-512) samples per instruction with up to 8 accumulators. At `B = 1` a
-/// dedicated SpMV path gathers `x`; the AVX2 one runs a copy of the matrix in slices of 8 rows
-/// sorted by length (sliced ELLPACK, one row per vector lane), built on the first batch-1
-/// product and kept with the matrix. Three variants compute the same thing: a portable scalar
-/// reference, AVX2/FMA and AVX-512, chosen once from the CPU's features unless one is forced.
+/// (AVX2), 16 (AVX-512) or 4 (NEON) samples per instruction with up to 8 accumulators. At
+/// `B = 1` the vector variants run a copy of the matrix in slices of as many rows as a vector has
+/// lanes, sorted by length (sliced ELLPACK, one row per lane), built on the first batch-1 product
+/// and kept with the matrix. The variants are one C source at different vector widths: a
+/// portable scalar form (1 lane), AVX2/FMA, AVX-512 and, on aarch64, NEON, chosen once from the
+/// CPU's features unless one is forced.
 ///
-/// With two or more threads the calling thread and a small pool of workers claim chunks of the
+/// With two or more threads the calling thread and a pool of workers (up to one per CPU the
+/// process may use) claim chunks of the
 /// product dynamically: whole packed panels of the batch when there is at least one per thread
 /// (each thread packs its own), otherwise ranges of rows of about equal non-zero count. Idle
 /// workers spin for a bounded time (`setSpinLimit(nanoseconds:)`) and then block, and the
@@ -40,12 +42,15 @@ import CSparseKernels
         case avx2
         /// AVX-512F, 16 lanes.
         case avx512
+        /// ARM NEON (Advanced SIMD), 4 lanes: aarch64 only.
+        case neon
 
         var code: Int32 {
             switch self {
             case .scalar: return Int32(TSK_VARIANT_SCALAR)
             case .avx2: return Int32(TSK_VARIANT_AVX2)
             case .avx512: return Int32(TSK_VARIANT_AVX512)
+            case .neon: return Int32(TSK_VARIANT_NEON)
             }
         }
 
@@ -59,18 +64,22 @@ import CSparseKernels
     }
 
     /// Whether each variant (by C code) runs on this CPU, detected once.
-    static let supported: [Bool] = (0...2).map { tsk_variant_supported(Int32($0)) != 0 }
+    static let supported: [Bool] = (0...3).map { tsk_variant_supported(Int32($0)) != 0 }
 
     /// The variants this CPU can run, slowest first.
     public static var supportedVariants: [Variant] { Variant.allCases.filter(\.isSupported) }
 
     /// The fastest variant this CPU supports, detected once.
     ///
+    /// The environment variable `TOPIARY_KERNELS` (`scalar`, `avx2`, `avx512` or `neon`) names
+    /// another one instead, when the CPU supports it (for measurements and tests of a narrower
+    /// form on a wider machine); an unsupported or unknown name is ignored.
     /// The corresponding C function is `tsk_best_variant`.
     public static var bestVariant: Variant {
         switch Int(tsk_best_variant()) {
         case Int(TSK_VARIANT_AVX512): return .avx512
         case Int(TSK_VARIANT_AVX2): return .avx2
+        case Int(TSK_VARIANT_NEON): return .neon
         default: return .scalar
         }
     }
@@ -110,8 +119,9 @@ import CSparseKernels
         /// under about a million multiply-adds on the calling thread for a while (2 ms, doubling
         /// while it repeats, up to 1 s).
         public var stalls: Int
-        /// Chunks run by each pool worker, in the order the workers were created: a call with
-        /// `threads` threads lets only the first `threads - 1` workers take part.
+        /// Chunks run by each of the first 8 pool workers, in the order the workers were created
+        /// (``workerChunks`` counts every worker's): a call with `threads` threads lets only the
+        /// first `threads - 1` workers take part.
         public var workerChunksByIndex: [Int]
         /// Products under about a million multiply-adds that ran on the calling thread alone
         /// because their kind ran faster that way when timed both ways (see ``SparseKernels``).
@@ -147,7 +157,11 @@ import CSparseKernels
         private let splits: UnsafeMutableBufferPointer<Int64>
         let chunkCount: Int
 
-        init(_ w: CSRMatrix, chunkCount: Int = 8) {
+        /// The default chunk count: 8 (measured on two cores), or 4 per CPU the process may use
+        /// on a bigger machine, so that every thread can claim several chunks of a product.
+        static let defaultChunkCount = max(8, 4 * Int(tsk_cpu_count()))
+
+        init(_ w: CSRMatrix, chunkCount: Int = Operand.defaultChunkCount) {
             rows = w.rows
             columns = w.columns
             nonzeros = w.nonzeroCount
@@ -210,8 +224,8 @@ import CSparseKernels
         tsk_bias_act(y, Int64(ldy), Int64(rows), Int64(batch), bias, activation.kernelCode)
     }
 
-    /// The batch columns of one packed panel of `variant` (64 for AVX2, 128 for AVX-512, 0 for
-    /// the scalar reference, which does not pack).
+    /// The batch columns of one packed panel of `variant` (64 for AVX2 and AVX-512, 32 for NEON,
+    /// 0 for the scalar form, which does not pack).
     ///
     /// The corresponding C function is `tsk_panel_width`.
     static func panelWidth(_ variant: Variant) -> Int { Int(tsk_panel_width(variant.code)) }
