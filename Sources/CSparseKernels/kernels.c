@@ -919,6 +919,8 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
 // caller that waited long enough to block on `done_cv` counts its own wake-up in the delay; it
 // only blocks after `spin_ns` (50 µs) of spinning, so the worker was late by then anyway.
 static void run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work) {
+    // Nothing to run (and `threads` below would drop to 0: `first_workers(-1)` shifts by -1).
+    if (chunks <= 0) return;
     const int size = job_size(work);
     if (threads < 1) threads = 1;
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
