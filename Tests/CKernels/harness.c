@@ -7,7 +7,8 @@
 // Checks `tsk_spmm` over odd shapes, batches 1–1000, row strides of X and Y wider than the batch,
 // both index widths, the four activations, bias or none, empty rows, offsets that do not start at
 // 0, sparsity 0–100%, 1/2/3/16 threads and several chunkings; that Y's padding columns are never
-// written and that every thread count gives the same bits as one thread. Then `tsk_bias_act`,
+// written and that every thread count gives the same bits as one thread; one matrix view (one
+// batch-1 cache) multiplied by every variant in turn. Then `tsk_bias_act`,
 // `tsk_transpose`, `tsk_parallel_for` (every index exactly once, also from two callers at once)
 // and `tsk_split_rows`. Exits 1 on any failure and closes on one line:
 //   kernels: N cases, V variants (names), F failures
@@ -331,6 +332,53 @@ static void test_spmm(uint64_t *rng) {
     printf("spmm: %ld cases over %ld products, %ld failures\n", cases - before, k, failures - failed);
 }
 
+// One matrix view (so one batch-1 cache in `spmv_cache`) multiplied by every variant in turn,
+// forwards then backwards: a copy cached by one variant must serve (or be rebuilt for) the next.
+static void test_shared_cache(uint64_t *rng) {
+    static const int64_t shapes[][2] = {{1, 1}, {17, 63}, {300, 784}, {1000, 33}};
+    const long before = cases, failed = failures;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        matrix m = make_matrix(shapes[s][0], shapes[s][1], 0.1, 1, 0, rng);
+        float *x = xalloc(sizeof(float) * (size_t)m.cols), *y = xalloc(sizeof(float) * (size_t)m.rows);
+        double *ref = malloc(sizeof(double) * (size_t)m.rows), *scale = malloc(sizeof(double) * (size_t)m.rows);
+        if (!ref || !scale) { fprintf(stderr, "harness: out of memory\n"); exit(2); }
+        for (int64_t j = 0; j < m.cols; j++) x[j] = (float)(2.0 * uniform(rng) - 1.0);
+        for (int64_t i = 0; i < m.rows; i++) {
+            ref[i] = scale[i] = 0;
+            for (int64_t p = m.off[i]; p < m.off[i + 1]; p++) {
+                ref[i] += (double)m.val[p] * x[m.ind32[p]];
+                scale[i] += fabs((double)m.val[p] * x[m.ind32[p]]);
+            }
+        }
+        int64_t splits[3];
+        tsk_split_rows(m.off, m.rows, 2, 8, splits);
+        for (int ib = 2; ib <= 4; ib += 2) {
+            tsk_csr w = csr_view(&m, ib);
+            for (int pass = 0; pass < 2 * nvariants; pass++) {
+                const int variant = variants[pass < nvariants ? pass : 2 * nvariants - 1 - pass];
+                for (int threads = 1; threads <= 2; threads++) {
+                    for (int64_t i = 0; i < m.rows; i++) y[i] = NAN;
+                    tsk_spmm(variant, threads, &w, x, 1, y, 1, 1, NULL, TSK_ACT_IDENTITY, splits, 2);
+                    cases++;
+                    int64_t bad = 0;
+                    for (int64_t i = 0; i < m.rows; i++) bad += !(fabs(y[i] - ref[i]) <= 1e-5 * scale[i]);
+                    if (bad)
+                        fail("shared batch-1 cache: %s after %d other products, %lldx%lld %d-byte indices, %d thread(s): %lld wrong",
+                             variant_name(variant), pass, (long long)m.rows, (long long)m.cols, ib, threads, (long long)bad);
+                }
+            }
+            tsk_csr_release(&w);
+            if (w.spmv_cache) fail("tsk_csr_release left spmv_cache set");
+        }
+        free(ref);
+        free(scale);
+        free(x);
+        free(y);
+        free_matrix(&m);
+    }
+    printf("shared cache: %ld cases, %ld failures\n", cases - before, failures - failed);
+}
+
 // MARK: - tsk_bias_act
 
 static void test_bias_act(uint64_t *rng) {
@@ -534,6 +582,7 @@ int main(int argc, char **argv) {
         if (tsk_variant_supported(v)) fail("variant %d reported supported", v);
     uint64_t rng = seed;
     test_spmm(&rng);
+    test_shared_cache(&rng);
     test_bias_act(&rng);
     test_transpose(&rng);
     test_parallel_for();
