@@ -383,6 +383,7 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
 // caller that waited long enough to block on `done_cv` counts its own wake-up in the delay; it
 // only blocks after `spin_ns` (50 µs) of spinning, so the worker was late by then anyway.
 void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work) {
+    if (chunks <= 0) return;  // nothing to run (and no shift by -1 in first_workers below)
     const int size = tsk_job_size(work);
     if (threads < 1) threads = 1;
     if (threads > TSK_MAX_WORKERS + 1) threads = TSK_MAX_WORKERS + 1;
