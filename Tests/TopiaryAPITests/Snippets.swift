@@ -25,6 +25,17 @@ enum Snippets {
         }
         let sources = root.appendingPathComponent("Sources/Topiary")
         let files = fm.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }.sorted() ?? []
+        // Types behind an SPI (`@_spi(Kernels) public enum BLAS`): their extensions are not public API.
+        var spiTypes: Set<String> = []
+        for name in files {
+            let text = try String(contentsOf: sources.appendingPathComponent(name), encoding: .utf8)
+            for line in text.components(separatedBy: "\n") where line.hasPrefix("@_spi(") {
+                let words = line.split(separator: " ")
+                if let kind = words.firstIndex(where: { ["enum", "struct", "class", "protocol"].contains($0) }), kind + 1 < words.count {
+                    spiTypes.insert(String(words[kind + 1].prefix { $0.isLetter || $0.isNumber || $0 == "_" }))
+                }
+            }
+        }
         for name in files {
             // Only public declarations' comments are documentation a user reads.
             let url = sources.appendingPathComponent(name)
@@ -34,6 +45,8 @@ enum Snippets {
             guard lines.contains(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("public ") }) else { continue }
             let topLevel = lines.filter { !$0.hasPrefix(" ") && $0.contains("public ") && !$0.hasPrefix("///") && !$0.hasPrefix("extension") }
             guard topLevel.isEmpty || topLevel.contains(where: { !$0.contains("@_spi") }) else { continue }
+            let extensions = lines.filter { $0.hasPrefix("extension ") }.map { String($0.dropFirst(10).prefix { $0.isLetter || $0.isNumber || $0 == "_" }) }
+            guard !(topLevel.isEmpty && !extensions.isEmpty && extensions.allSatisfy(spiTypes.contains)) else { continue }
             blocks += try markdownBlocks(in: url, prefix: "///")
         }
         return blocks
