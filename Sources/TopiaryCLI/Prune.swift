@@ -91,8 +91,10 @@ struct Prune: ParsableCommand {
         var layerTargets: [Double]?
         let method: IterativePruner.Method
         if structure.neurons {
-            method = .neurons(NeuronPruner(criterion: structure.criterion(train: dataset.train), scope: scope.neuronScope,
-                                           repair: structure.repair == .leastSquares ? dataset.train.prefix(saliency.calibrationSamples) : nil))
+            var neurons = NeuronPruner(criterion: structure.criterion(train: dataset.train), scope: scope.neuronScope,
+                                       repair: structure.repair == .leastSquares ? dataset.train.prefix(saliency.calibrationSamples) : nil)
+            neurons.repairDamping = saliency.damping
+            method = .neurons(neurons)
         } else {
             let sal = saliency.saliency(seed: optimizer.seed, train: dataset.train, batchSize: optimizer.batchSize)
             var weightScope = try scope.weightScope()

@@ -15,7 +15,7 @@ struct SaliencyOptions: ParsableArguments {
     @Option(name: .customLong("taylor-batches"), help: "Batches of training data the Taylor saliency averages over.")
     var taylorBatches: Int = 10
 
-    @Option(name: .customLong("calibration-samples"), help: "With --saliency obs: the first N training images whose layer inputs give each layer's Hessian 2·XᵀX/n.")
+    @Option(name: .customLong("calibration-samples"), help: "With --saliency obs: the first N training images whose layer inputs give each layer's Hessian 2·XᵀX/n; with --repair least-squares: the samples the repair fits.")
     var calibrationSamples: Int = 2048
 
     enum Budget: String, CaseIterable, ExpressibleByArgument { case magnitude, global }
@@ -23,7 +23,7 @@ struct SaliencyOptions: ParsableArguments {
     @Option(name: .customLong("obs-budget"), help: "With --saliency obs: per-layer counts from global magnitude ranking (magnitude, the default, as SparseGPT is used) or from the OBS errors w²/[H⁻¹]_qq of all layers ranked together (global).")
     var obsBudget: Budget = .magnitude
 
-    @Option(help: "With --saliency obs: dampening λ added to the Hessian's diagonal, as a fraction of its mean diagonal.")
+    @Option(help: "With --saliency obs: dampening λ added to the Hessian's diagonal, as a fraction of its mean diagonal; with --repair least-squares: the same for its normal equations.")
     var damping: Double = 0.01
 
     func validate() throws {
@@ -61,7 +61,7 @@ struct StructureOptions: ParsableArguments {
     @Option(name: .customLong("activation-samples"), help: "Training images for the activation criterion.")
     var activationSamples: Int = 2000
 
-    @Option(help: "With --structured neurons: 'least-squares' re-fits each layer after a pruned one (weights and bias) so that its pre-activations on --calibration-samples training images match the unpruned network's; 'none' (the default) only removes.")
+    @Option(help: "With --structured neurons: 'least-squares' re-fits each layer after a pruned one (weights and bias) so that on --calibration-samples training images its kept neurons match the unpruned network's (outputs after a ReLU, else pre-activations; dampening --damping); 'none' (the default) only removes.")
     var repair: Repair = .none
 
     @Flag(name: .customLong("prune-biases"), help: "Biases take part in the ranking and selection like weights (|b| for magnitude, |b·∂L/∂b| for taylor); the target and the reported sparsity then count weights and biases together. Biases are not pruned by default.")

@@ -184,6 +184,25 @@ final class PruneCLITests: CLITestCase {
             accuracy[repair] = try XCTUnwrap((try json(r.stdout)["final"] as? [String: Any])?["test_accuracy"] as? Double)
         }
         XCTAssertGreaterThanOrEqual(accuracy["least-squares"] ?? 0, accuracy["none"] ?? 1, "\(accuracy)")
+        // --damping reaches the repair: a heavy one gives other logits than the default 0.01, and
+        // the default is --damping 0.01 itself (the same logits).
+        func logits(_ model: String) throws -> Data {
+            let out = dir.appendingPathComponent("logits.npy").path
+            let e = try run(["eval", "--model", model, "--predictions", out] + limits)
+            XCTAssertEqual(e.status, 0, e.stderr)
+            return try Data(contentsOf: URL(fileURLWithPath: out))
+        }
+        var outputs: [String: Data] = [:]
+        for damping in ["0.01", "1000"] {
+            let path = dir.appendingPathComponent("damping-\(damping).safetensors").path
+            let r = try run(["prune", "--model", model, "--structured", "neurons", "--criterion", "l2", "--schedule", "oneshot",
+                             "--target", "0.5", "--repair", "least-squares", "--calibration-samples", "512", "--damping", damping,
+                             "--finetune-epochs", "0", "--final-epochs", "0", "--output", path] + limits)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            outputs[damping] = try logits(path)
+        }
+        XCTAssertEqual(outputs["0.01"], try logits(dir.appendingPathComponent("least-squares.safetensors").path))
+        XCTAssertNotEqual(outputs["0.01"], outputs["1000"])
     }
 
     func testStructuredGlobalScopeRemovesHalfOfAllHiddenNeurons() throws {

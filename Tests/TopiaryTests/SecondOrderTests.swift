@@ -243,7 +243,8 @@ final class SecondOrderTests: XCTestCase {
 
 /// Least-squares repair after neuron removal (issue 15).
 final class LeastSquaresRepairTests: XCTestCase {
-    /// A next layer whose removed neurons were linear combinations of kept ones is recovered exactly.
+    /// A next layer whose removed neurons were linear combinations of kept ones is recovered exactly
+    /// (with negligible dampening).
     func testRepairRecoversNeuronsThatWereLinearCombinations() throws {
         var rng = SeededRandom(seed: 9)
         // Hidden layer of 6 identity neurons: neurons 4 and 5 copy combinations of neurons 0…3.
@@ -269,12 +270,92 @@ final class LeastSquaresRepairTests: XCTestCase {
         let data = try LabeledData(images: x, labels: [Int32](repeating: 0, count: 200))
         let removedOnly = net.copy()
         try NeuronPruner(criterion: .l1).prune(removedOnly, to: 2.0 / 6)
-        let step = try NeuronPruner(criterion: .l1, repair: data).prune(net, to: 2.0 / 6)
+        // Exact up to the dampening, which the default (1%) makes a ridge: take it negligible here.
+        var pruner = NeuronPruner(criterion: .l1, repair: data)
+        pruner.repairDamping = 1e-7
+        let step = try pruner.prune(net, to: 2.0 / 6)
         XCTAssertEqual(step.kept, [[0, 1, 2, 3]])
         let after = try net.predict(x)
         assertClose(after.storage, before.storage, relative: 2e-3, "repair recovers the outputs")
         let unrepaired = try removedOnly.predict(x)
         XCTAssertGreaterThan(zip(unrepaired.storage, before.storage).map { abs($0 - $1) }.max() ?? 0, 0.05)
+    }
+
+    /// `Σ_{z>0} (p − z)² + Σ_{z≤0} max(p, 0)²` over `n`, the ReLU fit's data term, for predictions `p` of targets `z`.
+    private func rectifiedError(_ p: Matrix, _ z: Matrix) -> Double {
+        zip(p.storage, z.storage).reduce(0.0) { sum, pair in
+            let (pi, zi) = (Double(pair.0), Double(pair.1))
+            let r = zi > 0 ? pi - zi : max(pi, 0)
+            return sum + r * r
+        } / Double(p.rows)
+    }
+
+    /// A ReLU layer's refit: its objective (data term plus dampening) falls below the plain least
+    /// squares' it starts from; the dampening shrinks the solution.
+    func testRectifiedRefitLowersTheReluObjective() throws {
+        var rng = SeededRandom(seed: 11)
+        let x = randomMatrix(300, 6, rng: &rng)
+        // Targets from a wider random layer, so that no exact fit exists; about half are negative.
+        let teacher = try Dense(weight: randomMatrix(4, 6, rng: &rng), bias: [0.1, -0.2, 0.3, 0])
+        let z = try teacher.predict(x)
+        let noise = randomMatrix(300, 4, scale: 0.5, rng: &rng)
+        var zNoisy = z
+        for i in 0..<z.count { zNoisy.storage[i] += noise.storage[i] }
+        func objective(_ layer: Dense, damping: Double) throws -> Double {
+            let p = try Dense(weight: layer.weight, bias: layer.bias).predict(x)
+            // The dampening term as refit defines it: λ·mean(diag [X, 1]ᵀ[X, 1]/n)·‖[W; b]‖².
+            var diag = 1.0
+            for c in 0..<6 { diag += (0..<300).reduce(0.0) { $0 + Double(x[$1, c]) * Double(x[$1, c]) } / 300 }
+            let norm = layer.weight.storage.reduce(0.0) { $0 + Double($1) * Double($1) } + layer.bias.reduce(0.0) { $0 + Double($1) * Double($1) }
+            return rectifiedError(p, zNoisy) + damping * diag / 7 * norm
+        }
+        let plain = try Dense(weight: Matrix(rows: 4, columns: 6), bias: [0, 0, 0, 0], activation: .relu)
+        XCTAssertEqual(try NeuronPruner.refit(plain, inputs: x, targets: zNoisy, damping: 0.01, rectified: false), 0)
+        let relu = try Dense(weight: Matrix(rows: 4, columns: 6), bias: [0, 0, 0, 0], activation: .relu)
+        let rounds = try NeuronPruner.refit(relu, inputs: x, targets: zNoisy, damping: 0.01, rectified: true)
+        XCTAssertGreaterThan(rounds, 1)
+        XCTAssertLessThanOrEqual(rounds, NeuronPruner.rectifiedRounds)
+        let (before, after) = (try objective(plain, damping: 0.01), try objective(relu, damping: 0.01))
+        XCTAssertLessThan(after, 0.9 * before, "the ReLU fit lowers its objective by more than 10% here")
+        // Heavy dampening shrinks the weights towards zero.
+        let damped = try Dense(weight: Matrix(rows: 4, columns: 6), bias: [0, 0, 0, 0], activation: .relu)
+        try NeuronPruner.refit(damped, inputs: x, targets: zNoisy, damping: 100, rectified: true)
+        let size = { (l: Dense) in l.weight.storage.reduce(0) { $0 + abs($1) } }
+        XCTAssertLessThan(size(damped), 0.1 * size(relu))
+    }
+
+    /// With every target positive the ReLU fit is the plain least-squares fit (one round, then no change).
+    func testRectifiedRefitWithPositiveTargetsIsThePlainFit() throws {
+        var rng = SeededRandom(seed: 12)
+        let x = randomMatrix(120, 5, rng: &rng)
+        var z = randomMatrix(120, 3, rng: &rng)
+        for i in 0..<z.count { z.storage[i] = abs(z.storage[i]) + 0.5 }
+        let plain = try Dense(weight: Matrix(rows: 3, columns: 5), bias: [0, 0, 0], activation: .relu)
+        try NeuronPruner.refit(plain, inputs: x, targets: z, rectified: false)
+        let relu = try Dense(weight: Matrix(rows: 3, columns: 5), bias: [0, 0, 0], activation: .relu)
+        let rounds = try NeuronPruner.refit(relu, inputs: x, targets: z, rectified: true)
+        XCTAssertEqual(rounds, 1)
+        assertClose(relu.weight.storage, plain.weight.storage, relative: 1e-4, "weights")
+        assertClose(relu.bias, plain.bias, relative: 1e-4, "biases")
+    }
+
+    /// The pruner's repair dampening is checked and reaches the fit.
+    func testRepairDampingIsCheckedAndUsed() throws {
+        var rng = SeededRandom(seed: 13)
+        let data = try LabeledData(images: randomMatrix(200, 8, rng: &rng), labels: [Int32](repeating: 0, count: 200))
+        var pruner = NeuronPruner(criterion: .l2, repair: data)
+        pruner.repairDamping = -1
+        XCTAssertThrowsError(try pruner.prune(try Chain(sizes: [8, 12, 6, 3], seed: 2), to: 0.5))
+        pruner.repairDamping = .nan
+        XCTAssertThrowsError(try pruner.prune(try Chain(sizes: [8, 12, 6, 3], seed: 2), to: 0.5))
+        let light = try Chain(sizes: [8, 12, 6, 3], seed: 2), heavy = try Chain(sizes: [8, 12, 6, 3], seed: 2)
+        pruner.repairDamping = 0.01
+        try pruner.prune(light, to: 0.5)
+        pruner.repairDamping = 1000
+        try pruner.prune(heavy, to: 0.5)
+        let size = { (c: Chain) in c.layers[2].weight.storage.reduce(0) { $0 + abs($1) } }
+        XCTAssertLessThan(size(heavy), 0.1 * size(light))
+        XCTAssertEqual(NeuronPruner(criterion: .l1).repairDamping, 0.01)
     }
 
     func testRepairKeepsPrunedWeightsZero() throws {

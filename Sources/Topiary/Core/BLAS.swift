@@ -230,6 +230,31 @@ import Glibc
         return f
     }
 
+    /// Solves `A·X = B` from the upper Cholesky factor `U` of `A` (`A = Uᵀ·U`, as
+    /// ``cholesky(_:upper:)`` returns it) and `B` `[n, m]` (`LAPACKE_spotrs`), for many right-hand
+    /// sides against one factorisation.
+    ///
+    /// - Throws: ``TopiaryError/Kind/invalidShape`` when the shapes disagree,
+    ///   ``TopiaryError/Kind/nonFinite`` for a non-finite solution, or LAPACK's `info`.
+    static func solveFactored(_ u: Matrix, _ b: Matrix) throws -> Matrix {
+        guard u.rows == u.columns, b.rows == u.rows else {
+            throw TopiaryError(.invalidShape, "least squares: the right-hand side has \(b.rows) rows, the factor is \(u.rows)×\(u.columns)")
+        }
+        var x = b
+        let (n, m) = (u.rows, b.columns)
+        guard n > 0, m > 0 else { return x }
+        let info = u.storage.withUnsafeBufferPointer { pa in
+            x.storage.withUnsafeMutableBufferPointer { px in
+                LAPACKE_spotrs(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), Int32(m), pa.baseAddress, Int32(n), px.baseAddress, Int32(m))
+            }
+        }
+        try check(info, routine: "spotrs", what: "least squares", n: n)
+        guard x.storage.allSatisfy(\.isFinite) else {
+            throw TopiaryError(.nonFinite, "least squares: the solution is not finite (the system is too close to singular; add dampening)")
+        }
+        return x
+    }
+
     /// Solves `A·X = B` for a symmetric positive-definite `A` `[n, n]` and `B` `[n, m]`
     /// (`LAPACKE_spotrf`, then `LAPACKE_spotrs`).
     ///

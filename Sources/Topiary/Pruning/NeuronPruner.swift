@@ -61,15 +61,24 @@ public struct NeuronPruner {
     /// Calibration samples (the training split, never validation or test) for least-squares
     /// repair after each removal; `nil` (the default) for none.
     ///
-    /// With samples, every layer after a hidden layer is re-fitted, in order, so that its
-    /// pre-activations on these samples match the unpruned network's: weights and bias solve
-    /// `min ‖[X′, 1]·[W; b]ᵀ − Z‖² + λ·mean(diag)·‖[W; b]‖²` with `X′` the layer's inputs in the
-    /// pruned network (earlier layers already repaired), `Z` the original pre-activations of its
-    /// kept neurons, and `λ = 10⁻⁵` (normal equations, `ssyrk`, then `spotrf` and `spotrs`).
-    /// Pruned weights and biases stay pruned: a masked row is solved on its kept entries only.
-    /// The idea is that of Optimal Brain Surgeon (Hassibi & Stork 1993) applied to whole
-    /// neurons, as in Frantar & Alistarh 2022's layer-wise reconstruction.
+    /// With samples, every layer after a hidden layer is re-fitted, in order, on its inputs `X′` in
+    /// the pruned network (earlier layers already repaired), so that its kept neurons reproduce
+    /// the unpruned network's on these samples. Weights and bias `S = [W; b]ᵀ` minimise
+    /// `‖[X′, 1]·S − T‖²/n + λ·mean(diag)·‖S‖²` (normal equations, `ssyrk`, then `spotrf` and
+    /// `spotrs`; `λ` is `repairDamping`, 1% by default). For a layer without ReLU (the output
+    /// layer) `T` is the original pre-activations `Z`. For a ReLU layer only its outputs
+    /// `max(0, Z)` matter, so `T` is free wherever `Z ≤ 0` as long as it stays `≤ 0` (the convex
+    /// program of Net-Trim, Aghasi et al. 2017): starting from the plain fit, `S` and `T` are
+    /// minimised in turn (`T = Z` where `Z > 0`, else `min(0, X′·S)`), each step lowering the
+    /// objective, until it falls by less than 10⁻⁵ of itself (at most 200 rounds). Pruned weights
+    /// and biases stay pruned: a masked row is solved on its kept entries only. The idea is that
+    /// of Optimal Brain Surgeon (Hassibi & Stork 1993) applied to whole neurons, as in Frantar &
+    /// Alistarh 2022's layer-wise reconstruction and ThiNet's (Luo et al. 2017) least-squares
+    /// re-weighting.
     public var repair: LabeledData?
+    /// Dampening of the repair's normal equations, a fraction of their mean diagonal (0.01, as
+    /// ``Saliency/obs(data:calibrationSamples:damping:globalBudget:)``'s); not API.
+    @_spi(Kernels) public var repairDamping: Double = NeuronPruner.defaultRepairDamping
 
     /// Creates a neuron pruner.
     public init(criterion: NeuronCriterion = .l1, layerFractions: [Double]? = nil, scope: PruningScope = .layerwise,
@@ -206,10 +215,13 @@ public struct NeuronPruner {
         let before = network.sizes
         if let repair {
             guard !repair.isEmpty else { throw TopiaryError(.invalidOption, "least-squares repair needs calibration samples, got none") }
+            guard repairDamping.isFinite, repairDamping >= 0 else {
+                throw TopiaryError(.invalidOption, "least-squares repair: dampening must be a finite fraction at least 0, got \(repairDamping)")
+            }
             try repair.check(against: network, source: "least-squares repair data")
             let original = network.copy()
             network.removeNeurons(keeping: kept)
-            try Self.repairLeastSquares(network, original: original, kept: kept, inputs: repair.images)
+            try Self.repairLeastSquares(network, original: original, kept: kept, inputs: repair.images, damping: repairDamping)
         } else {
             network.removeNeurons(keeping: kept)
         }
@@ -241,12 +253,16 @@ public struct NeuronPruner {
 }
 
 extension NeuronPruner {
-    /// Dampening of the least-squares normal equations, a fraction of their mean diagonal.
-    static let repairDamping = 1e-5
+    /// The default dampening of the least-squares repair, a fraction of the mean diagonal of its
+    /// normal equations (the 1% of OBS's).
+    static let defaultRepairDamping = 0.01
+    /// Rounds of the ReLU fit at most, and the relative fall of its objective that ends it sooner.
+    static let rectifiedRounds = 200, rectifiedTolerance = 1e-5
 
-    /// Re-fits every layer after the first of `network` (already smaller) so that its
-    /// pre-activations on `inputs` match those of the same neurons in `original`.
-    static func repairLeastSquares(_ network: Chain, original: Chain, kept: [[Int]], inputs: Matrix) throws {
+    /// Re-fits every layer after the first of `network` (already smaller) so that on `inputs` its
+    /// kept neurons match those of `original`: pre-activations, or outputs for ReLU layers.
+    static func repairLeastSquares(_ network: Chain, original: Chain, kept: [[Int]], inputs: Matrix,
+                                   damping: Double = defaultRepairDamping) throws {
         var reference = inputs   // the input of original layer l
         var current = inputs     // the input of pruned layer l
         for (l, layer) in network.layers.enumerated() {
@@ -258,15 +274,19 @@ extension NeuronPruner {
                 let rows = l < kept.count ? kept[l] : Array(0..<source.outputSize)
                 var target = Matrix(rows: z.rows, columns: rows.count)
                 for n in 0..<z.rows { for (j, r) in rows.enumerated() { target.storage[n * rows.count + j] = z.storage[n * z.columns + r] } }
-                try refit(layer, inputs: current, targets: target)
+                try refit(layer, inputs: current, targets: target, damping: damping, rectified: layer.activation == .relu)
             }
             reference = try source.predict(reference)
             if l + 1 < network.layers.count { current = try layer.predict(current) }
         }
     }
 
-    /// Solves `layer`'s weights and bias for `min ‖[X, 1]·[W; b]ᵀ − Z‖²` (dampened), keeping pruned entries at zero.
-    static func refit(_ layer: Dense, inputs x: Matrix, targets z: Matrix) throws {
+    /// Solves `layer`'s weights and bias `S = [W; b]ᵀ` for `min ‖[X, 1]·S − T‖²/n + λ·mean(diag)·‖S‖²`,
+    /// keeping pruned entries at zero: `T = Z`, or with `rectified` the best `T` that agrees with
+    /// `Z` after a ReLU (see ``NeuronPruner/repair``). Returns the rounds of the ReLU fit (0 without).
+    @discardableResult
+    static func refit(_ layer: Dense, inputs x: Matrix, targets z: Matrix, damping: Double = defaultRepairDamping,
+                      rectified: Bool = false) throws -> Int {
         let (n, d, m) = (x.rows, x.columns, z.columns)
         var a = Matrix(rows: n, columns: d + 1)
         for r in 0..<n {
@@ -274,36 +294,68 @@ extension NeuronPruner {
             a.storage[r * (d + 1) + d] = 1
         }
         var g = BLAS.gram(a, alpha: 1 / Float(n))
-        let rhs = BLAS.matmul(a, .transpose, z, .none, alpha: 1 / Float(n))   // [d + 1, m]
         let mean = (0...d).reduce(0.0) { $0 + Double(g.storage[$1 * (d + 1) + $1]) } / Double(d + 1)
-        for i in 0...d { g.storage[i * (d + 1) + i] += Float(repairDamping * mean) }
-        var weight = Matrix(rows: m, columns: d)
-        var bias = [Float](repeating: 0, count: m)
-        if !layer.isPruned {
-            let s = try BLAS.solveSPD(g, rhs)   // [d + 1, m]
-            for j in 0..<m {
-                for c in 0..<d { weight.storage[j * d + c] = s.storage[c * m + j] }
-                bias[j] = s.storage[d * m + j]
+        let lambda = Float(damping * mean)
+        for i in 0...d { g.storage[i * (d + 1) + i] += lambda }
+        // One factorisation per distinct set of free entries: the whole Gram matrix, or a masked
+        // row's kept entries (its sub-matrix).
+        let mask = layer.isPruned ? layer.mask?.storage : nil, biasMask = layer.isPruned ? layer.biasMask : nil
+        let free: [[Int]]? = layer.isPruned ? (0..<m).map { j in
+            var idx = (0..<d).filter { mask?[j * d + $0] != 0 }
+            if biasMask?[j] != 0 { idx.append(d) }
+            return idx
+        } : nil
+        let factor: Matrix? = free == nil ? try BLAS.cholesky(g, upper: true) : nil
+        let rowFactors: [Matrix?] = try (free ?? []).map { idx in
+            guard !idx.isEmpty else { return nil }
+            let k = idx.count
+            var sub = Matrix(rows: k, columns: k)
+            for (p, ip) in idx.enumerated() { for (q, iq) in idx.enumerated() { sub.storage[p * k + q] = g.storage[ip * (d + 1) + iq] } }
+            return try BLAS.cholesky(sub, upper: true)
+        }
+        /// The solution `[d + 1, m]` for the targets `t` `[n, m]`, zero at pruned entries.
+        func solve(_ t: Matrix) throws -> Matrix {
+            let rhs = BLAS.matmul(a, .transpose, t, .none, alpha: 1 / Float(n))   // [d + 1, m]
+            if let factor { return try BLAS.solveFactored(factor, rhs) }
+            var s = Matrix(rows: d + 1, columns: m)
+            for (j, idx) in (free ?? []).enumerated() {
+                guard let u = rowFactors[j] else { continue }
+                var b = Matrix(rows: idx.count, columns: 1)
+                for (p, ip) in idx.enumerated() { b.storage[p] = rhs.storage[ip * m + j] }
+                let sj = try BLAS.solveFactored(u, b)
+                for (p, ip) in idx.enumerated() { s.storage[ip * m + j] = sj.storage[p] }
             }
-        } else {
-            let mask = layer.mask?.storage, biasMask = layer.biasMask
-            for j in 0..<m {
-                var idx = (0..<d).filter { mask?[j * d + $0] != 0 }
-                if biasMask?[j] != 0 { idx.append(d) }
-                guard !idx.isEmpty else { continue }
-                let k = idx.count
-                var sub = Matrix(rows: k, columns: k), b = Matrix(rows: k, columns: 1)
-                for (p, ip) in idx.enumerated() {
-                    for (q, iq) in idx.enumerated() { sub.storage[p * k + q] = g.storage[ip * (d + 1) + iq] }
-                    b.storage[p] = rhs.storage[ip * m + j]
+            return s
+        }
+        var s = try solve(z)
+        var rounds = 0
+        if rectified {
+            var previous = Double.infinity
+            while rounds < rectifiedRounds {
+                // The best targets for this S, and the objective they give.
+                var t = BLAS.matmul(a, .none, s, .none)   // [n, m] predictions
+                var residual = 0.0
+                for i in 0..<t.count {
+                    let p = t.storage[i], zi = z.storage[i]
+                    let ti = zi > 0 ? zi : min(p, 0)
+                    residual += Double(p - ti) * Double(p - ti)
+                    t.storage[i] = ti
                 }
-                let s = try BLAS.solveSPD(sub, b)
-                for (p, ip) in idx.enumerated() {
-                    if ip == d { bias[j] = s.storage[p] } else { weight.storage[j * d + ip] = s.storage[p] }
-                }
+                let objective = residual / Double(n) + Double(lambda) * s.storage.reduce(0.0) { $0 + Double($1) * Double($1) }
+                if previous.isFinite, previous - objective <= rectifiedTolerance * previous { break }
+                previous = objective
+                s = try solve(t)
+                rounds += 1
             }
         }
+        var weight = Matrix(rows: m, columns: d)
+        var bias = [Float](repeating: 0, count: m)
+        for j in 0..<m {
+            for c in 0..<d { weight.storage[j * d + c] = s.storage[c * m + j] }
+            bias[j] = s.storage[d * m + j]
+        }
         try layer.setParameters(weight: weight, bias: bias)
+        return rounds
     }
 }
 
