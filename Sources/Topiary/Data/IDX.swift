@@ -39,39 +39,75 @@ struct IDX: Sendable {
     /// The header is checked before anything is allocated: the product of the dimensions must
     /// not exceed `maximumByteCount`, must equal the remaining length of a raw file, and must
     /// be reachable from the compressed length of a gzip file. The data is decompressed in one
-    /// streaming pass straight into the result, and the gzip checksum is verified.
+    /// pass straight into the result, and the gzip checksum is verified.
     ///
     /// - Parameters:
     ///   - path: the file to read.
     ///   - maximumByteCount: a hard cap on the number of elements.
     /// - Throws: ``TopiaryError`` naming `path`: `fileNotFound` if it is missing or unreadable;
     ///   `corruptFile` for a wrong magic number, an unsupported data type, a truncated file,
-    ///   trailing bytes or a damaged gzip stream; `invalidShape` for absurd dimensions.
+    ///   trailing bytes or a damaged gzip stream; `invalidShape` for absurd dimensions (or a
+    ///   file larger than the largest header plus `maximumByteCount`).
     static func read(_ path: String, maximumByteCount: Int = defaultMaximumByteCount) throws -> IDX {
-        let fileSize = try FileSystem.fileSize(path)
-        guard let file = gzopen(path, "rb") else {
-            throw TopiaryError(.fileNotFound, "\(path): cannot be opened (\(FileSystem.errorString()))")
-        }
-        defer { gzclose(file) }
-        _ = gzbuffer(file, 1 << 17)
+        // A raw file is at most the largest header (4 + 4 · 8 bytes) and its data; a gzip file is smaller.
+        let (limit, overflow) = maximumByteCount.addingReportingOverflow(36)
+        let bytes = try FileSystem.readFile(path, maximumSize: overflow ? Int.max : limit)
+        return try IDX(bytes: bytes, source: path, maximumByteCount: maximumByteCount)
+    }
 
-        func readExactly(_ buffer: UnsafeMutableRawBufferPointer, what: String) throws {
-            var done = 0
-            while done < buffer.count, let base = buffer.baseAddress {
-                let chunk = UInt32(min(buffer.count - done, 1 << 30))
-                let n = Int(gzread(file, base + done, chunk))
-                if n < 0 { throw streamError(file, path) }
-                if n == 0 {
-                    throw TopiaryError(.corruptFile,
-                                       "\(path): truncated: the file ends in the \(what) (\(done) of \(buffer.count) bytes read)")
-                }
-                done += n
+    /// Parses the bytes of an IDX file, raw or gzip-compressed (detected by the gzip magic
+    /// `1f 8b`); `source` names it in errors. ``read(_:maximumByteCount:)`` reads a file with it.
+    ///
+    /// - Throws: as ``read(_:maximumByteCount:)``.
+    init(bytes: [UInt8], source path: String, maximumByteCount: Int = defaultMaximumByteCount) throws {
+        if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B {
+            self = try bytes.withUnsafeBufferPointer { input in
+                let gzip = try Gunzip(input, source: path)
+                defer { gzip.close() }
+                return try Self.decode(path, compressedSize: bytes.count, maximumByteCount: maximumByteCount,
+                                       readExactly: { buffer, what in
+                                           let n = try gzip.produce(buffer)
+                                           guard n == buffer.count else {
+                                               throw TopiaryError(.corruptFile, "\(path): truncated: the file ends in the \(what) (\(n) of \(buffer.count) bytes read)")
+                                           }
+                                       },
+                                       atEnd: { dimensions in
+                                           // Reading past the end verifies the gzip checksum and finds trailing bytes.
+                                           var extra: UInt8 = 0
+                                           let n = try withUnsafeMutableBytes(of: &extra) { try gzip.produce($0) }
+                                           if n > 0 {
+                                               throw TopiaryError(.corruptFile, "\(path): unexpected bytes after the data of dimensions \(dimensions)")
+                                           }
+                                       })
             }
+        } else {
+            var position = 0
+            self = try Self.decode(path, compressedSize: nil, maximumByteCount: maximumByteCount,
+                                   readExactly: { buffer, what in
+                                       guard buffer.count <= bytes.count - position else {
+                                           throw TopiaryError(.corruptFile, "\(path): truncated: the file ends in the \(what) (\(bytes.count - position) of \(buffer.count) bytes read)")
+                                       }
+                                       if buffer.count > 0 {
+                                           bytes.withUnsafeBytes { raw in
+                                               buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[position..<(position + buffer.count)]))
+                                           }
+                                       }
+                                       position += buffer.count
+                                   },
+                                   remaining: { bytes.count - position },
+                                   atEnd: { _ in })
         }
+    }
 
+    /// The header, its checks, then the data, from a source of bytes: `readExactly` fills a
+    /// buffer or throws; `remaining` (raw files) gives the bytes left; `atEnd` checks that
+    /// nothing follows the data. `compressedSize` is the size of a gzip file, `nil` for a raw one.
+    private static func decode(_ path: String, compressedSize: Int?, maximumByteCount: Int,
+                               readExactly: (UnsafeMutableRawBufferPointer, String) throws -> Void,
+                               remaining: () -> Int = { 0 },
+                               atEnd: ([Int]) throws -> Void) throws -> IDX {
         var magic: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
-        try withUnsafeMutableBytes(of: &magic) { try readExactly($0, what: "magic number") }
-        let compressed = gzdirect(file) == 0
+        try withUnsafeMutableBytes(of: &magic) { try readExactly($0, "magic number") }
         guard magic.0 == 0, magic.1 == 0 else {
             throw TopiaryError(.corruptFile,
                                "\(path): not an IDX file (magic number \(hex(magic.0)) \(hex(magic.1)) \(hex(magic.2)) \(hex(magic.3)), expected 00 00 08 NN)")
@@ -86,7 +122,7 @@ struct IDX: Sendable {
         }
 
         var rawDimensions = [UInt32](repeating: 0, count: rank)
-        try rawDimensions.withUnsafeMutableBytes { try readExactly($0, what: "dimensions") }
+        try rawDimensions.withUnsafeMutableBytes { try readExactly($0, "dimensions") }
         let dimensions = rawDimensions.map { Int(UInt32(bigEndian: $0)) }
         var count = 1
         for d in dimensions {
@@ -97,41 +133,87 @@ struct IDX: Sendable {
             }
             count = product
         }
-        let headerSize = 4 + 4 * rank
-        if compressed {
-            guard count <= fileSize * maximumDeflateRatio else {
+        if let compressedSize {
+            guard count <= compressedSize * maximumDeflateRatio else {
                 throw TopiaryError(.corruptFile,
-                                   "\(path): IDX dimensions \(dimensions) need \(count) bytes, more than \(fileSize) compressed bytes can hold")
+                                   "\(path): IDX dimensions \(dimensions) need \(count) bytes, more than \(compressedSize) compressed bytes can hold")
             }
-        } else if count != fileSize - headerSize {
-            throw TopiaryError(.corruptFile, count > fileSize - headerSize
-                ? "\(path): truncated: dimensions \(dimensions) need \(count) bytes of data, the file has \(fileSize - headerSize)"
-                : "\(path): \(fileSize - headerSize - count) unexpected bytes after the data of dimensions \(dimensions)")
+        } else if count != remaining() {
+            throw TopiaryError(.corruptFile, count > remaining()
+                ? "\(path): truncated: dimensions \(dimensions) need \(count) bytes of data, the file has \(remaining())"
+                : "\(path): \(remaining() - count) unexpected bytes after the data of dimensions \(dimensions)")
         }
 
         var bytes = [UInt8](repeating: 0, count: count)
-        try bytes.withUnsafeMutableBytes { try readExactly($0, what: "data") }
-        // Reading past the end verifies the gzip checksum and finds trailing garbage.
-        var extra: UInt8 = 0
-        let n = gzread(file, &extra, 1)
-        if n < 0 { throw streamError(file, path) }
-        if n > 0 { throw TopiaryError(.corruptFile, "\(path): unexpected bytes after the data of dimensions \(dimensions)") }
-        // An incomplete gzip stream is not an error of gzread (it is deferred to gzclose): ask gzerror.
-        var code: Int32 = Z_OK
-        _ = gzerror(file, &code)
-        if code == Z_BUF_ERROR {
-            throw TopiaryError(.corruptFile, "\(path): truncated: the gzip stream ends before its checksum")
-        }
+        try bytes.withUnsafeMutableBytes { try readExactly($0, "data") }
+        try atEnd(dimensions)
         return IDX(dimensions: dimensions, bytes: bytes)
     }
 
-    private static func streamError(_ file: gzFile, _ path: String) -> TopiaryError {
-        var code: Int32 = 0
-        let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
-        if code == Z_ERRNO {
-            return TopiaryError(.corruptFile, "\(path): read failed (\(FileSystem.errorString()))")
+    /// gzip data in memory, inflated on demand: one member or several concatenated (as `gzip`
+    /// and zlib's `gzread` allow), each with its CRC-32 and length checked by zlib.
+    private final class Gunzip {
+        private let stream: UnsafeMutablePointer<z_stream>
+        private let source: String
+        /// The current member has ended (its checksum verified).
+        private var ended = false
+
+        /// Starts inflating `input`, which must outlive the reader.
+        init(_ input: UnsafeBufferPointer<UInt8>, source: String) throws {
+            self.source = source
+            stream = .allocate(capacity: 1)
+            stream.initialize(to: z_stream())
+            guard inflateInit2_(stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                stream.deinitialize(count: 1)
+                stream.deallocate()
+                throw TopiaryError(.corruptFile, "\(source): zlib could not start")
+            }
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+            stream.pointee.avail_in = uInt(input.count)
         }
-        return TopiaryError(.corruptFile, "\(path): damaged gzip stream (\(message))")
+
+        /// Ends the stream; the reader cannot be used after.
+        func close() {
+            inflateEnd(stream)
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+        }
+
+        /// Fills `buffer` and returns its size, or returns fewer bytes only where the last
+        /// member ends cleanly with no input after it.
+        ///
+        /// - Throws: `corruptFile` for damaged or truncated data, or bytes after a member that
+        ///   do not start another.
+        func produce(_ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            guard let base = buffer.baseAddress else { return 0 }
+            var done = 0
+            while done < buffer.count {
+                if ended {
+                    let left = Int(stream.pointee.avail_in)
+                    guard left > 0 else { return done }
+                    guard left >= 2, let next = stream.pointee.next_in, next[0] == 0x1F, next[1] == 0x8B else {
+                        throw TopiaryError(.corruptFile, "\(source): \(left) unexpected bytes after the gzip stream")
+                    }
+                    inflateReset(stream)
+                    ended = false
+                }
+                let chunk = min(buffer.count - done, Int(UInt32.max))
+                stream.pointee.next_out = (base + done).assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_out = uInt(chunk)
+                let status = inflate(stream, Z_NO_FLUSH)
+                done += chunk - Int(stream.pointee.avail_out)
+                switch status {
+                case Z_OK: continue
+                case Z_STREAM_END: ended = true
+                case Z_BUF_ERROR where stream.pointee.avail_in == 0:
+                    throw TopiaryError(.corruptFile, "\(source): truncated: the gzip stream ends before its checksum")
+                default:
+                    let message = stream.pointee.msg.map { String(cString: $0) } ?? "zlib status \(status)"
+                    throw TopiaryError(.corruptFile, "\(source): damaged gzip stream (\(message))")
+                }
+            }
+            return done
+        }
     }
 
     private static func hex(_ byte: UInt8) -> String {
