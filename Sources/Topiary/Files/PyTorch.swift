@@ -117,7 +117,14 @@
     /// when the names do not give it; `sizes`, when given, must be the network's.
     public static func importModel(from path: String, order: [String]? = nil, sizes: [Int]? = nil,
                                    activation: Activation = .relu, normalization: Normalization = .identity) throws -> Model {
-        let file = try SafeTensors.read(from: path)
+        try importModel(try SafeTensors.read(from: path), path: path, order: order, sizes: sizes, activation: activation,
+                        normalization: normalization)
+    }
+
+    /// ``importModel(from:order:sizes:activation:normalization:)`` from a state dict's container;
+    /// `path` names it in errors.
+    static func importModel(_ file: SafeTensors, path: String, order: [String]? = nil, sizes: [Int]? = nil,
+                            activation: Activation = .relu, normalization: Normalization = .identity) throws -> Model {
         let layers = try self.layers(of: file, path: path, order: order)
         let found = [layers[0].1.columns] + layers.map { $0.1.rows }
         if let sizes, sizes != found {
