@@ -57,12 +57,14 @@ struct IDX: Sendable {
 
     /// Parses the bytes of an IDX file, raw or gzip-compressed (detected by the gzip magic
     /// `1f 8b`); `source` names it in errors. ``read(_:maximumByteCount:)`` reads a file with it.
+    /// `chunk` is the most bytes handed to zlib at once (the tests use less than 4 GiB).
     ///
     /// - Throws: as ``read(_:maximumByteCount:)``.
-    init(bytes: [UInt8], source path: String, maximumByteCount: Int = defaultMaximumByteCount) throws {
+    init(bytes: [UInt8], source path: String, maximumByteCount: Int = defaultMaximumByteCount,
+         chunk: Int = Int(UInt32.max)) throws {
         if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B {
             self = try bytes.withUnsafeBufferPointer { input in
-                let gzip = try Gunzip(input, source: path)
+                let gzip = try Gunzip(input, source: path, chunk: chunk)
                 defer { gzip.close() }
                 return try Self.decode(path, compressedSize: bytes.count, maximumByteCount: maximumByteCount,
                                        readExactly: { buffer, what in
@@ -151,16 +153,23 @@ struct IDX: Sendable {
     }
 
     /// gzip data in memory, inflated on demand: one member or several concatenated (as `gzip`
-    /// and zlib's `gzread` allow), each with its CRC-32 and length checked by zlib.
+    /// and zlib's `gzread` allow), each with its CRC-32 and length checked by zlib. zlib takes
+    /// and gives at most `chunk` bytes a call (its counts are 32-bit).
     private final class Gunzip {
         private let stream: UnsafeMutablePointer<z_stream>
+        private let input: UnsafeBufferPointer<UInt8>
+        private let chunk: Int
         private let source: String
+        /// The bytes of `input` handed to zlib so far.
+        private var taken = 0
         /// The current member has ended (its checksum verified).
         private var ended = false
 
         /// Starts inflating `input`, which must outlive the reader.
-        init(_ input: UnsafeBufferPointer<UInt8>, source: String) throws {
+        init(_ input: UnsafeBufferPointer<UInt8>, source: String, chunk: Int = Int(UInt32.max)) throws {
+            self.input = input
             self.source = source
+            self.chunk = max(1, chunk)
             stream = .allocate(capacity: 1)
             stream.initialize(to: z_stream())
             guard inflateInit2_(stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -168,8 +177,6 @@ struct IDX: Sendable {
                 stream.deallocate()
                 throw TopiaryError(.corruptFile, "\(source): zlib could not start")
             }
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
-            stream.pointee.avail_in = uInt(input.count)
         }
 
         /// Ends the stream; the reader cannot be used after.
@@ -177,6 +184,15 @@ struct IDX: Sendable {
             inflateEnd(stream)
             stream.deinitialize(count: 1)
             stream.deallocate()
+        }
+
+        /// Hands zlib the next chunk of input when it has used the last.
+        private func refill() {
+            guard stream.pointee.avail_in == 0, taken < input.count, let base = input.baseAddress else { return }
+            let n = min(chunk, input.count - taken)
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: base + taken)
+            stream.pointee.avail_in = uInt(n)
+            taken += n
         }
 
         /// Fills `buffer` and returns its size, or returns fewer bytes only where the last
@@ -188,23 +204,27 @@ struct IDX: Sendable {
             guard let base = buffer.baseAddress else { return 0 }
             var done = 0
             while done < buffer.count {
+                refill()
                 if ended {
-                    let left = Int(stream.pointee.avail_in)
+                    let left = Int(stream.pointee.avail_in) + input.count - taken
                     guard left > 0 else { return done }
-                    guard left >= 2, let next = stream.pointee.next_in, next[0] == 0x1F, next[1] == 0x8B else {
+                    // The next member's magic, even where a chunk boundary splits it.
+                    let at = taken - Int(stream.pointee.avail_in)
+                    guard left >= 2, input[at] == 0x1F, input[at + 1] == 0x8B else {
                         throw TopiaryError(.corruptFile, "\(source): \(left) unexpected bytes after the gzip stream")
                     }
                     inflateReset(stream)
                     ended = false
                 }
-                let chunk = min(buffer.count - done, Int(UInt32.max))
+                let n = min(buffer.count - done, chunk)
                 stream.pointee.next_out = (base + done).assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(chunk)
+                stream.pointee.avail_out = uInt(n)
                 let status = inflate(stream, Z_NO_FLUSH)
-                done += chunk - Int(stream.pointee.avail_out)
+                done += n - Int(stream.pointee.avail_out)
                 switch status {
                 case Z_OK: continue
                 case Z_STREAM_END: ended = true
+                case Z_BUF_ERROR where stream.pointee.avail_in == 0 && taken < input.count: continue
                 case Z_BUF_ERROR where stream.pointee.avail_in == 0:
                     throw TopiaryError(.corruptFile, "\(source): truncated: the gzip stream ends before its checksum")
                 default:
