@@ -12,8 +12,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int, _ reader: ([UInt8])
     } catch is TopiaryError {
         // Refused with a typed error: what the readers promise for bad input.
     } catch {
-        print("FINDING: the reader threw \(type(of: error)), not a TopiaryError: \(error)")
-        fatalError("fuzzing finding: \(error)")
+        fatalError("fuzzing finding: the reader threw \(type(of: error)), not a TopiaryError: \(error)")
     }
     return 0
 }
