@@ -112,6 +112,10 @@ def model_seeds(out):
            "net.2.weight": tensor("F16", [2, 4], w1)})
     write(os.path.join(out, "seed-pytorch-shapes-only.safetensors"), {},
           {"b.weight": tensor("F32", [2, 4], w1), "a.weight": tensor("F32", [4, 3], w0)})
+    # Many layers whose names do not chain and whose shapes cannot decide (ordering them took
+    # quadratic time: 4000 such layers took minutes).
+    write(os.path.join(out, "seed-pytorch-unchained-many.safetensors"), {},
+          {"l%d.weight" % i: tensor("F32", [2, 1], [0.5, 0.25]) for i in range(40)})
 
 
 def npy(descr, shape, data, version=(1, 0), fortran=False):
