@@ -136,7 +136,8 @@ struct IDX: Sendable {
             count = product
         }
         if let compressedSize {
-            guard count <= compressedSize * maximumDeflateRatio else {
+            let (reachable, overflow) = compressedSize.multipliedReportingOverflow(by: maximumDeflateRatio)
+            guard overflow || count <= reachable else {
                 throw TopiaryError(.corruptFile,
                                    "\(path): IDX dimensions \(dimensions) need \(count) bytes, more than \(compressedSize) compressed bytes can hold")
             }
