@@ -117,4 +117,27 @@ final class DatasetFilesTests: XCTestCase {
             XCTAssert("\(error)".contains("no IDX file ending in train-images-idx3-ubyte"), "\(error)")
         }
     }
+
+    func testArchiveMembersInflateTheSameInSmallChunks() throws {
+        // zlib counts in 32 bits: members over 4 GiB are inflated and checksummed in chunks
+        // (handing zlib 5 GB at once trapped). Small chunks take the same path on small members.
+        for name in ["tiny.npz", "tiny-float.npz"] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture(name))))
+            let zip = try ZipArchive(bytes: bytes, name: name)
+            XCTAssertEqual(zip.entries.count, 4)
+            for entry in zip.entries {
+                let whole = try zip.contents(of: entry, maximumSize: 1 << 20)
+                XCTAssertEqual(whole.count, entry.size)
+                for chunk in [1, 5, 64, 1000] {
+                    XCTAssertEqual(try zip.contents(of: entry, maximumSize: 1 << 20, chunk: chunk), whole, "\(name) \(entry.name) chunk \(chunk)")
+                }
+            }
+        }
+        let bomb = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("hostile/bomb.npz"))))
+        let zip = try ZipArchive(bytes: bomb, name: "bomb.npz")
+        for chunk in [1, 3, 1000] {
+            let error = assertThrowsTopiaryError(.corruptFile, try zip.entries.forEach { _ = try zip.contents(of: $0, maximumSize: 1 << 20, chunk: chunk) })
+            XCTAssertTrue(error?.message.contains("inflates past") ?? false, error?.message ?? "")
+        }
+    }
 }

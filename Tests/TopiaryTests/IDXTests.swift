@@ -121,4 +121,48 @@ final class IDXTests: XCTestCase {
         let path = try dir.write("rank0", [0, 0, 8, 0])
         assertThrowsTopiaryError(.corruptFile, try IDX.read(path))
     }
+
+    func testBytesAndFileReadTheSame() throws {
+        let dir = try TemporaryDirectory()
+        let gz = dir.file("a.gz")
+        try writeGzip(idxBytes(dimensions: [2, 12], data: data), to: gz)
+        for path in [try dir.write("a", idxBytes(dimensions: [2, 12], data: data)), gz] {
+            let idx = try IDX(bytes: try dir.read(path), source: "bytes")
+            XCTAssertEqual(idx.dimensions, [2, 12])
+            XCTAssertEqual(idx.bytes, data)
+        }
+    }
+
+    func testConcatenatedGzipMembersReadAsOne() throws {
+        // `cat a.gz b.gz` is a valid gzip file (zlib's gzread reads it whole, so must Topiary).
+        let dir = try TemporaryDirectory()
+        let bytes = idxBytes(dimensions: [24], data: data)
+        let (a, b) = (dir.file("a.gz"), dir.file("b.gz"))
+        try writeGzip(Array(bytes.prefix(10)), to: a)
+        try writeGzip(Array(bytes.dropFirst(10)), to: b)
+        let path = try dir.write("ab.gz", try dir.read(a) + dir.read(b))
+        XCTAssertEqual(try IDX.read(path).bytes, data)
+        // Bytes after the last member that do not start another one are refused.
+        let tail = try dir.write("tail.gz", try dir.read(a) + dir.read(b) + [0x00, 0x01])
+        let error = assertThrowsTopiaryError(.corruptFile, try IDX.read(tail))
+        XCTAssertTrue(error?.message.contains("unexpected bytes after the gzip stream") ?? false, error?.message ?? "")
+    }
+
+    func testGzipReadInSmallChunksIsTheSame() throws {
+        // zlib counts in 32 bits: a member over 4 GiB is handed to it in chunks. Chunks of a few
+        // bytes take the same path on a small file, member boundaries inside a chunk included.
+        let dir = try TemporaryDirectory()
+        let big = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 5) }
+        let bytes = idxBytes(dimensions: [50, 100], data: big)
+        let (a, b) = (dir.file("a.gz"), dir.file("b.gz"))
+        try writeGzip(Array(bytes.prefix(2001)), to: a)
+        try writeGzip(Array(bytes.dropFirst(2001)), to: b)
+        let gz = try dir.read(a) + dir.read(b)
+        for chunk in [1, 2, 3, 7, 64, 4096] {
+            let idx = try IDX(bytes: gz, source: "chunked", chunk: chunk)
+            XCTAssertEqual(idx.dimensions, [50, 100], "chunk \(chunk)")
+            XCTAssertEqual(idx.bytes, big, "chunk \(chunk)")
+            XCTAssertThrowsError(try IDX(bytes: Array(gz.dropLast(3)), source: "cut", chunk: chunk), "chunk \(chunk)")
+        }
+    }
 }

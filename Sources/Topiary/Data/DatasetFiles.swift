@@ -62,18 +62,7 @@ enum DatasetFiles {
         case .missing:
             throw TopiaryError(.fileNotFound, "\(path) does not exist: --dataset takes fashion-mnist, a .npz file, or a folder of .npy or IDX files")
         case .file:
-            let bytes = try FileSystem.readFile(path, maximumSize: maximumFileSize)
-            guard bytes.starts(with: [0x50, 0x4B]) else {
-                throw TopiaryError(.corruptFile, "\(path) is not a .npz (ZIP) archive; --dataset takes fashion-mnist, a .npz file, or a folder of .npy or IDX files")
-            }
-            let zip = try ZipArchive(bytes: bytes, name: path)
-            func member(_ key: String) throws -> NumPyArray {
-                guard let entry = zip.entries.first(where: { $0.name == key + ".npy" || $0.name == key }) else {
-                    throw TopiaryError(.fileNotFound, "\(path) has no \(key).npy (it holds \(zip.entries.map(\.name).prefix(10).joined(separator: ", "))); a dataset archive holds x_train, y_train, x_test, y_test")
-                }
-                return try NumPyArray.parse(try zip.contents(of: entry, maximumSize: maximumFileSize), name: "\(path): \(entry.name)")
-            }
-            return (try split(member("x_train"), member("y_train")), try split(member("x_test"), member("y_test")))
+            return try archive(FileSystem.readFile(path, maximumSize: maximumFileSize), name: path)
         case .directory:
             let npy = FileSystem.join(path, "x_train.npy")
             if FileSystem.isFile(npy) {
@@ -88,6 +77,21 @@ enum DatasetFiles {
         case .other:
             throw TopiaryError(.fileNotFound, "\(path) is neither a file nor a folder")
         }
+    }
+
+    /// The splits of a `.npz` archive from its bytes; `name` names it in errors.
+    static func archive(_ bytes: [UInt8], name path: String) throws -> (train: Split, test: Split) {
+        guard bytes.starts(with: [0x50, 0x4B]) else {
+            throw TopiaryError(.corruptFile, "\(path) is not a .npz (ZIP) archive; --dataset takes fashion-mnist, a .npz file, or a folder of .npy or IDX files")
+        }
+        let zip = try ZipArchive(bytes: bytes, name: path)
+        func member(_ key: String) throws -> NumPyArray {
+            guard let entry = zip.entries.first(where: { $0.name == key + ".npy" || $0.name == key }) else {
+                throw TopiaryError(.fileNotFound, "\(path) has no \(key).npy (it holds \(zip.entries.map(\.name).prefix(10).joined(separator: ", "))); a dataset archive holds x_train, y_train, x_test, y_test")
+            }
+            return try NumPyArray.parse(try zip.contents(of: entry, maximumSize: maximumFileSize), name: "\(path): \(entry.name)")
+        }
+        return (try split(member("x_train"), member("y_train")), try split(member("x_test"), member("y_test")))
     }
 
     /// One split from its input and label arrays.

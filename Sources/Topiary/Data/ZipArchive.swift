@@ -90,9 +90,14 @@ struct ZipArchive {
         }
     }
 
+    /// The most bytes zlib reads or writes in one call: its counts are 32-bit (`uInt`), and a
+    /// member may be larger.
+    static let zlibChunk = Int(UInt32.max)
+
     /// The uncompressed bytes of `entry`, refusing encryption, methods other than stored and
     /// deflate, data past the archive, a size that disagrees with the data, and a bad CRC-32.
-    func contents(of entry: Entry, maximumSize: Int) throws -> [UInt8] {
+    /// `chunk` is the most bytes handed to zlib at once (``zlibChunk``; the tests use less).
+    func contents(of entry: Entry, maximumSize: Int, chunk: Int = zlibChunk) throws -> [UInt8] {
         let what = "\(name): member \(entry.name)"
         guard entry.flags & 1 == 0 else { throw corrupt("member \(entry.name) is encrypted") }
         guard entry.size <= maximumSize else {
@@ -117,48 +122,85 @@ struct ZipArchive {
             guard entry.size <= max(1 << 16, entry.compressedSize.multipliedReportingOverflow(by: 1100).partialValue) else {
                 throw TopiaryError(.corruptFile, "\(what) declares \(entry.size) bytes from \(entry.compressedSize) compressed: more than deflate can give")
             }
-            out = try inflate(data, size: entry.size, what: what)
+            out = try Self.inflate(data, size: entry.size, what: what, chunk: max(1, chunk))
         default:
             throw TopiaryError(.corruptFile, "\(what) uses compression method \(entry.method); only stored (0) and deflate (8) are read")
         }
-        let crc = out.withUnsafeBufferPointer { b in UInt32(crc32(0, b.baseAddress, uInt(b.count))) }
+        let crc = out.withUnsafeBufferPointer { b in
+            var crc = crc32(0, nil, 0)
+            var at = 0
+            while at < b.count, let base = b.baseAddress {
+                let n = min(max(1, chunk), b.count - at)
+                crc = crc32(crc, base + at, uInt(n))
+                at += n
+            }
+            return UInt32(crc)
+        }
         guard crc == entry.crc else { throw TopiaryError(.corruptFile, "\(what) fails its CRC-32 check (damaged)") }
         return out
     }
 
-    /// Inflates raw deflate `data` into exactly `size` bytes.
-    private func inflate(_ data: ArraySlice<UInt8>, size: Int, what: String) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+    /// How inflating a member ended.
+    private enum Inflated {
+        case exact
+        case short(Int)
+        case past
+        case failed(Int32)
+    }
+
+    /// Inflates raw deflate `data` into exactly `size` bytes, handing zlib at most `chunk` bytes
+    /// of input and of output at a time.
+    private static func inflate(_ data: ArraySlice<UInt8>, size: Int, what: String, chunk: Int) throws -> [UInt8] {
+        // One byte more than declared: a member that fills it inflates past its size (a bomb).
+        var out = [UInt8](repeating: 0, count: size + 1)
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        defer { stream.deinitialize(count: 1); stream.deallocate() }
+        guard inflateInit2_(stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw TopiaryError(.corruptFile, "\(what): zlib could not start")
         }
-        defer { inflateEnd(&stream) }
-        var spare: UInt8 = 0
-        let status: Int32 = data.withUnsafeBytes { input in
+        defer { inflateEnd(stream) }
+        let result: Inflated = data.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { output in
-                stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
-                stream.avail_in = uInt(input.count)
-                stream.next_out = output.bindMemory(to: Bytef.self).baseAddress
-                stream.avail_out = uInt(output.count)
-                var status = zlib_inflate(&stream)
-                // The declared size is full: one more byte must not come out.
-                if status == Z_OK || (status == Z_BUF_ERROR && stream.avail_out == 0) {
-                    withUnsafeMutablePointer(to: &spare) { p in
-                        stream.next_out = p
-                        stream.avail_out = 1
-                        status = zlib_inflate(&stream)
-                        if stream.avail_out == 0 { status = Z_DATA_ERROR + 1000 }
+                var taken = 0, given = 0
+                while true {
+                    if stream.pointee.avail_in == 0, taken < input.count, let base = input.baseAddress {
+                        let n = min(chunk, input.count - taken)
+                        stream.pointee.next_in = UnsafeMutablePointer(mutating: (base + taken).assumingMemoryBound(to: Bytef.self))
+                        stream.pointee.avail_in = uInt(n)
+                        taken += n
+                    }
+                    if stream.pointee.avail_out == 0 {
+                        guard given < output.count, let base = output.baseAddress else { return .past }
+                        let n = min(chunk, output.count - given)
+                        stream.pointee.next_out = (base + given).assumingMemoryBound(to: Bytef.self)
+                        stream.pointee.avail_out = uInt(n)
+                        given += n
+                    }
+                    let status = zlib_inflate(stream)
+                    switch status {
+                    case Z_STREAM_END:
+                        let total = Int(stream.pointee.total_out)
+                        return total == size ? .exact : total > size ? .past : .short(total)
+                    case Z_OK:
+                        continue
+                    case Z_BUF_ERROR where stream.pointee.avail_out == 0:
+                        continue
+                    case Z_BUF_ERROR where stream.pointee.avail_in == 0 && taken < input.count:
+                        continue
+                    default:
+                        return .failed(status)
                     }
                 }
-                return status
             }
         }
-        switch status {
-        case Z_STREAM_END where stream.total_out == size: return out
-        case Z_STREAM_END: throw TopiaryError(.corruptFile, "\(what) inflates to \(stream.total_out) bytes, not the \(size) it declares")
-        case Z_DATA_ERROR + 1000: throw TopiaryError(.corruptFile, "\(what) inflates past the \(size) bytes it declares")
-        default: throw TopiaryError(.corruptFile, "\(what): damaged deflate data (zlib status \(status)); truncated?")
+        switch result {
+        case .exact:
+            out.removeLast()
+            return out
+        case .short(let total): throw TopiaryError(.corruptFile, "\(what) inflates to \(total) bytes, not the \(size) it declares")
+        case .past: throw TopiaryError(.corruptFile, "\(what) inflates past the \(size) bytes it declares")
+        case .failed(let status): throw TopiaryError(.corruptFile, "\(what): damaged deflate data (zlib status \(status)); truncated?")
         }
     }
 }

@@ -197,10 +197,12 @@ public struct Model {
         var provenance: PruningProvenance?
         var metadata: [String: String]
 
-        /// Reads and validates a container; `source` names it in errors.
+        /// Reads and validates a container; `source` names it in errors. `maximumWeightBytes`
+        /// caps the bytes the layers' weights take in memory once dense (4 GiB, the largest
+        /// model file, unless the fuzzing targets ask for less).
         ///
         /// - Throws: as ``Model/load(from:)``.
-        init(_ file: SafeTensors, source: String) throws {
+        init(_ file: SafeTensors, source: String, maximumWeightBytes: Int = SafeTensors.defaultMaximumFileSize) throws {
             func corrupt(_ message: String) -> TopiaryError {
                 TopiaryError(.corruptFile, "\(source): \(message)")
             }
@@ -252,8 +254,8 @@ public struct Model {
                     throw TopiaryError(.invalidShape, "\(source): layer \(l) (\(widths[l]) => \(widths[l + 1])) would have more than 2³¹ weights")
                 }
                 denseBytes += 4 * count
-                guard denseBytes <= SafeTensors.defaultMaximumFileSize else {
-                    throw TopiaryError(.invalidShape, "\(source): architecture \(architecture) takes more than \(SafeTensors.defaultMaximumFileSize) bytes of weights in memory, the limit of a model file")
+                guard denseBytes <= maximumWeightBytes else {
+                    throw TopiaryError(.invalidShape, "\(source): architecture \(architecture) takes more than \(maximumWeightBytes) bytes of weights in memory, the limit of a model file")
                 }
             }
 

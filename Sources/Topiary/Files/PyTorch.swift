@@ -41,16 +41,24 @@
         } else {
             prefixes = weights.keys.sorted(by: naturalOrder)
             if !chains(prefixes, weights) {
-                // The shapes alone: the one layer whose input no other layer gives, then each layer whose input is the last output.
-                var rest = Set(prefixes), chain: [String] = []
-                var starts = rest.filter { p in !rest.contains { q in q != p && weights[q]?.shape[0] == weights[p]?.shape[1] } }
-                while starts.count == 1, let next = starts.first {
-                    chain.append(next)
-                    rest.remove(next)
-                    let out = weights[next]?.shape[0]
-                    starts = rest.filter { weights[$0]?.shape[1] == out }
+                // The shapes alone: the one layer whose input no other layer gives, then each layer
+                // whose input is the last output. Widths are looked up, not searched: a state dict
+                // of thousands of layers must not take quadratic time.
+                let shapes = prefixes.map { (prefix: $0, input: weights[$0]?.shape[1] ?? 0, output: weights[$0]?.shape[0] ?? 0) }
+                var givers: [Int: Int] = [:]               // how many layers output each width
+                var takers: [Int: Set<String>] = [:]       // the layers not yet chained, by input width
+                for s in shapes {
+                    givers[s.output, default: 0] += 1
+                    takers[s.input, default: []].insert(s.prefix)
                 }
-                guard rest.isEmpty, chains(chain, weights) else {
+                var starts = shapes.filter { (givers[$0.input] ?? 0) - ($0.output == $0.input ? 1 : 0) == 0 }.map(\.prefix)
+                var chain: [String] = []
+                while starts.count == 1, let next = starts.first, let w = weights[next] {
+                    chain.append(next)
+                    takers[w.shape[1]]?.remove(next)
+                    starts = Array(takers[w.shape[0]] ?? [])
+                }
+                guard chain.count == prefixes.count, chains(chain, weights) else {
                     throw fail("the layers \(prefixes.joined(separator: ", ")) do not chain by name (\(prefixes.map { "\(weights[$0]?.shape ?? [])" }.joined(separator: ", "))) and their shapes do not decide an order; give it with --map")
                 }
                 prefixes = chain
@@ -117,7 +125,14 @@
     /// when the names do not give it; `sizes`, when given, must be the network's.
     public static func importModel(from path: String, order: [String]? = nil, sizes: [Int]? = nil,
                                    activation: Activation = .relu, normalization: Normalization = .identity) throws -> Model {
-        let file = try SafeTensors.read(from: path)
+        try importModel(try SafeTensors.read(from: path), path: path, order: order, sizes: sizes, activation: activation,
+                        normalization: normalization)
+    }
+
+    /// ``importModel(from:order:sizes:activation:normalization:)`` from a state dict's container;
+    /// `path` names it in errors.
+    static func importModel(_ file: SafeTensors, path: String, order: [String]? = nil, sizes: [Int]? = nil,
+                            activation: Activation = .relu, normalization: Normalization = .identity) throws -> Model {
         let layers = try self.layers(of: file, path: path, order: order)
         let found = [layers[0].1.columns] + layers.map { $0.1.rows }
         if let sizes, sizes != found {
