@@ -22,30 +22,3 @@ public enum Threads {
         set { BLAS.threadCount = max(1, newValue) }
     }
 }
-
-extension Threads {
-    /// Elements per chunk of ``forEachChunk(count:chunk:cost:_:)``'s default: 16 K `Float`s (64 KB
-    /// per stream, a share of the L2 cache) are long enough to amortise a claim and short enough
-    /// to balance two to sixteen threads over a 300×784 weight.
-    static let elementChunk = 16 * 1024
-
-    /// Runs `body(range)` over `0..<count` cut into consecutive ranges of `chunk` (the last one
-    /// shorter), on up to ``count`` threads of the kernels' pool, which claim ranges dynamically.
-    ///
-    /// The ranges depend on `count` and `chunk` only, never on the threads, so a body that writes
-    /// only its own range gives the same bits on any number of threads. `cost` is the work per
-    /// element in multiply-add equivalents (it decides whether other threads pay, see
-    /// `tsk_parallel_for`); with one thread, or one range, the calling thread runs them in order without the pool.
-    static func forEachChunk(count: Int, chunk: Int = elementChunk, cost: Int = 2, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        let chunk = max(1, chunk)
-        let chunks = (count + chunk - 1) / chunk
-        guard chunks > 1, Threads.count > 1 else {
-            for c in 0..<chunks { body(c * chunk ..< min(count, (c + 1) * chunk)) }
-            return
-        }
-        SparseKernels.parallelFor(threads: Threads.count, count: chunks, work: count.multipliedReportingOverflow(by: max(1, cost)).partialValue) { c in
-            body(c * chunk ..< min(count, (c + 1) * chunk))
-        }
-    }
-}

@@ -39,28 +39,17 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// Turns `∂L/∂y` into `∂L/∂z` in place and sums the bias gradient, in one pass over the
-    /// columns `columns` of a `[batch, width]` row-major gradient, using the outputs `y = f(z)`
-    /// (`f'(z)` in terms of `y`: ReLU `y > 0`, tanh `1 − y²`, sigmoid `y(1 − y)`). Each `g[r, j]` becomes `∂L/∂z`, and
-    /// `biasGradient[j] = Σ_r ∂L/∂z[r, j]`, summed over `r` in increasing order (so the bits do
-    /// not depend on how the columns are split).
+    /// Turns `∂L/∂y` into `∂L/∂z` in place, using the outputs `y = f(z)`:
+    /// `f'(z)` is written in terms of `y` (ReLU: `y > 0`, tanh: `1 − y²`, sigmoid: `y(1 − y)`).
     @inlinable
-    func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, batch: Int, width: Int,
-                  columns: Range<Int>, biasGradient gb: UnsafeMutablePointer<Float>) {
-        for j in columns { gb[j] = 0 }
-        for r in 0..<batch {
-            let yr = y + r * width, gr = g + r * width
-            switch self {
-            case .identity: for j in columns { gb[j] += gr[j] }
-            case .relu: for j in columns { let d = yr[j] > 0 ? gr[j] : 0; gr[j] = d; gb[j] += d }
-            case .tanh: for j in columns { let d = gr[j] * (1 - yr[j] * yr[j]); gr[j] = d; gb[j] += d }
-            case .sigmoid: for j in columns { let d = gr[j] * (yr[j] * (1 - yr[j])); gr[j] = d; gb[j] += d }
-            }
+    func backward(output y: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .identity: return
+        case .relu: for i in 0..<count { g[i] = y[i] > 0 ? g[i] : 0 }
+        case .tanh: for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
+        case .sigmoid: for i in 0..<count { g[i] *= y[i] * (1 - y[i]) }
         }
     }
-
-    /// The cost of one element of the activation (and bias) pass, in multiply-add equivalents.
-    var elementCost: Int { self == .tanh || self == .sigmoid ? 16 : 2 }
 }
 
 #if canImport(Glibc)

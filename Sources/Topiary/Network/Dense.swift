@@ -358,11 +358,7 @@ public final class Dense {
         }
         bias.withUnsafeBufferPointer { b in
             guard let b = b.baseAddress else { return }
-            let activation = activation
-            // Whole rows per chunk, on the pool (element-wise: the same bits on any number of threads).
-            Threads.forEachChunk(count: batch, chunk: max(1, Threads.elementChunk / m), cost: m * activation.elementCost) { rows in
-                activation.addBiasAndApply(output + rows.lowerBound * m, bias: b, batch: rows.count, width: m)
-            }
+            activation.addBiasAndApply(output, bias: b, batch: batch, width: m)
         }
     }
 
@@ -375,19 +371,18 @@ public final class Dense {
                   outputGradient: UnsafeMutablePointer<Float>, batch: Int,
                   inputGradient: UnsafeMutablePointer<Float>?) {
         let (m, k) = (outputSize, inputSize)
-        // ∂L/∂z and the bias gradient in one pass, by columns on the pool (each bias sums its
-        // column in row order: the same bits on any number of threads).
-        rawBiasGradient.withUnsafeMutableBufferPointer { gb in
-            guard let gb = gb.baseAddress else { return }
-            let activation = activation
-            Threads.forEachChunk(count: m, chunk: max(16, Threads.elementChunk / max(1, batch)), cost: batch * activation.elementCost) { columns in
-                activation.backward(output: output, gradient: outputGradient, batch: batch, width: m, columns: columns, biasGradient: gb)
-            }
-        }
+        activation.backward(output: output, gradient: outputGradient, count: batch * m)
         rawWeightGradient.storage.withUnsafeMutableBufferPointer { gw in
             guard let gw = gw.baseAddress else { return }
             BLAS.gemm(.transpose, .none, m: m, n: k, k: batch,
                       a: outputGradient, lda: m, b: input, ldb: k, c: gw, ldc: k)
+        }
+        rawBiasGradient.withUnsafeMutableBufferPointer { gb in
+            for j in 0..<m { gb[j] = 0 }
+            for r in 0..<batch {
+                let row = outputGradient + r * m
+                for j in 0..<m { gb[j] += row[j] }
+            }
         }
         if let inputGradient {
             weight.storage.withUnsafeBufferPointer { w in

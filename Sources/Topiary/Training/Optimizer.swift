@@ -112,44 +112,45 @@ public final class SGD: Optimizer {
         for layer in network.layers {
             let buffers = state.buffers(for: layer, slots: mu == 0 ? 0 : 1)
             forEachParameter(of: layer) { isWeight, w, g, m in
+                // Branch-free loops so the compiler vectorises them. With a mask, the update is
+                // multiplied by it, so at a pruned position `w = +0 − η·(±0) = +0` exactly.
                 let n = w.count
                 guard let w = w.baseAddress, let g = g.baseAddress else { return }
-                let m = m?.baseAddress, v: UnsafeMutablePointer<Float>? = mu == 0 ? nil : buffers[isWeight ? 0 : 1]
-                // Consecutive ranges on the pool (the same bits on any number of threads); inside
-                // a range, branch-free loops the compiler vectorises. With a mask, the update is
-                // multiplied by it, so at a pruned position `w = +0 − η·(±0) = +0` exactly.
-                Threads.forEachChunk(count: n, cost: 4) { range in
-                    switch (v, m, nesterov) {
-                    case (nil, let m?, _):
-                        for i in range { w[i] -= lr * ((g[i] + wd * w[i]) * m[i]) }
-                    case (nil, nil, _):
-                        for i in range { w[i] -= lr * (g[i] + wd * w[i]) }
-                    case (let v?, let m?, false):
-                        for i in range {
-                            let vi = (mu * v[i] + g[i] + wd * w[i]) * m[i]
-                            v[i] = vi
-                            w[i] -= lr * vi
-                        }
-                    case (let v?, let m?, true):
-                        for i in range {
-                            let gi = (g[i] + wd * w[i]) * m[i]
-                            let vi = (mu * v[i] + gi) * m[i]
-                            v[i] = vi
-                            w[i] -= lr * (gi + mu * vi)
-                        }
-                    case (let v?, nil, false):
-                        for i in range {
-                            let vi = mu * v[i] + g[i] + wd * w[i]
-                            v[i] = vi
-                            w[i] -= lr * vi
-                        }
-                    case (let v?, nil, true):
-                        for i in range {
-                            let gi = g[i] + wd * w[i]
-                            let vi = mu * v[i] + gi
-                            v[i] = vi
-                            w[i] -= lr * (gi + mu * vi)
-                        }
+                if mu == 0 {
+                    if let m = m?.baseAddress {
+                        for i in 0..<n { w[i] -= lr * ((g[i] + wd * w[i]) * m[i]) }
+                    } else {
+                        for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
+                    }
+                    return
+                }
+                let v = buffers[isWeight ? 0 : 1]
+                switch (m?.baseAddress, nesterov) {
+                case (let m?, false):
+                    for i in 0..<n {
+                        let vi = (mu * v[i] + g[i] + wd * w[i]) * m[i]
+                        v[i] = vi
+                        w[i] -= lr * vi
+                    }
+                case (let m?, true):
+                    for i in 0..<n {
+                        let gi = (g[i] + wd * w[i]) * m[i]
+                        let vi = (mu * v[i] + gi) * m[i]
+                        v[i] = vi
+                        w[i] -= lr * (gi + mu * vi)
+                    }
+                case (nil, false):
+                    for i in 0..<n {
+                        let vi = mu * v[i] + g[i] + wd * w[i]
+                        v[i] = vi
+                        w[i] -= lr * vi
+                    }
+                case (nil, true):
+                    for i in 0..<n {
+                        let gi = g[i] + wd * w[i]
+                        let vi = mu * v[i] + gi
+                        v[i] = vi
+                        w[i] -= lr * (gi + mu * vi)
                     }
                 }
             }
@@ -211,20 +212,16 @@ public final class Adam: Optimizer {
             let buffers = state.buffers(for: layer, slots: 2)
             forEachParameter(of: layer) { isWeight, w, g, mask in
                 let slot = isWeight ? 0 : 1
-                let m = buffers[slot], v = buffers[slot + 2], n = w.count
-                guard let w = w.baseAddress, let g = g.baseAddress else { return }
-                let mask = mask?.baseAddress
-                Threads.forEachChunk(count: n, cost: 8) { range in
-                    for i in range {
-                        var gi = g[i]
-                        if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] }
-                        var mi = b1 * m[i] + (1 - b1) * gi
-                        var vi = b2 * v[i] + (1 - b2) * gi * gi
-                        if let mask { mi *= mask[i]; vi *= mask[i] }
-                        m[i] = mi
-                        v[i] = vi
-                        w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)   // +0 − (±0) = +0 where pruned
-                    }
+                let m = buffers[slot], v = buffers[slot + 2]
+                for i in 0..<w.count {
+                    var gi = g[i]
+                    if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] }
+                    var mi = b1 * m[i] + (1 - b1) * gi
+                    var vi = b2 * v[i] + (1 - b2) * gi * gi
+                    if let mask { mi *= mask[i]; vi *= mask[i] }
+                    m[i] = mi
+                    v[i] = vi
+                    w[i] -= stepSize * mi / (vi.squareRoot() / c2Root + eps)   // +0 − (±0) = +0 where pruned
                 }
             }
         }
