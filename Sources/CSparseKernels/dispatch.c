@@ -108,6 +108,7 @@ typedef struct {
     const float *xp;
     int64_t panels;
     int64_t panel_chunks;  // panel-parallel mode: chunks below this each pack and run one panel
+    int pack;              // whether packing panels pays (see tsk_spmm)
 } spmm_job;
 
 static void rows_of(const spmm_job *j, const float *x, float *y, int64_t batch, int64_t r0, int64_t r1,
@@ -131,7 +132,7 @@ static void spmm_panel_chunk(void *ctx, int64_t c) {
     const spmm_job *j = (const spmm_job *)ctx;
     const int64_t pw = j->k->panel;
     if (c < j->panel_chunks) {
-        const float *xp = tsk_pack_panels(j->x + c * pw, j->ldx, j->w->columns, pw, 1);
+        const float *xp = j->pack ? tsk_pack_panels(j->x + c * pw, j->ldx, j->w->columns, pw, 1) : NULL;
         // Without scratch the panel's columns run unpacked.
         rows_of(j, j->x + c * pw, j->y + c * pw, pw, 0, j->w->rows, xp, xp ? 1 : 0);
         return;
@@ -155,6 +156,14 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     const int64_t work = nnz * (batch < 8 ? 8 : batch);
     const int size = tsk_job_size(work);
     const int wide = w->index_bytes != 2;
+    // Packing copies every row of X once per panel; it pays only when the product reads each row
+    // often enough. With fewer than TSK_PACK_MIN_USES non-zeros per column of W the kernels read X
+    // in place. Zen 4, B = 128, competitors.c, medians of 3 rounds, packed → in place: 300×784 at
+    // 95% (15 non-zeros per column), AVX-512 0.0322 → 0.0287–0.0291 ms on 2 threads and 0.060 →
+    // 0.055 ms on 1, AVX2 0.0613 → 0.0585–0.0590 ms on 1; at 90% (30 per column) in place was no
+    // faster with AVX-512 and 5% slower with AVX2 (0.113 → 0.119 ms), so it keeps packing, as does
+    // 4096² (205–410 per column). The choice depends on W alone, never on the threads.
+    const int pack = nnz >= TSK_PACK_MIN_USES * w->columns;
     if (batch == 1 && ldx == 1 && k->sell[wide][0] && nnz > 0) {
         const tsk_sell *s = tsk_sell_of(w, k->lanes);
         if (s) {
@@ -169,7 +178,7 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     const int useful = tsk_useful_threads(threads, panels > chunks ? panels : chunks, work);
     if (useful >= 2 && panels >= useful && size != TSK_JOB_TINY) {
         const int64_t tail = batch - panels * pw;
-        spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels};
+        spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels, pack};
         tsk_run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), useful, work);
         return;
     }
@@ -177,7 +186,7 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     // that is one aligned panel already (a compiled network's slab) is used as is.
     const float *xp = NULL;
     if (panels == 1 && batch == pw && ldx == pw && ((uintptr_t)x & 63) == 0) xp = x;
-    else if (panels) xp = tsk_pack_panels(x, ldx, w->columns, pw, panels);
+    else if (panels && pack) xp = tsk_pack_panels(x, ldx, w->columns, pw, panels);
     if (!xp) panels = 0;
     spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels, 0};
     tsk_run_parallel(spmm_chunk, &job, chunks, tsk_useful_threads(threads, chunks, work), work);

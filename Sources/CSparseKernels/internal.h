@@ -83,6 +83,8 @@ TSK_DECLARE_ISA(neon)
 // Unpacked passes prefetch only when X is larger than TSK_PREFETCH_BYTES (smaller X stays in L1
 // and L2 anyway).
 #define TSK_PREFETCH_BYTES (96 * 1024)
+// Panels of X are packed only for a W with at least this many non-zeros per column (tsk_spmm).
+#define TSK_PACK_MIN_USES 20
 #ifndef TSK_PREFETCH
 #define TSK_PREFETCH 12
 #endif
