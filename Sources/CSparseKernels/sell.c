@@ -224,26 +224,5 @@ void tsk_sell_run(const tsk_sell *s, tsk_sell_fn fn, int threads, const float *x
 }
 
 // The kernels, one source for every width.
-#define TSK_ISA TSK_ISA_SCALAR
-#include "simd.h"
-#include "sell_body.h"
-#undef TSK_ISA
-
-#if TSK_X86
-#define TSK_ISA TSK_ISA_AVX2
-#include "simd.h"
-#include "sell_body.h"
-#undef TSK_ISA
-
-#define TSK_ISA TSK_ISA_AVX512
-#include "simd.h"
-#include "sell_body.h"
-#undef TSK_ISA
-#endif
-
-#if TSK_ARM64
-#define TSK_ISA TSK_ISA_NEON
-#include "simd.h"
-#include "sell_body.h"
-#undef TSK_ISA
-#endif
+#define TSK_BODY "sell_body.h"
+#include "instantiate.h"

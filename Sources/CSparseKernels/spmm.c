@@ -17,26 +17,5 @@ static inline __attribute__((always_inline)) void tsk_idx4_uint32_t(const uint32
     c[0] = ind[0]; c[1] = ind[1]; c[2] = ind[2]; c[3] = ind[3];
 }
 
-#define TSK_ISA TSK_ISA_SCALAR
-#include "simd.h"
-#include "spmm_body.h"
-#undef TSK_ISA
-
-#if TSK_X86
-#define TSK_ISA TSK_ISA_AVX2
-#include "simd.h"
-#include "spmm_body.h"
-#undef TSK_ISA
-
-#define TSK_ISA TSK_ISA_AVX512
-#include "simd.h"
-#include "spmm_body.h"
-#undef TSK_ISA
-#endif
-
-#if TSK_ARM64
-#define TSK_ISA TSK_ISA_NEON
-#include "simd.h"
-#include "spmm_body.h"
-#undef TSK_ISA
-#endif
+#define TSK_BODY "spmm_body.h"
+#include "instantiate.h"

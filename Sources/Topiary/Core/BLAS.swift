@@ -265,19 +265,7 @@ import Glibc
         }
         var f = a
         try potrf(&f, upper: true, what: "least squares")
-        var x = b
-        let (n, m) = (a.rows, b.columns)
-        guard n > 0, m > 0 else { return x }
-        let info = f.storage.withUnsafeBufferPointer { pa in
-            x.storage.withUnsafeMutableBufferPointer { px in
-                LAPACKE_spotrs(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), Int32(m), pa.baseAddress, Int32(n), px.baseAddress, Int32(m))
-            }
-        }
-        try check(info, routine: "spotrs", what: "least squares", n: n)
-        guard x.storage.allSatisfy(\.isFinite) else {
-            throw TopiaryError(.nonFinite, "least squares: the solution is not finite (the system is too close to singular; add dampening)")
-        }
-        return x
+        return try solveFactored(f, b)
     }
 
     /// Factors `a` in place with `LAPACKE_spotrf`, checking the shape, the entries and `info`.
