@@ -134,6 +134,18 @@ static inline int tsk_job_size(int64_t work) {
     return work < TSK_TINY_JOB ? TSK_JOB_TINY : work < TSK_SMALL_JOB ? TSK_JOB_MEDIUM : TSK_JOB_LARGE;
 }
 
+// The per-kind ladder of thread counts (pool.c): rung r runs min(2^r, threads) threads, and a
+// call of `threads` threads has `tsk_rungs(threads)` rungs (1, 2, 4, … up to `threads`).
+#define TSK_RUNGS 7
+#define TSK_RETIME 32
+int tsk_rungs(int threads);
+int tsk_rung_threads(int rung, int threads);
+// The fastest rung of `time` (ns per rung): a rung must be 3% faster than every rung below it.
+int tsk_kind_best(const int64_t *time, int rungs);
+// The rung of a kind's run number `runs` (from 1): each rung in turn until every rung has 3
+// samples (`n`), then the best, and every TSK_RETIME-th run a neighbour of the best.
+int tsk_kind_rung(int64_t runs, const int64_t *time, const uint32_t *n, int rungs);
+
 /// Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
 void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int64_t work);
 

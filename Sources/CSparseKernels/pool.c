@@ -29,6 +29,7 @@
 // At most this many workers (the `sleeping` word has a bit for each); a call asks for up to
 // `threads - 1` of them, and the default thread count is the CPUs the process may use.
 #define TSK_MAX_WORKERS 63
+_Static_assert(TSK_MAX_WORKERS <= 64, "tsk_pool_stats.worker_chunks_by_index has 64 entries");
 
 // The caller of a tiny or medium job that waits for a worker's chunk longer than its own share
 // took plus TSK_STALL_NS saw a delayed worker, and so does a spinning worker that finds it was
@@ -42,7 +43,7 @@
 // by 4.0–4.1 ms (a scheduler slice) every few ms. Backing off at every delay, as the pool first
 // did, turned the quiet machine's hiccups into back-offs that doubled to hundreds of ms: 11–25 of
 // them in a 3 s run kept most of its jobs on one thread (7.1–7.2 µs a pass against 4.9–5.1 µs with
-// no back-off at all). In the host's slow hours (see `kind_pairs`) a few delays a second also
+// no back-off at all). In the host's slow hours (see `kind_next`) a few delays a second also
 // took 0.6–3.4 ms; the 1 ms budget passes the short hiccups, backs off for most of the long ones
 // (one back-off of 2 ms costs little) and stops at a competing process's first slice.
 #define TSK_STALL_NS 20000
@@ -287,30 +288,33 @@ static int ensure_workers(int n) {
     return workers;
 }
 
-// Whether a pair of threads pays, per kind of job. A job hands cache lines between the cores
-// (the job word, the completion count, X, the rows of Y), and a line's round trip between this
-// machine's two cores measured 210 ns in some hours and 760–1230 ns in others (the host moves the
-// VM's cores). With the slow hand-offs a network's batch-1 layers ran slower on two threads
-// than on one, with the quick ones faster (LeNet-300-100's three layers at 95% in a C
-// microbenchmark: 9.5 µs on two threads against 6.8 on one, and 6.2 against 6.7).
-// So for each kind of tiny or medium job (its function, chunk count and work; a network's layer,
-// say) the caller times its first runs each way in turn and then runs it the faster way,
-// re-timing the other way every TSK_RETIME runs so that a change of the machine's state is
-// followed. Times start as the least of the first 3 samples, then follow later ones with weight
-// 1/8, each capped at twice the average, so that one interrupted run does not flip the choice;
-// two threads must be 3% faster. Two threads are only timed with a worker already spinning: a
-// worker woken by the job itself starts late, and its wake-up can even take the caller's core
-// for tens of microseconds (seen here), so when the workers sleep the caller wakes them, runs
-// that job alone untimed, and times two threads at the kind's next run. The choice changes
-// which thread runs a chunk, never what a chunk computes: results are the same bits either way.
+// How many threads pay, per kind of job. A job hands cache lines between the cores (the job
+// word, the completion count, X, the rows of Y), and a line's round trip between this machine's
+// two cores measured 210 ns in some hours and 760–1230 ns in others (the host moves the VM's
+// cores). With the slow hand-offs a network's batch-1 layers ran slower on two threads than on
+// one, with the quick ones faster (LeNet-300-100's three layers at 95% in a C microbenchmark:
+// 9.5 µs on two threads against 6.8 on one, and 6.2 against 6.7); on a many-core machine the
+// same holds between each rung of thread counts. So for each kind of tiny or medium job (its
+// function, chunk count, work and thread count; a network's layer, say) the caller times its
+// first runs on each rung of a ladder of thread counts, 1, 2, 4, … up to the call's count (the
+// last rung), in turn, and then runs it on the fastest rung, re-timing a neighbouring rung every
+// TSK_RETIME runs so that a change of the machine's state is followed. Times start as the least
+// of the first 3 samples, then follow later ones with weight 1/8, each capped at twice the
+// average, so that one interrupted run does not flip the choice; a rung must be 3% faster than
+// every rung below it (`tsk_kind_best`). With two threads the ladder is 1, 2: the choice made
+// before it existed. Threads are only timed with the workers they need already spinning: a worker
+// woken by the job itself starts late, and its wake-up can even take the caller's core for tens
+// of microseconds (seen here), so when they sleep the caller wakes them, runs that job alone
+// untimed, and times the rung at the kind's next run. The choice changes which thread runs a
+// chunk, never what a chunk computes: results are the same bits either way.
 #define TSK_KINDS 64
-#define TSK_RETIME 32
 
 typedef struct {
     uint64_t key;
-    int64_t alone, pair;  // average ns
-    uint32_t alone_n, pair_n, runs;
-    int pair_next;        // the workers were woken for the next run, which runs on two threads
+    int64_t time[TSK_RUNGS];  // average ns per rung
+    uint32_t n[TSK_RUNGS];    // samples per rung
+    uint32_t runs;
+    int woken;            // the rung whose workers were woken for the next run (0: none)
     uint64_t used;        // when last used, on `kind_clock`
 } job_kind;
 
@@ -320,8 +324,9 @@ typedef struct {
 static job_kind kinds[TSK_KINDS];  // guarded by pool.owner
 static uint64_t kind_clock;
 
-static job_kind *kind_of(tsk_job_fn fn, int64_t chunks, int64_t work) {
-    uint64_t key = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull ^ (uint64_t)chunks * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)work;
+static job_kind *kind_of(tsk_job_fn fn, int64_t chunks, int64_t work, int threads) {
+    uint64_t key = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull ^ (uint64_t)chunks * 0xC2B2AE3D27D4EB4Full
+                   ^ (uint64_t)work ^ (uint64_t)threads << 56;
     key = key ? key : 1;
     job_kind *set = &kinds[(key ^ (key >> 29)) % (TSK_KINDS / TSK_KIND_WAYS) * TSK_KIND_WAYS], *k = set;
     for (int i = 0; i < TSK_KIND_WAYS; i++) {
@@ -339,13 +344,40 @@ static void add_sample(int64_t *average, uint32_t *n, int64_t sample) {
     if (*n < UINT32_MAX) (*n)++;
 }
 
-// Whether the next run of kind `k` uses the pool.
-static int kind_pairs(job_kind *k) {
+int tsk_rungs(int threads) {
+    int r = 1;
+    while (r < TSK_RUNGS && (1 << (r - 1)) < threads) r++;
+    return r;
+}
+
+int tsk_rung_threads(int rung, int threads) {
+    const int t = 1 << rung;
+    return t < threads ? t : threads;
+}
+
+int tsk_kind_best(const int64_t *time, int rungs) {
+    int best = 0;
+    for (int r = 1; r < rungs; r++)
+        if (time[r] * 100 < time[best] * 97) best = r;
+    return best;
+}
+
+int tsk_kind_rung(int64_t runs, const int64_t *time, const uint32_t *n, int rungs) {
+    for (int r = 0; r < rungs; r++)
+        if (n[r] < 3) return (int)((runs - 1) % rungs);
+    const int best = tsk_kind_best(time, rungs);
+    if (runs % TSK_RETIME != 0 || rungs < 2) return best;
+    // Re-time a neighbour: the one above and the one below in turn (the only one at either end).
+    if (best == 0) return 1;
+    if (best == rungs - 1) return best - 1;
+    return (runs / TSK_RETIME) % 2 ? best + 1 : best - 1;
+}
+
+// The rung the next run of kind `k` uses, for calls of `rungs` rungs.
+static int kind_next(job_kind *k, int rungs) {
     k->runs++;
-    if (k->pair_next) return 1;
-    if (k->alone_n < 3 || k->pair_n < 3) return k->runs % 2 == 0;
-    const int pair = k->pair * 100 < k->alone * 97;
-    return k->runs % TSK_RETIME == 0 ? !pair : pair;
+    if (k->woken) return k->woken;
+    return tsk_kind_rung(k->runs, k->time, k->n, rungs);
 }
 
 // Publishes job `fn` of `chunks` chunks for the first `allowed` workers (none: only wakes them,
@@ -374,7 +406,7 @@ static void post(tsk_job_fn fn, void *ctx, int64_t chunks, int allowed) {
 // Runs fn(ctx, c) for c < chunks on up to `threads` threads; returns when all have finished.
 // `work` is the job's cost in multiply-adds. Under TSK_ALONE_JOB a job runs on the caller alone;
 // so does a tiny one (see job_size) unless a worker is awake (spinning): waking one costs about as
-// much as the job. Tiny and medium jobs run one way or the other by kind (`kind_pairs`); run on
+// much as the job. Tiny and medium jobs run one way or the other by kind (`kind_next`); run on
 // two threads, a medium job wakes a sleeping worker but never waits for it to start (the caller
 // claims whatever the worker has not). A worker that the scheduler delays after it has claimed a
 // chunk makes the caller wait (measured: a 50 µs SpMV took twice as long at the median with the
@@ -409,23 +441,30 @@ void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }
-    // Only the first `threads - 1` workers take part, however many earlier calls created.
-    const int allowed = threads - 1 < workers ? threads - 1 : workers;
-    job_kind *kind = t0 ? kind_of(fn, chunks, work) : NULL;
+    // Only the first `threads - 1` workers take part (fewer on a lower rung of the ladder), however
+    // many earlier calls created.
+    int allowed = threads - 1 < workers ? threads - 1 : workers;
+    job_kind *kind = t0 ? kind_of(fn, chunks, work, threads) : NULL;
+    int rung = 0;
     if (kind) {
-        const int pair = kind_pairs(kind);
-        const int asleep = pair && !kind->pair_next && (workers > existing || (atomic_load(&pool.sleeping) & first_workers(allowed)));
-        kind->pair_next = 0;
-        if (!pair || asleep) {
+        rung = kind_next(kind, tsk_rungs(threads));
+        const int woken = kind->woken;
+        kind->woken = 0;
+        if (rung > 0) {
+            const int want = tsk_rung_threads(rung, threads) - 1;
+            allowed = want < workers ? want : workers;
+        }
+        const int asleep = rung > 0 && !woken && (workers > existing || (atomic_load(&pool.sleeping) & first_workers(allowed)));
+        if (rung == 0 || asleep) {
             if (asleep) {
                 // Spin through this run and a little past the next one's start.
-                atomic_store(&pool.spin_until, t0 + 2 * kind->alone + atomic_load(&pool.spin_ns));
+                atomic_store(&pool.spin_until, t0 + 2 * kind->time[0] + atomic_load(&pool.spin_ns));
                 post(fn, ctx, 0, allowed);
-                kind->pair_next = 1;
+                kind->woken = rung;
             }
             for (int64_t c = 0; c < chunks; c++) fn(ctx, c);
             if (!asleep) {
-                add_sample(&kind->alone, &kind->alone_n, now_ns() - t0);
+                add_sample(&kind->time[0], &kind->n[0], now_ns() - t0);
                 atomic_fetch_add_explicit(&pool.stat_alone, 1, memory_order_relaxed);
             }
             pthread_mutex_unlock(&pool.owner);
@@ -456,7 +495,7 @@ void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int
     }
     if (kind) {
         const int64_t end = now_ns(), own = end - t0 - waited;
-        add_sample(&kind->pair, &kind->pair_n, end - t0);
+        add_sample(&kind->time[rung], &kind->n[rung], end - t0);
         if (ran < (uint64_t)chunks) {
             // A worker ran some chunks: judge whether it kept pace with the caller.
             if (waited > own + TSK_STALL_NS) delayed(end, waited - own);
@@ -470,11 +509,12 @@ void tsk_run_parallel(tsk_job_fn fn, void *ctx, int64_t chunks, int threads, int
 tsk_pool_stats tsk_pool_get_stats(void) {
     tsk_pool_stats s = {
         atomic_load(&pool.stat_jobs), 0, atomic_load(&pool.stat_caller_chunks), atomic_load(&pool.stat_sleeps),
-        atomic_load(&pool.stat_stalls), {0}, atomic_load(&pool.stat_alone), atomic_load(&pool.stat_delays)};
+        atomic_load(&pool.stat_stalls), {0}, atomic_load(&pool.stat_alone), atomic_load(&pool.stat_delays),
+        (uint64_t)atomic_load(&pool.workers)};
     for (int i = 0; i < TSK_MAX_WORKERS; i++) {
         const uint64_t n = atomic_load(&pool.stat_by_worker[i].chunks);
         s.worker_chunks += n;
-        if (i < 8) s.worker_chunks_by_index[i] = n;
+        s.worker_chunks_by_index[i] = n;
     }
     return s;
 }

@@ -15,6 +15,7 @@
 // where a case is one checked call (one variant, one thread count).
 #define _GNU_SOURCE
 #include "CSparseKernels.h"
+#include "internal.h"   // the pool's ladder (tsk_kind_rung)
 
 #include <math.h>
 #include <pthread.h>
@@ -509,6 +510,59 @@ static void test_parallel_for(void) {
     printf("parallel_for: %ld cases, %ld failures\n", cases - before, failures - failed);
 }
 
+// MARK: - The pool's ladder of thread counts
+
+// The rung a kind's runs choose, against a reference written out case by case.
+static void check_rung(const char *what, int64_t runs, const int64_t *time, const uint32_t *n, int rungs, int want) {
+    cases++;
+    const int got = tsk_kind_rung(runs, time, n, rungs);
+    if (got != want) fail("ladder: %s: run %lld of %d rungs chose rung %d, expected %d", what, (long long)runs, rungs, got, want);
+}
+
+static void test_ladder(void) {
+    const long before = cases, failed = failures;
+    // Rungs: 1, 2, 4, … up to the call's thread count, which is the last rung.
+    static const int threads_list[] = {1, 2, 3, 4, 5, 8, 9, 16, 17, 63, 64};
+    static const int rungs_want[] = {1, 2, 3, 3, 4, 4, 5, 5, 6, 7, 7};
+    for (size_t i = 0; i < sizeof threads_list / sizeof *threads_list; i++) {
+        const int t = threads_list[i], r = tsk_rungs(t);
+        cases++;
+        if (r != rungs_want[i] || r > TSK_RUNGS) fail("ladder: %d threads give %d rungs, expected %d", t, r, rungs_want[i]);
+        for (int k = 0; k < r; k++) {
+            const int rt = tsk_rung_threads(k, t), want = k == r - 1 ? t : 1 << k;
+            cases++;
+            if (rt != want) fail("ladder: rung %d of %d threads runs %d threads, expected %d", k, t, rt, want);
+        }
+    }
+    // Before every rung has 3 samples, the rungs take turns from rung 0.
+    const uint32_t fresh[TSK_RUNGS] = {3, 2, 3, 3};
+    const int64_t flat[TSK_RUNGS] = {100, 100, 100, 100};
+    for (int64_t runs = 1; runs <= 9; runs++) check_rung("exploring", runs, flat, fresh, 4, (int)((runs - 1) % 4));
+    // Then the fastest, which must beat every lower rung by 3%.
+    const uint32_t done[TSK_RUNGS] = {3, 3, 3, 3, 3, 3, 3};
+    const int64_t ladder[TSK_RUNGS] = {1000, 600, 400, 500};
+    check_rung("fastest", 5, ladder, done, 4, 2);
+    const int64_t near[TSK_RUNGS] = {1000, 980, 975, 990};   // within 3% of one thread: stay alone
+    check_rung("3% rule", 5, near, done, 4, 0);
+    const int64_t step[TSK_RUNGS] = {1000, 900, 880, 875};   // 2 threads beat 1; 4 and 8 not 3% better than 2
+    check_rung("3% rule above rung 0", 5, step, done, 4, 1);
+    const int64_t top[TSK_RUNGS] = {1000, 500, 250, 125};
+    check_rung("top rung", 5, top, done, 4, 3);
+    // Every TSK_RETIME-th run re-times a neighbour of the best: above and below in turn.
+    check_rung("re-time below", TSK_RETIME * 2, ladder, done, 4, 1);
+    check_rung("re-time above", TSK_RETIME * 3, ladder, done, 4, 3);
+    check_rung("re-time at the bottom", TSK_RETIME, near, done, 4, 1);
+    check_rung("re-time at the top", TSK_RETIME, top, done, 4, 2);
+    // Two threads: the choice the pool made before the ladder (pair if 3% faster, the other way
+    // every TSK_RETIME-th run).
+    const int64_t pair_wins[TSK_RUNGS] = {1000, 960}, pair_ties[TSK_RUNGS] = {1000, 980};
+    check_rung("two threads, pair wins", 7, pair_wins, done, 2, 1);
+    check_rung("two threads, tie", 7, pair_ties, done, 2, 0);
+    check_rung("two threads, re-time", TSK_RETIME, pair_wins, done, 2, 0);
+    check_rung("one thread", TSK_RETIME, flat, done, 1, 0);
+    printf("ladder: %ld cases, %ld failures\n", cases - before, failures - failed);
+}
+
 // MARK: - tsk_split_rows
 
 static void test_split_rows(uint64_t *rng) {
@@ -586,6 +640,7 @@ int main(int argc, char **argv) {
     test_bias_act(&rng);
     test_transpose(&rng);
     test_parallel_for();
+    test_ladder();
     test_split_rows(&rng);
     printf("kernels: %ld cases, %d variant%s (%s), %ld failures\n", cases, nvariants, nvariants == 1 ? "" : "s", names, failures);
     return failures ? 1 : 0;

@@ -87,8 +87,9 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
 /// claiming indices dynamically, as `tsk_spmm` does); returns when all have run. `work` is the
 /// job's cost in multiply-adds (a sparse product counts `nnz · max(batch, 8)`): under 2^13 the
 /// caller runs it alone; under 2^16 the pool helps only if a worker is already awake; under 2^20
-/// the caller times each kind of job (`fn`, `count`, `work`) on one thread and on two and runs it
-/// the faster way, and delayed workers whose cost exceeds a small budget back such jobs off to
+/// the caller times each kind of job (`fn`, `count`, `work`, `threads`) on 1, 2, 4, … up to
+/// `threads` threads and runs it on the fastest count, and delayed workers whose cost exceeds a
+/// small budget back such jobs off to
 /// the caller for a while; from 2^20
 /// the pool always takes part.
 /// `fn` must not call `tsk_parallel_for` or a multi-threaded `tsk_spmm` itself (those would run
@@ -113,9 +114,10 @@ typedef struct tsk_pool_stats {
     uint64_t caller_chunks; ///< chunks run by the posting thread
     uint64_t sleeps;        ///< times a thread blocked instead of spinning
     uint64_t stalls;        ///< back-offs: delayed workers (see `delays`) cost more than the delay budget
-    uint64_t worker_chunks_by_index[8]; ///< chunks run by each of the first 8 pool workers, by creation order (`worker_chunks` counts all)
+    uint64_t worker_chunks_by_index[64]; ///< chunks run by each pool worker (at most 63), by creation order
     uint64_t alone;         ///< tiny or medium jobs run on the caller alone because that was faster for their kind
     uint64_t delays;        ///< a tiny or medium job's caller waited for a delayed worker, or a spinning worker was descheduled
+    uint64_t workers;       ///< pool workers created so far (the entries of `worker_chunks_by_index` in use)
 } tsk_pool_stats;
 
 /// A snapshot of the pool counters.

@@ -23,10 +23,12 @@ import CSparseKernels
 /// only while a worker is already awake; under 2²⁰ (some 60 µs) it wakes a sleeping worker, so a
 /// stream of such products (a network's layers at batch 1) finds the worker spinning after the
 /// first. Products under 2¹³ always run on the calling thread. For each kind of product under
-/// 2²⁰ (its shape and batch, say a network's layer), the caller times its first runs on one thread
-/// and on two in turn, then runs it the faster way and re-times the other way every 32 runs: on a
-/// machine whose cores hand data to each other slowly, two threads can lose to one for such
-/// products (`PoolStatistics.aloneJobs`). Either way every chunk computes the same bits. Because
+/// 2²⁰ (its shape, batch and thread count, say a network's layer), the caller times its first runs
+/// on each rung of a ladder of thread counts (1, 2, 4, … up to the call's), in turn, then runs it on
+/// the fastest rung (a rung must be 3% faster than every rung below it) and re-times a neighbouring
+/// rung every 32 runs: on a machine whose cores hand data to each other slowly, two threads can
+/// lose to one for such products (`PoolStatistics.aloneJobs`), and on a many-core machine a few
+/// threads to many. Either way every chunk computes the same bits. Because
 /// a worker that the scheduler delays after claiming a chunk makes the caller wait, the time such
 /// delays cost (`PoolStatistics.delays`) goes into a budget that drains at 1/16 of the time that
 /// passes; when it exceeds 1 ms (another process is taking the cores: it delays a worker by a
@@ -119,9 +121,9 @@ import CSparseKernels
         /// under about a million multiply-adds on the calling thread for a while (2 ms, doubling
         /// while it repeats, up to 1 s).
         public var stalls: Int
-        /// Chunks run by each of the first 8 pool workers, in the order the workers were created
-        /// (``workerChunks`` counts every worker's): a call with `threads` threads lets only the
-        /// first `threads - 1` workers take part.
+        /// Chunks run by each pool worker created so far, in the order the workers were created:
+        /// a call with `threads` threads lets only the first `threads - 1` workers take part (fewer
+        /// when its kind of job runs faster on a lower rung of the pool's ladder of thread counts).
         public var workerChunksByIndex: [Int]
         /// Products under about a million multiply-adds that ran on the calling thread alone
         /// because their kind ran faster that way when timed both ways (see ``SparseKernels``).
@@ -139,7 +141,9 @@ import CSparseKernels
         let s = tsk_pool_get_stats()
         return PoolStatistics(jobs: Int(s.jobs), workerChunks: Int(s.worker_chunks),
                               callerChunks: Int(s.caller_chunks), sleeps: Int(s.sleeps), stalls: Int(s.stalls),
-                              workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) { Array($0.bindMemory(to: UInt64.self)).map { Int($0) } },
+                              workerChunksByIndex: withUnsafeBytes(of: s.worker_chunks_by_index) {
+                                  $0.bindMemory(to: UInt64.self).prefix(Int(s.workers)).map { Int($0) }
+                              },
                               aloneJobs: Int(s.alone), delays: Int(s.delays))
     }
 
