@@ -175,8 +175,13 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     // each packs its own panels (packing is no longer a serial step before the product) and
     // sweeps all rows over them, one claim per panel. Measured (AVX2, 300×784 at 90%, B = 128,
     // 2 threads): row split with one packing caller 0.33 ms, panel split 0.16 ms (1 thread 0.27 ms).
+    // Without packing (X read in place) nothing is serial, and the rows' finer chunks balance
+    // better than one panel per thread: Zen 4, AVX-512, 2 threads, competitors.c, 3 alternated
+    // runs of 3 rounds each, panels → rows: 300×784 at 95%, B = 128, 0.0297–0.0298 → 0.0275–0.0277
+    // ms (the simple AVX2 kernel 0.0287–0.0290); at 99% 0.0110–0.0123 → 0.0075–0.0099 ms;
+    // 1024² at 99% 0.0406–0.0471 → 0.0286–0.0288 ms.
     const int useful = tsk_useful_threads(threads, panels > chunks ? panels : chunks, work);
-    if (useful >= 2 && panels >= useful && size != TSK_JOB_TINY) {
+    if (useful >= 2 && panels >= useful && size != TSK_JOB_TINY && pack) {
         const int64_t tail = batch - panels * pw;
         spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, NULL, 0, panels, pack};
         tsk_run_parallel(spmm_panel_chunk, &job, panels + (tail > 0 ? chunks : 0), useful, work);
