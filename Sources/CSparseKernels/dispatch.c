@@ -193,7 +193,7 @@ void tsk_spmm(int variant, int threads, const tsk_csr *w, const float *x, int64_
     if (panels == 1 && batch == pw && ldx == pw && ((uintptr_t)x & 63) == 0) xp = x;
     else if (panels && pack) xp = tsk_pack_panels(x, ldx, w->columns, pw, panels);
     if (!xp) panels = 0;
-    spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels, 0};
+    spmm_job job = {k, w, x, ldx, y, ldy, batch, bias, act, splits, xp, panels, 0, pack};
     tsk_run_parallel(spmm_chunk, &job, chunks, tsk_useful_threads(threads, chunks, work), work);
 }
 
