@@ -371,18 +371,14 @@ public final class Dense {
                   outputGradient: UnsafeMutablePointer<Float>, batch: Int,
                   inputGradient: UnsafeMutablePointer<Float>?) {
         let (m, k) = (outputSize, inputSize)
-        activation.backward(output: output, gradient: outputGradient, count: batch * m)
+        rawBiasGradient.withUnsafeMutableBufferPointer { gb in
+            guard let gb = gb.baseAddress else { return }
+            activation.backward(output: output, gradient: outputGradient, batch: batch, width: m, biasGradient: gb)
+        }
         rawWeightGradient.storage.withUnsafeMutableBufferPointer { gw in
             guard let gw = gw.baseAddress else { return }
             BLAS.gemm(.transpose, .none, m: m, n: k, k: batch,
                       a: outputGradient, lda: m, b: input, ldb: k, c: gw, ldc: k)
-        }
-        rawBiasGradient.withUnsafeMutableBufferPointer { gb in
-            for j in 0..<m { gb[j] = 0 }
-            for r in 0..<batch {
-                let row = outputGradient + r * m
-                for j in 0..<m { gb[j] += row[j] }
-            }
         }
         if let inputGradient {
             weight.storage.withUnsafeBufferPointer { w in
