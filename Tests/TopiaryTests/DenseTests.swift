@@ -50,6 +50,46 @@ final class DenseTests: XCTestCase {
         }
     }
 
+    /// The fused backward pass (activation derivative and bias gradient in one sweep, ReLU by bit
+    /// mask) against the element-wise definition, bit for bit, with zeros, negative zeros and
+    /// gradients of both signs at the ReLU's kink.
+    func testActivationBackwardAndBiasGradientMatchTheDefinitionBitForBit() {
+        var rng = SeededRandom(seed: 12)
+        let (batch, width) = (7, 19)
+        var y = (0..<batch * width).map { _ in rng.nextUniform(-1, 1) }
+        for i in stride(from: 0, to: y.count, by: 5) { y[i] = i % 2 == 0 ? 0 : -0.0 }
+        let g0 = (0..<batch * width).map { _ in rng.nextUniform(-1, 1) }
+        for activation in Activation.allCases {
+            let y = activation == .relu ? y : y.map { activation.callAsFunction($0) }   // ReLU: y ≤ 0 too
+            var expected = g0
+            for i in 0..<expected.count {
+                switch activation {
+                case .identity: break
+                case .relu: expected[i] = y[i] > 0 ? g0[i] : 0
+                case .tanh: expected[i] = g0[i] * (1 - y[i] * y[i])
+                case .sigmoid: expected[i] = g0[i] * (y[i] * (1 - y[i]))
+                }
+            }
+            var expectedBias = [Float](repeating: 0, count: width)
+            for r in 0..<batch { for j in 0..<width { expectedBias[j] += expected[r * width + j] } }
+            var g = g0
+            var gb = [Float](repeating: .nan, count: width)
+            y.withUnsafeBufferPointer { py in
+                g.withUnsafeMutableBufferPointer { pg in
+                    gb.withUnsafeMutableBufferPointer { pb in
+                        activation.backward(output: py.baseAddress!, gradient: pg.baseAddress!, batch: batch, width: width,
+                                            biasGradient: pb.baseAddress!)
+                    }
+                }
+            }
+            XCTAssertEqual(g.map(\.bitPattern), expected.map(\.bitPattern), "\(activation): ∂L/∂z")
+            XCTAssertEqual(gb.map(\.bitPattern), expectedBias.map(\.bitPattern), "\(activation): bias gradient")
+            if activation == .relu {
+                XCTAssertTrue(zip(y, g).allSatisfy { $0 > 0 || $1.bitPattern == 0 }, "ReLU: +0 wherever y ≤ 0")
+            }
+        }
+    }
+
     func testForwardIsAffineMapThenActivation() throws {
         var rng = SeededRandom(seed: 11)
         let layer = try Dense(7 => 13, .relu, using: &rng)
