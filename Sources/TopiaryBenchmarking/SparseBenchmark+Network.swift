@@ -33,14 +33,14 @@ extension SparseBenchmark {
     /// Measures `network` four ways at each batch size and thread count: the `Chain` itself
     /// (dense-masked), a dense `CompiledNetwork`, an automatic one and an all-CSR one; the median of several
     /// runs of about `secondsPerCase` in all (interleaved with one thread, in blocks after pauses
-    /// with more: see `Timing.timePaths`).
+    /// with more: see `Timing.timePaths`). Thread counts are lowered as in ``usableThreads(_:)``.
     public static func network(_ network: Chain, batches: [Int] = [1, 128], threads: [Int] = [1, 2],
                                secondsPerCase: Double = 0.3, seed: UInt64 = 42) throws -> [NetworkResult] {
         let saved = BLAS.threadCount
         defer { BLAS.threadCount = saved }
         var rng = SeededRandom(seed: seed)
         var out: [NetworkResult] = []
-        for t in threads {
+        for t in usableThreads(threads) {
             for batch in batches where batch > 0 {
                 BLAS.threadCount = t
                 let x = (0..<(batch * network.inputSize)).map { _ in rng.nextUniform(0, 1) }

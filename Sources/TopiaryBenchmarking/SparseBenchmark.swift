@@ -420,7 +420,9 @@ public enum SparseBenchmark {
 
     /// Measures every cell of `configuration`, calling `progress` after each.
     ///
-    /// OpenBLAS's thread count (`BLAS.threadCount`) is set to each cell's thread count and restored afterwards.
+    /// OpenBLAS's thread count (`BLAS.threadCount`) is set to each cell's thread count and restored
+    /// afterwards. Thread counts above the processors the process may run on are measured, and
+    /// reported, at that number (see ``usableThreads(_:)``).
     /// - Throws: `configuration.validate()`'s errors.
     public static func run(_ configuration: Configuration, progress: ((Cell) -> Void)? = nil) throws -> Results {
         try configuration.validate()
@@ -433,7 +435,7 @@ public enum SparseBenchmark {
             for batch in configuration.batches {
                 let x = (0..<(shape.columns * batch)).map { _ in rng.nextUniform(-1, 1) }
                 var y = [Float](repeating: 0, count: shape.rows * batch)
-                for threads in configuration.threads {
+                for threads in usableThreads(configuration.threads) {
                     for sparsity in configuration.sparsities {
                         let w = randomWeight(shape, sparsity: sparsity, rng: &rng)
                         let cell = try measure(shape: shape, batch: batch, threads: threads, sparsity: sparsity,
@@ -445,6 +447,13 @@ public enum SparseBenchmark {
             }
         }
         return Results(results: cells, crossover: crossovers(cells), variant: v.rawValue)
+    }
+
+    /// `counts` as Topiary runs them: each lowered to the processors the process may run on
+    /// (`Threads.usable`), duplicates dropped, in order.
+    public static func usableThreads(_ counts: [Int]) -> [Int] {
+        var seen = Set<Int>()
+        return counts.map(Threads.usable).filter { seen.insert($0).inserted }
     }
 
     /// Re-measures the cells of `baseline` and returns the regressions beyond `tolerance` (the

@@ -86,11 +86,16 @@ struct Bench: ParsableCommand {
     func run() throws {
         let blas = BLASReport.current()
         if !json { print(blas.summary) }
-        let threadCounts = try grid().threads
+        var configuration = try grid()
+        // --training without --threads measures 1 and 2 threads.
+        let requested = training && threads == nil ? [1, 2] : configuration.threads
+        if let lowered = Bench.loweredThreads(requested) { printError(lowered) }
+        let threadCounts = SparseBenchmark.usableThreads(requested)
+        configuration.threads = threadCounts
         let pool = PoolCounts.Snapshot()
         if training {
             BLAS.threadCount = threadCounts.max() ?? 1
-            return try runTraining(threads: threads == nil ? [1, 2] : threadCounts, blas: blas)
+            return try runTraining(threads: threadCounts, blas: blas)
         }
         if let model {
             let loaded = try Model.load(from: model)
@@ -131,7 +136,17 @@ struct Bench: ParsableCommand {
             if !regressions.isEmpty { throw ExitCode(1) }
             return
         }
-        try runGrid(try grid(), pool: pool, blas: blas)
+        try runGrid(configuration, pool: pool, blas: blas)
+    }
+
+    /// A note for standard error when some of `counts` exceed the processors this process may
+    /// run on (they are measured at that number, as the library runs them), else `nil`.
+    static func loweredThreads(_ counts: [Int]) -> String? {
+        let over = counts.filter { $0 > Threads.processors }
+        guard !over.isEmpty else { return nil }
+        let n = Threads.processors
+        return "topiary: this process may run on \(n) processor\(n == 1 ? "" : "s"); "
+            + "--threads \(over.map(String.init).joined(separator: ",")) run\(over.count == 1 ? "s" : "") as \(n)"
     }
 
     private func runGrid(_ configuration: SparseBenchmark.Configuration, pool: PoolCounts.Snapshot, blas: BLASReport) throws {

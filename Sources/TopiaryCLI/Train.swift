@@ -97,7 +97,7 @@ struct Train: ParsableCommand {
         let recipe = TrainingRecipe(sizes: sizes, hiddenActivation: activation, optimizer: training.settings,
                                     learningRateSchedule: schedule.name, epochs: epochs, batchSize: training.batchSize,
                                     seed: training.seed, validationCount: data.validationCount, trainLimit: data.trainLimit,
-                                    standardized: !noStandardize, threads: common.threads)
+                                    standardized: !noStandardize, threads: Threads.count)
         let network = try recipe.initialNetwork()
         let trainer = try Trainer(network: network, optimizer: training.settings.makeOptimizer(), batchSize: training.batchSize,
                               seed: training.seed, schedule: schedule)
@@ -131,6 +131,6 @@ struct Train: ParsableCommand {
                             test_loss: test.loss, val_accuracy: val?.accuracy, val_loss: val?.loss,
                             validation_count: dataset.validation.count, train_count: dataset.train.count, epochs: history,
                             seconds_per_epoch: history.map(\.seconds).reduce(0, +) / Double(max(1, history.count)),
-                            threads: common.threads, output: output, epoch_files: epochFiles)
+                            threads: Threads.count, output: output, epoch_files: epochFiles)
     }
 }

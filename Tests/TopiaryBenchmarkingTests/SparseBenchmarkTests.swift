@@ -304,6 +304,12 @@ final class SparseBenchmarkTests: XCTestCase {
         let worst = zip(actual, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
         XCTAssert(worst <= relative, "max relative error \(worst): \(message)", file: file, line: line)
     }
+
+    func testUsableThreadsLowerToTheProcessorsAndDropDuplicates() {
+        let n = Threads.processors
+        XCTAssertEqual(SparseBenchmark.usableThreads([1, n + 1, n, 2 * n + 5]), n == 1 ? [1] : [1, n])
+        XCTAssertEqual(SparseBenchmark.usableThreads([n + 3, 1]), n == 1 ? [1] : [n, 1])
+    }
 }
 
 final class TrainingAndPruningBenchmarkTests: XCTestCase {

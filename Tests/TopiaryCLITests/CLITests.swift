@@ -163,6 +163,26 @@ final class CLITests: CLITestCase {
         for key in ["jobs", "alone_jobs", "delays", "back_offs"] { XCTAssertEqual(pool[key] as? Int, 0, "pool \(key): \(pool)") }
     }
 
+    /// On one CPU (`taskset -c 0`) the grid measures `--threads 1,3,2` once, at one thread, and says so.
+    func testBenchMeasuresThreadCountsAsTheLibraryRunsThem() throws {
+        let taskset = URL(fileURLWithPath: "/usr/bin/taskset")
+        guard FileManager.default.isExecutableFile(atPath: taskset.path) else { throw XCTSkip("no taskset (util-linux)") }
+        let process = Process(), out = Pipe(), err = Pipe()
+        process.executableURL = taskset
+        process.arguments = ["-c", "0", binary.path, "bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0.9",
+                             "--threads", "1,3,2", "--runs", "3", "--json"]
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errText = String(decoding: stderr, as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, errText)
+        XCTAssert(errText.contains("topiary: this process may run on 1 processor; --threads 3,2 run as 1"), errText)
+        let results = try XCTUnwrap(try json(String(decoding: stdout, as: UTF8.self))["results"] as? [[String: Any]])
+        XCTAssertEqual(results.compactMap { $0["threads"] as? Int }, [1])
+    }
+
     func testBenchAutomaticReportsThePickOfEveryCell() throws {
         let r = try run(["bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0,0.99", "--threads", "1",
                          "--runs", "3", "--automatic", "--json"])

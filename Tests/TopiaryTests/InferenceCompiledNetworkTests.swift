@@ -287,4 +287,29 @@ final class InferenceCompiledNetworkTests: XCTestCase {
         Threads.count = 2   // OpenBLAS may cap it on a one-core machine; the plan follows whatever it holds
         XCTAssertEqual(try CompiledNetwork(try prunedChain([8, 4], sparsity: 0.5, seed: 17), batchSize: 4).threads, Threads.count)
     }
+
+    /// More threads than the processors the process may run on only queue behind one another:
+    /// every thread count Topiary takes stops at that number, which `nproc` (the same affinity
+    /// mask) confirms.
+    func testThreadCountsStopAtTheProcessorsTheProcessMayRunOn() throws {
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        let nproc = Process(), out = Pipe()
+        nproc.executableURL = URL(fileURLWithPath: "/usr/bin/nproc")
+        nproc.environment = [:]  // nproc follows OMP_NUM_THREADS when set
+        nproc.standardOutput = out
+        try nproc.run()
+        nproc.waitUntilExit()
+        let n = Threads.processors
+        XCTAssertEqual(Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)), n)
+        XCTAssertEqual([-3, 0, 1, n, n + 1, 10_000].map(Threads.usable), [1, 1, 1, n, n, n])
+        Threads.count = n + 7
+        XCTAssertEqual(Threads.count, n)
+        Threads.count = 0
+        XCTAssertEqual(Threads.count, 1)
+        let net = try prunedChain([8, 4], sparsity: 0.5, seed: 17)
+        XCTAssertEqual(try CompiledNetwork(net, batchSize: 4, threads: 1024).threads, min(1024, n))
+        XCTAssertThrowsError(try CompiledNetwork(net, batchSize: 4, threads: 1025)) { XCTAssertEqual(($0 as? TopiaryError)?.kind, .invalidOption) }
+    }
 }

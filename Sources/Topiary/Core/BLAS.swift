@@ -17,12 +17,13 @@ import Glibc
         @usableFromInline var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
     }
 
-    /// The number of threads OpenBLAS uses.
+    /// The number of threads OpenBLAS uses; a value set is kept within `1...Threads.processors`
+    /// (OpenBLAS caps `OPENBLAS_NUM_THREADS` at the processors but not `openblas_set_num_threads`).
     ///
     /// The corresponding C functions are `openblas_get_num_threads` and `openblas_set_num_threads`.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        set { openblas_set_num_threads(Int32(Threads.usable(newValue))) }
     }
 
     /// OpenBLAS's build configuration and the core its kernels were chosen for, e.g.

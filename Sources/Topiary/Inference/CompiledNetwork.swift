@@ -129,7 +129,8 @@ public final class CompiledNetwork {
     public let batchSize: Int
     /// The policy the layers were chosen by.
     public let policy: Policy
-    /// Threads for the CSR kernels and for OpenBLAS.
+    /// Threads for the CSR kernels and for OpenBLAS: the count asked for, lowered to the
+    /// processors the process may run on (see ``Threads``).
     public let threads: Int
     /// The CSR kernel variant.
     @_spi(Kernels) public let variant: SparseKernels.Variant
@@ -192,7 +193,8 @@ public final class CompiledNetwork {
     ///   - threads: threads for the CSR kernels and for OpenBLAS; `nil` takes ``Threads/count``
     ///     (the default of training and ``Chain`` too). OpenBLAS's process-wide thread count is
     ///     set to this value (or to 1 while slabs run on their own threads) during compilation
-    ///     and each call, and restored after.
+    ///     and each call, and restored after. A count above the processors the process may run
+    ///     on is lowered to that number (``threads`` tells the count used).
     /// - Throws: ``TopiaryError/Kind/invalidOption`` for a batch size or thread count outside
     ///   `1...1_000_000` and `1...1024`.
     public convenience init(_ network: Chain, batchSize: Int, policy: Policy = .automatic, threads: Int? = nil) throws {
@@ -282,15 +284,16 @@ public final class CompiledNetwork {
     }
 
     /// The designated initialiser: compiles `sources`, which chain.
-    init(sources: [LayerSource], batchSize: Int, policy: Policy, threads: Int?, variant: SparseKernels.Variant?) throws {
+    init(sources: [LayerSource], batchSize: Int, policy: Policy, threads requested: Int?, variant: SparseKernels.Variant?) throws {
         let sizes = [sources[0].inputSize] + sources.map(\.outputSize)
-        let threads = threads ?? min(Threads.count, 1024)
+        let requested = requested ?? min(Threads.count, 1024)
         guard (1...1_000_000).contains(batchSize) else {
             throw TopiaryError(.invalidOption, "CompiledNetwork: the batch size must be between 1 and 1,000,000, got \(batchSize)")
         }
-        guard (1...1024).contains(threads) else {
-            throw TopiaryError(.invalidOption, "CompiledNetwork: the thread count must be between 1 and 1024, got \(threads)")
+        guard (1...1024).contains(requested) else {
+            throw TopiaryError(.invalidOption, "CompiledNetwork: the thread count must be between 1 and 1024, got \(requested)")
         }
+        let threads = Threads.usable(requested)
         let v = variant ?? SparseKernels.bestVariant
         guard v.isSupported else {
             throw TopiaryError(.invalidOption, "CompiledNetwork: this CPU cannot run the \(v) kernels")

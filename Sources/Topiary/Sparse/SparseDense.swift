@@ -66,7 +66,7 @@
     }
 
     /// Applies the layer to a batch `[batch, in]`, returning `[batch, out]`, on `threads`
-    /// threads (`nil`: ``Threads/count``).
+    /// threads (`nil`: ``Threads/count``), at most the processors the process may run on.
     ///
     /// A batch of the wrong width stops the program with a message naming both widths, in
     /// release builds too.
@@ -85,7 +85,7 @@
         xt.storage.withUnsafeBufferPointer { px in
             yt.storage.withUnsafeMutableBufferPointer { py in
                 guard let px = px.baseAddress, let py = py.baseAddress else { return }
-                forward(featureMajor: px, batch: batch, into: py, threads: max(1, threads ?? Threads.count), variant: variant)
+                forward(featureMajor: px, batch: batch, into: py, threads: Threads.usable(threads ?? Threads.count), variant: variant)
             }
         }
         return yt.transposed

@@ -68,6 +68,11 @@ import CSparseKernels
     /// Whether each variant (by C code) runs on this CPU, detected once.
     static let supported: [Bool] = (0...3).map { tsk_variant_supported(Int32($0)) != 0 }
 
+    /// The processors this process may run on (its CPU affinity, else the online processors).
+    ///
+    /// The corresponding C function is `tsk_cpu_count`.
+    static var processorCount: Int { Int(tsk_cpu_count()) }
+
     /// The variants this CPU can run, slowest first.
     public static var supportedVariants: [Variant] { Variant.allCases.filter(\.isSupported) }
 
@@ -163,7 +168,7 @@ import CSparseKernels
 
         /// The default chunk count: 8 (measured on two cores), or 4 per CPU the process may use
         /// on a bigger machine, so that every thread can claim several chunks of a product.
-        static let defaultChunkCount = max(8, 4 * Int(tsk_cpu_count()))
+        static let defaultChunkCount = max(8, 4 * SparseKernels.processorCount)
 
         init(_ w: CSRMatrix, chunkCount: Int = Operand.defaultChunkCount) {
             rows = w.rows
