@@ -22,7 +22,7 @@ print("\n== LeNet-300-100 inference, random masks ==")
 print(SparseBenchmark.table(try SparseBenchmark.lenet()))
 
 print("\n== training epoch against the sgemm limit ==")
-for threads in [1, 2] {
+for threads in SparseBenchmark.usableThreads([1, 2]) {
     BLAS.threadCount = threads
     let r = try TrainingBenchmark.run(examples: quick ? 12_000 : 60_000, runs: quick ? 3 : 5)
     print(String(format: "threads %d: epoch %.3f s (%.1f GFLOP/s), sgemm limit %.3f s (%.1f GFLOP/s), efficiency %.1f%%, masked epoch %.2f×, forward %.3f s (%.1f GFLOP/s)",

@@ -89,7 +89,7 @@ struct Bench: ParsableCommand {
         var configuration = try grid()
         // --training without --threads measures 1 and 2 threads.
         let requested = training && threads == nil ? [1, 2] : configuration.threads
-        if let lowered = Bench.loweredThreads(requested) { printError(lowered) }
+        if check == nil, let lowered = Bench.loweredThreads(requested) { printError(lowered) }
         let threadCounts = SparseBenchmark.usableThreads(requested)
         configuration.threads = threadCounts
         let pool = PoolCounts.Snapshot()
@@ -107,6 +107,9 @@ struct Bench: ParsableCommand {
         }
         if let check {
             let baseline = try SparseBenchmark.Baseline(contentsOfFile: check)
+            if let lowered = Bench.loweredThreads(baseline.configuration.threads) {
+                printError(lowered + "; the baseline's cells at more threads are not compared")
+            }
             let bar = ProgressBar(enabled: !json)
             var done = 0
             let total = baseline.cells.count
@@ -146,7 +149,7 @@ struct Bench: ParsableCommand {
         guard !over.isEmpty else { return nil }
         let n = Threads.processors
         return "topiary: this process may run on \(n) processor\(n == 1 ? "" : "s"); "
-            + "--threads \(over.map(String.init).joined(separator: ",")) run\(over.count == 1 ? "s" : "") as \(n)"
+            + "thread count\(over.count == 1 ? "" : "s") \(over.map(String.init).joined(separator: ",")) run\(over.count == 1 ? "s" : "") as \(n)"
     }
 
     private func runGrid(_ configuration: SparseBenchmark.Configuration, pool: PoolCounts.Snapshot, blas: BLASReport) throws {

@@ -313,9 +313,9 @@ final class Study {
         let ordered = cells.compactMap { files[id($0)] }
         let results = ordered.flatMap { $0.results ?? [] }
         return StudyResults(
-            study: StudyInfo(name: recipe.name, description: recipe.description, recipe_hash: hash, seeds: recipe.seeds, threads: recipe.threads,
+            study: StudyInfo(name: recipe.name, description: recipe.description, recipe_hash: hash, seeds: recipe.seeds, threads: Threads.usable(recipe.threads),
                              methods: recipe.methods.map { MethodInfo(name: $0.name, arguments: $0.arguments, targets: $0.targets, structured: $0.structured) },
-                             bench_batches: recipe.benchBatches, bench_threads: recipe.benchThreads),
+                             bench_batches: recipe.benchBatches, bench_threads: SparseBenchmark.usableThreads(recipe.benchThreads)),
             environment: .current(), dense: dense, sensitivity: ordered.compactMap(\.sensitivity), runs: ordered.compactMap(\.run),
             results: results, summary: summarize(results), crossover: ordered.compactMap(\.crossover).first)
     }

@@ -163,13 +163,18 @@ final class CLITests: CLITestCase {
         for key in ["jobs", "alone_jobs", "delays", "back_offs"] { XCTAssertEqual(pool[key] as? Int, 0, "pool \(key): \(pool)") }
     }
 
-    /// On one CPU (`taskset -c 0`) the grid measures `--threads 1,3,2` once, at one thread, and says so.
+    /// On one CPU (`taskset -c`, the first this process may use) the grid measures `--threads 1,3,2`
+    /// once, at one thread, and says so.
     func testBenchMeasuresThreadCountsAsTheLibraryRunsThem() throws {
         let taskset = URL(fileURLWithPath: "/usr/bin/taskset")
         guard FileManager.default.isExecutableFile(atPath: taskset.path) else { throw XCTSkip("no taskset (util-linux)") }
+        // The first CPU of this process's affinity mask (`Cpus_allowed_list: 0-3,8` → 0).
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let allowed = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        let cpu = try XCTUnwrap(allowed.dropFirst("Cpus_allowed_list:".count).split(whereSeparator: { $0 == "," || $0 == "-" }).first)
         let process = Process(), out = Pipe(), err = Pipe()
         process.executableURL = taskset
-        process.arguments = ["-c", "0", binary.path, "bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0.9",
+        process.arguments = ["-c", cpu.trimmingCharacters(in: .whitespaces), binary.path, "bench", "--shape", "64x96", "--batch", "8", "--sparsity", "0.9",
                              "--threads", "1,3,2", "--runs", "3", "--json"]
         process.standardOutput = out
         process.standardError = err
@@ -178,7 +183,7 @@ final class CLITests: CLITestCase {
         process.waitUntilExit()
         let errText = String(decoding: stderr, as: UTF8.self)
         XCTAssertEqual(process.terminationStatus, 0, errText)
-        XCTAssert(errText.contains("topiary: this process may run on 1 processor; --threads 3,2 run as 1"), errText)
+        XCTAssert(errText.contains("topiary: this process may run on 1 processor; thread counts 3,2 run as 1"), errText)
         let results = try XCTUnwrap(try json(String(decoding: stdout, as: UTF8.self))["results"] as? [[String: Any]])
         XCTAssertEqual(results.compactMap { $0["threads"] as? Int }, [1])
     }

@@ -135,6 +135,33 @@ final class SparseKernelsTests: XCTestCase {
         }
     }
 
+    /// `layer(x, threads:)` asked for more threads than the processors runs on the processors only:
+    /// the pool's workers past them (created by an uncapped `forward`) claim no chunk.
+    func testACallWithMoreThreadsThanProcessorsRunsOnTheProcessors() throws {
+        let n = Threads.processors, asked = Threads.processors + 4
+        try XCTSkipIf(asked > 64, "the pool has 63 workers")
+        var rng = SeededRandom(seed: 29)
+        // 2M multiply-adds a call: a large job, run on every thread it is given.
+        let w = SparseTestSupport.randomMatrix(1024, 1024, sparsity: 0.5, rng: &rng)
+        let layer = SparseDense(weight: CSRMatrix(w), bias: SparseTestSupport.randomArray(1024, rng: &rng), activation: .relu)
+        let batch = 4
+        let x = Matrix(rows: batch, columns: 1024, storage: SparseTestSupport.randomArray(1024 * batch, rng: &rng))
+        let xt = x.transposed
+        var y = [Float](repeating: 0, count: 1024 * batch)
+        xt.storage.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in
+                for _ in 0..<20 { layer.forward(featureMajor: px.baseAddress!, batch: batch, into: py.baseAddress!, threads: asked) }
+            }
+        }
+        let before = SparseKernels.poolStatistics.workerChunksByIndex
+        let reference = layer(x, threads: 1)
+        for _ in 0..<100 { XCTAssertEqual(layer(x, threads: asked).storage, reference.storage) }
+        let after = SparseKernels.poolStatistics.workerChunksByIndex
+        for i in (n - 1)..<(asked - 1) {
+            XCTAssertEqual(after[i], before[i], "worker \(i) ran chunks of calls asking \(asked) threads on \(n) processors: \(before) -> \(after)")
+        }
+    }
+
     func testACallWithFewerThreadsUsesOnlyThatManyPoolWorkers() {
         var rng = SeededRandom(seed: 28)
         // 1024·1024·0.5 non-zeros × batch 4 ≈ 2M multiply-adds: large enough to always use the pool.

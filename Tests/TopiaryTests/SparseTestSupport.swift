@@ -21,6 +21,18 @@ enum SparseTestSupport {
         return m
     }
 
+    /// The CPUs this process may run on, from the kernel's `Cpus_allowed_list` line of
+    /// `/proc/self/status` (e.g. `0-3,8`).
+    static func allowedCPUs() throws -> [Int] {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return try line.dropFirst("Cpus_allowed_list:".count).split(separator: ",").flatMap { range -> [Int] in
+            let ends = try range.split(separator: "-").map { try XCTUnwrap(Int($0.trimmingCharacters(in: .whitespaces))) }
+            let first = try XCTUnwrap(ends.first), last = try XCTUnwrap(ends.last)
+            return Array(first...last)
+        }
+    }
+
     /// Uniform values in `[-1, 1)`.
     static func randomArray(_ count: Int, rng: inout SeededRandom) -> [Float] {
         (0..<count).map { _ in rng.nextUniform(-1, 1) }

@@ -6,11 +6,13 @@
 /// set, else the processors the process may use. A ``CompiledNetwork`` compiled without an
 /// explicit `threads:` takes ``count`` at compile time for its sparse kernels too.
 ///
-/// A count above the processors the process may run on (its CPU affinity, `sched_getaffinity`)
-/// is lowered to that number, here and wherever Topiary takes a thread count (``count``,
-/// ``CompiledNetwork``, ``SparseDense``): threads beyond the cores only queue behind one another
-/// and wait at every barrier. On a 2-core machine, 16 threads made a dense LeNet-300-100 run at
-/// a fifth of its two-thread speed at batch 1 and a sparse 4096² product four times slower.
+/// A count above the processors the process may run on (the logical CPUs of its affinity mask,
+/// `sched_getaffinity`) is lowered to that number by ``count``, ``CompiledNetwork`` and the
+/// sparse layers' `callAsFunction(_:threads:)`: threads beyond the processors only queue behind
+/// one another and wait at every barrier. On a 2-core machine, 16 threads ran a dense
+/// LeNet-300-100 at a fifth of its two-thread speed at batch 1 and a 95%-sparse 4096² product at
+/// batch 1 nearly five times slower. A CPU quota (a container's `--cpus`) is not an affinity
+/// mask and is not seen.
 ///
 /// Results depend on the thread count only through the order of floating-point sums: the same
 /// seed and the same count give the same bits.
@@ -28,8 +30,9 @@ public enum Threads {
         set { BLAS.threadCount = newValue }
     }
 
-    /// The processors this process may run on: its CPU affinity (`sched_getaffinity`), else the
-    /// online processors.
+    /// The processors this process may run on: the logical CPUs of its affinity mask
+    /// (`sched_getaffinity`), else the online processors; read once, at first use, so a later
+    /// change of the mask is not seen.
     @_spi(Kernels) public static var processors: Int { SparseKernels.processorCount }
 
     /// `count` within `1...processors`: the number of threads Topiary runs when asked for `count`.

@@ -50,7 +50,9 @@
     ///   - threads: the number of threads (the calling one included) the product is split
     ///     across, by panels of the batch when there are enough, else by rows; products of a
     ///     few microseconds run on one unless a pool worker is already awake, and mid-size ones
-    ///     on one or two, whichever their kind ran faster on (see ``SparseKernels``).
+    ///     on one or two, whichever their kind ran faster on (see ``SparseKernels``). Unlike
+    ///     ``callAsFunction(_:threads:)`` it is not lowered to the processors: tests and
+    ///     benchmarks oversubscribe on purpose.
     ///   - variant: the kernel variant; `nil` picks ``SparseKernels/bestVariant``.
     /// - Precondition: `variant` is supported by this CPU.
     /// - Complexity: O(nnz · batch + out · batch).
